@@ -1,0 +1,70 @@
+// Package compiler runs turnwall's front half: load -> evaluate -> lower -> lint.
+// Each stage is its own package and returns hcl.Diagnostics; this package only
+// chains them and keeps going past errors where that still gives useful
+// findings, so a user sees every problem at once.
+package compiler
+
+import (
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/turnwall/turnwall/compiler/diag"
+	"github.com/turnwall/turnwall/compiler/eval"
+	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lint"
+	"github.com/turnwall/turnwall/compiler/load"
+	"github.com/turnwall/turnwall/compiler/lower"
+)
+
+// Options control a compilation.
+type Options struct {
+	Vars   map[string]string // input variables (--var)
+	Strict bool              // warnings are errors
+}
+
+// Result is a compilation's outcome. Program is nil when there were errors.
+type Result struct {
+	Program *ir.Program
+	Files   map[string]*hcl.File // for rendering diagnostics with snippets
+	Diags   hcl.Diagnostics
+}
+
+// HasErrors reports whether the policy failed to compile.
+func (r *Result) HasErrors() bool { return r.Diags.HasErrors() }
+
+// Compile compiles the policy file or directory at path.
+func Compile(path string, opts Options) *Result {
+	cfg, diags := load.Path(path)
+	return finish(cfg, diags, opts)
+}
+
+// CompileSources compiles a policy held in memory.
+func CompileSources(root string, sources []load.Source, opts Options) *Result {
+	cfg, diags := load.Sources(root, sources)
+	return finish(cfg, diags, opts)
+}
+
+func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
+	res := &Result{Diags: diags}
+	if cfg == nil {
+		return res
+	}
+	res.Files = cfg.Files
+	pol, d := eval.Evaluate(cfg, eval.Options{Vars: opts.Vars})
+	res.Diags = append(res.Diags, d...)
+	if pol != nil && !res.Diags.HasErrors() {
+		prog, d := lower.Lower(pol)
+		res.Diags = append(res.Diags, d...)
+		if !d.HasErrors() {
+			res.Diags = append(res.Diags, lint.Run(prog, cfg.Root)...)
+			res.Program = prog
+		}
+	}
+	if opts.Strict {
+		res.Diags = diag.Strict(res.Diags)
+	}
+	diag.Sort(res.Diags)
+	if res.Diags.HasErrors() {
+		res.Program = nil
+	}
+	return res
+}

@@ -1,0 +1,332 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/apparentlymart/go-cidr/cidr"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/turnwall/turnwall/compiler/diag"
+)
+
+// functions returns the functions a policy may call: the go-cty standard
+// library, the CIDR helpers and ranges_file.
+func (e *evaluator) functions() map[string]function.Function {
+	return map[string]function.Function{
+		"abs":             stdlib.AbsoluteFunc,
+		"ceil":            stdlib.CeilFunc,
+		"chunklist":       stdlib.ChunklistFunc,
+		"coalesce":        stdlib.CoalesceFunc,
+		"coalescelist":    stdlib.CoalesceListFunc,
+		"compact":         stdlib.CompactFunc,
+		"concat":          stdlib.ConcatFunc,
+		"contains":        stdlib.ContainsFunc,
+		"distinct":        stdlib.DistinctFunc,
+		"element":         stdlib.ElementFunc,
+		"flatten":         stdlib.FlattenFunc,
+		"floor":           stdlib.FloorFunc,
+		"format":          stdlib.FormatFunc,
+		"formatlist":      stdlib.FormatListFunc,
+		"indent":          stdlib.IndentFunc,
+		"index":           stdlib.IndexFunc,
+		"join":            stdlib.JoinFunc,
+		"jsondecode":      stdlib.JSONDecodeFunc,
+		"jsonencode":      stdlib.JSONEncodeFunc,
+		"keys":            stdlib.KeysFunc,
+		"length":          stdlib.LengthFunc,
+		"lookup":          stdlib.LookupFunc,
+		"lower":           stdlib.LowerFunc,
+		"max":             stdlib.MaxFunc,
+		"merge":           stdlib.MergeFunc,
+		"min":             stdlib.MinFunc,
+		"range":           stdlib.RangeFunc,
+		"regex":           stdlib.RegexFunc,
+		"regexall":        stdlib.RegexAllFunc,
+		"replace":         stdlib.ReplaceFunc,
+		"reverse":         stdlib.ReverseListFunc,
+		"setintersection": stdlib.SetIntersectionFunc,
+		"setproduct":      stdlib.SetProductFunc,
+		"setsubtract":     stdlib.SetSubtractFunc,
+		"setunion":        stdlib.SetUnionFunc,
+		"slice":           stdlib.SliceFunc,
+		"sort":            stdlib.SortFunc,
+		"split":           stdlib.SplitFunc,
+		"substr":          stdlib.SubstrFunc,
+		"title":           stdlib.TitleFunc,
+		"tolist":          makeToFunc(cty.List(cty.DynamicPseudoType)),
+		"toset":           makeToFunc(cty.Set(cty.DynamicPseudoType)),
+		"tonumber":        makeToFunc(cty.Number),
+		"tostring":        makeToFunc(cty.String),
+		"trim":            stdlib.TrimFunc,
+		"trimprefix":      stdlib.TrimPrefixFunc,
+		"trimspace":       stdlib.TrimSpaceFunc,
+		"trimsuffix":      stdlib.TrimSuffixFunc,
+		"upper":           stdlib.UpperFunc,
+		"values":          stdlib.ValuesFunc,
+		"zipmap":          stdlib.ZipmapFunc,
+		"cidrsubnet":      cidrSubnetFunc,
+		"cidrhost":        cidrHostFunc,
+		"cidrnetmask":     cidrNetmaskFunc,
+		"cidrcontains":    cidrContainsFunc,
+		"ranges_file":     e.rangesFileFunc(),
+	}
+}
+
+func makeToFunc(want cty.Type) function.Function {
+	return stdlib.MakeToFunc(want)
+}
+
+var cidrSubnetFunc = function.New(&function.Spec{
+	Description: "cidrsubnet(prefix, newbits, netnum) returns the netnum-th subnet of prefix that is newbits longer.",
+	Params: []function.Parameter{
+		{Name: "prefix", Type: cty.String},
+		{Name: "newbits", Type: cty.Number},
+		{Name: "netnum", Type: cty.Number},
+	},
+	Type: function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		_, network, err := net.ParseCIDR(args[0].AsString())
+		if err != nil {
+			return cty.UnknownVal(cty.String), fmt.Errorf("invalid CIDR prefix %q", args[0].AsString())
+		}
+		newbits, acc := args[1].AsBigFloat().Int64()
+		if acc != big.Exact || newbits < 0 {
+			return cty.UnknownVal(cty.String), fmt.Errorf("newbits must be a non-negative whole number")
+		}
+		netnum, acc := args[2].AsBigFloat().Int(nil)
+		if acc != big.Exact || netnum.Sign() < 0 {
+			return cty.UnknownVal(cty.String), fmt.Errorf("netnum must be a non-negative whole number")
+		}
+		ones, bits := network.Mask.Size()
+		if int64(ones)+newbits > int64(bits) {
+			return cty.UnknownVal(cty.String), fmt.Errorf("a /%d prefix cannot be extended by %d bits", ones, newbits)
+		}
+		if netnum.BitLen() > int(newbits) {
+			return cty.UnknownVal(cty.String), fmt.Errorf("netnum %s does not fit in %d bits", netnum, newbits)
+		}
+		sub, err := cidr.SubnetBig(network, int(newbits), netnum)
+		if err != nil {
+			return cty.UnknownVal(cty.String), err
+		}
+		return cty.StringVal(sub.String()), nil
+	},
+})
+
+var cidrHostFunc = function.New(&function.Spec{
+	Description: "cidrhost(prefix, hostnum) returns the hostnum-th address of prefix; negative numbers count from the end.",
+	Params: []function.Parameter{
+		{Name: "prefix", Type: cty.String},
+		{Name: "hostnum", Type: cty.Number},
+	},
+	Type: function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		_, network, err := net.ParseCIDR(args[0].AsString())
+		if err != nil {
+			return cty.UnknownVal(cty.String), fmt.Errorf("invalid CIDR prefix %q", args[0].AsString())
+		}
+		hostnum, acc := args[1].AsBigFloat().Int(nil)
+		if acc != big.Exact {
+			return cty.UnknownVal(cty.String), fmt.Errorf("hostnum must be a whole number")
+		}
+		ip, err := cidr.HostBig(network, hostnum)
+		if err != nil {
+			return cty.UnknownVal(cty.String), err
+		}
+		return cty.StringVal(ip.String()), nil
+	},
+})
+
+var cidrNetmaskFunc = function.New(&function.Spec{
+	Description: "cidrnetmask(prefix) returns the dotted netmask of an IPv4 prefix.",
+	Params:      []function.Parameter{{Name: "prefix", Type: cty.String}},
+	Type:        function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		_, network, err := net.ParseCIDR(args[0].AsString())
+		if err != nil {
+			return cty.UnknownVal(cty.String), fmt.Errorf("invalid CIDR prefix %q", args[0].AsString())
+		}
+		if network.IP.To4() == nil {
+			return cty.UnknownVal(cty.String), fmt.Errorf("IPv6 prefixes have no dotted netmask")
+		}
+		return cty.StringVal(net.IP(network.Mask).String()), nil
+	},
+})
+
+var cidrContainsFunc = function.New(&function.Spec{
+	Description: "cidrcontains(prefix, address_or_prefix) reports whether the second argument lies wholly inside the first.",
+	Params: []function.Parameter{
+		{Name: "prefix", Type: cty.String},
+		{Name: "other", Type: cty.String},
+	},
+	Type: function.StaticReturnType(cty.Bool),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		outer, err := netip.ParsePrefix(args[0].AsString())
+		if err != nil {
+			return cty.UnknownVal(cty.Bool), fmt.Errorf("invalid CIDR prefix %q", args[0].AsString())
+		}
+		s := args[1].AsString()
+		inner, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return cty.UnknownVal(cty.Bool), fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+			}
+			inner = netip.PrefixFrom(a, a.BitLen())
+		}
+		if outer.Addr().Is4() != inner.Addr().Is4() {
+			return cty.False, nil
+		}
+		return cty.BoolVal(inner.Bits() >= outer.Bits() && outer.Masked().Contains(inner.Addr())), nil
+	},
+})
+
+// rangesFile is one file read by ranges_file, cached so a file named twice is
+// read, checked and reported once.
+type rangesFile struct {
+	val cty.Value
+	err error
+}
+
+// rangesFileFunc reads a JSON array of strings, or a text file with one entry per
+// line (# starts a comment), of IPs, CIDR prefixes and a-b ranges. Paths are
+// relative to the policy root. Invalid entries are reported as diagnostics at
+// their own line in the ranges file; the call then fails.
+func (e *evaluator) rangesFileFunc() function.Function {
+	var mu sync.Mutex
+	cache := map[string]rangesFile{}
+	return function.New(&function.Spec{
+		Description: "ranges_file(path) reads a list of IPs, CIDR prefixes and a-b ranges from a JSON or text file.",
+		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.List(cty.String)),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			rel := args[0].AsString()
+			path := rel
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(e.cfg.Root, rel)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if c, ok := cache[path]; ok {
+				return c.val, c.err
+			}
+			val, err := e.readRangesFile(path)
+			cache[path] = rangesFile{val, err}
+			return val, err
+		},
+	})
+}
+
+func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
+	unknown := cty.UnknownVal(cty.List(cty.String))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return unknown, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
+	}
+	e.cfg.Files[path] = &hcl.File{Bytes: data}
+	type entry struct {
+		text string
+		rng  hcl.Range
+	}
+	var entries []entry
+	pos := posTracker{filename: path, data: data, line: 1, col: 1}
+	trimmed := strings.TrimSpace(string(data))
+	if strings.HasPrefix(trimmed, "[") {
+		var list []string
+		if err := json.Unmarshal(data, &list); err != nil {
+			return unknown, fmt.Errorf("%s is not a JSON array of strings: %v", path, err)
+		}
+		// Locate each string in the file so diagnostics point at it.
+		offset := 0
+		for _, s := range list {
+			quoted, _ := json.Marshal(s)
+			i := bytes.Index(data[offset:], quoted)
+			start := offset
+			if i >= 0 {
+				start = offset + i + 1
+				offset = start + len(quoted) - 1
+			}
+			entries = append(entries, entry{s, pos.rangeAt(start, len(s))})
+		}
+	} else {
+		lineStart := 0
+		for lineStart <= len(data) {
+			end := bytes.IndexByte(data[lineStart:], '\n')
+			if end < 0 {
+				end = len(data) - lineStart
+			}
+			line := string(data[lineStart : lineStart+end])
+			if i := strings.IndexByte(line, '#'); i >= 0 {
+				line = line[:i]
+			}
+			if t := strings.TrimSpace(line); t != "" {
+				col := strings.Index(line, t)
+				entries = append(entries, entry{t, pos.rangeAt(lineStart+col, len(t))})
+			}
+			lineStart += end + 1
+		}
+	}
+	out := make([]cty.Value, 0, len(entries))
+	bad := 0
+	for _, en := range entries {
+		prefixes, problem := ParseAddress(en.text)
+		if problem != nil {
+			sev := hcl.DiagError
+			if problem.Warning {
+				sev = hcl.DiagWarning
+			} else {
+				bad++
+			}
+			e.diags = append(e.diags, diag.New(sev, problem.Code, en.rng, problem.Summary, problem.Detail))
+			if !problem.Warning {
+				continue
+			}
+			out = append(out, cty.StringVal(prefixes[0].String()))
+			continue
+		}
+		out = append(out, cty.StringVal(strings.TrimSpace(en.text)))
+	}
+	if bad > 0 {
+		return unknown, fmt.Errorf("%s has %d invalid entries (reported above at their lines)", path, bad)
+	}
+	if len(out) == 0 {
+		return cty.ListValEmpty(cty.String), nil
+	}
+	return cty.ListVal(out), nil
+}
+
+// posTracker turns increasing byte offsets of data into line/column ranges in
+// one pass over the file.
+type posTracker struct {
+	filename  string
+	data      []byte
+	offset    int
+	line, col int
+}
+
+func (p *posTracker) rangeAt(offset, length int) hcl.Range {
+	for ; p.offset < offset && p.offset < len(p.data); p.offset++ {
+		if p.data[p.offset] == '\n' {
+			p.line++
+			p.col = 1
+		} else {
+			p.col++
+		}
+	}
+	return hcl.Range{
+		Filename: p.filename,
+		Start:    hcl.Pos{Line: p.line, Column: p.col, Byte: offset},
+		End:      hcl.Pos{Line: p.line, Column: p.col + length, Byte: offset + length},
+	}
+}

@@ -1,0 +1,303 @@
+// Package ir is turnwall's target-independent intermediate representation: named
+// address sets (IPv4 and IPv6 apart, aggregated to a minimal prefix cover), named
+// service sets, and an ordered list of stateful rules. Backends see only this.
+//
+// A Program is plain data. Build one with the lower package (or by hand in tests),
+// call Index once, then use Allows to ask what the policy does with a packet.
+package ir
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"go4.org/netipx"
+)
+
+// Version is the IR schema version written into JSON output.
+const Version = 1
+
+// Action is what a rule or the default does with a new connection.
+type Action string
+
+// Actions. Allow accepts the first packet and, statefully, its replies.
+const (
+	Allow Action = "allow"
+	Deny  Action = "deny"
+)
+
+// Proto is a transport protocol carried by a service entry.
+type Proto string
+
+// Protocols turnwall rules match. TLS is TCP on the wire and never appears here.
+const (
+	UDP Proto = "udp"
+	TCP Proto = "tcp"
+)
+
+// Purpose says why a rule exists; backends use it for naming and for special
+// handling (for example a TLS-inspection exemption for TURN/TLS rules).
+type Purpose string
+
+// Purposes of generated and explicit rules.
+const (
+	PurposeSignalling  Purpose = "signalling"   // TCP 443: HTTPS/WSS and TURN/TLS fallback
+	PurposeSTUNTURN    Purpose = "stun-turn"    // STUN/TURN ports at a provider
+	PurposeMedia       Purpose = "media"        // provider media port range
+	PurposeSTUN        Purpose = "stun"         // public STUN by FQDN or address
+	PurposeSIP         Purpose = "sip"          // SIP signalling
+	PurposeTURN        Purpose = "turn"         // agents to a relay's listeners
+	PurposeTURNTLS     Purpose = "turn-tls"     // agents to a relay's TLS listeners
+	PurposeRelayMedia  Purpose = "relay-media"  // relay's allocations to and from its peers
+	PurposeRelayReturn Purpose = "relay-return" // relay's allocations back to agents (one-way audio fix)
+	PurposeCustom      Purpose = "custom"       // an explicit rule block
+)
+
+// Source is where in the policy a piece of IR came from. File is relative to the
+// policy root so that output does not depend on where the policy is checked out.
+type Source struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col"`
+	// Byte offsets of the start and end, for diagnostics with source snippets.
+	Byte    int `json:"-"`
+	EndByte int `json:"-"`
+	EndLine int `json:"-"`
+	EndCol  int `json:"-"`
+}
+
+// String renders the source as file:line, the form used in rule comments.
+func (s Source) String() string {
+	if s.File == "" {
+		return "generated"
+	}
+	return s.File + ":" + strconv.Itoa(s.Line)
+}
+
+// Origin names the policy block that produced an IR object.
+type Origin struct {
+	Kind   string `json:"kind"` // block type: agents, provider, relay, rule, ...
+	Name   string `json:"name"` // block label
+	Source Source `json:"source"`
+	// Attrs locates the block's attributes ("ice_check_priority", "listen.tls")
+	// so that lints can point at the attribute rather than the block.
+	Attrs map[string]Source `json:"-"`
+}
+
+// At returns the source of an attribute, or of the block when it is absent.
+func (o Origin) At(attr string) Source {
+	if s, ok := o.Attrs[attr]; ok {
+		return s
+	}
+	return o.Source
+}
+
+// String renders the origin as `kind "name" (file:line)`.
+func (o Origin) String() string {
+	return fmt.Sprintf("%s %q (%s)", o.Kind, o.Name, o.Source)
+}
+
+// PortRange is an inclusive range of ports; First == Last is a single port.
+type PortRange struct {
+	First uint16 `json:"first"`
+	Last  uint16 `json:"last"`
+}
+
+// AnyPort covers every port.
+var AnyPort = PortRange{First: 0, Last: 65535}
+
+// String renders "443" or "16384-65535".
+func (r PortRange) String() string {
+	if r.First == r.Last {
+		return strconv.Itoa(int(r.First))
+	}
+	return strconv.Itoa(int(r.First)) + "-" + strconv.Itoa(int(r.Last))
+}
+
+// Contains reports whether port lies in r.
+func (r PortRange) Contains(port uint16) bool { return port >= r.First && port <= r.Last }
+
+// Program is the whole compiled policy.
+type Program struct {
+	Policy      Policy       `json:"policy"`
+	Zones       []Zone       `json:"zones"`
+	AddressSets []AddressSet `json:"address_sets"`
+	Services    []ServiceSet `json:"services"`
+	Rules       []Rule       `json:"rules"`
+	Agents      []AgentGroup `json:"agents"`
+	Providers   []Provider   `json:"providers"`
+	Relays      []Relay      `json:"relays"`
+	Platforms   []Platform   `json:"platforms"`
+
+	addrIndex map[string]*AddressSet
+	svcIndex  map[string]*ServiceSet
+}
+
+// Policy holds the policy-wide settings.
+type Policy struct {
+	Name          string `json:"name"`
+	Description   string `json:"description,omitempty"`
+	DefaultAction Action `json:"default_action"`
+	LogDefault    bool   `json:"log_default"`
+	Source        Source `json:"source"`
+}
+
+// Zone is a named group of gateway interfaces.
+type Zone struct {
+	Name       string   `json:"name"`
+	Interfaces []string `json:"interfaces"`
+	Source     Source   `json:"source"`
+}
+
+// AddressSet is a named set of destinations or sources. V4 and V6 are the exact
+// minimal prefix cover of the addresses the policy gave, sorted. FQDNs are names a
+// target resolves itself (for example public STUN servers).
+type AddressSet struct {
+	Name   string         `json:"name"`
+	Origin Origin         `json:"origin"`
+	V4     []netip.Prefix `json:"v4,omitempty"`
+	V6     []netip.Prefix `json:"v6,omitempty"`
+	FQDNs  []string       `json:"fqdns,omitempty"`
+
+	set *netipx.IPSet
+}
+
+// Empty reports whether the set matches nothing at all.
+func (s *AddressSet) Empty() bool { return len(s.V4) == 0 && len(s.V6) == 0 && len(s.FQDNs) == 0 }
+
+// IPSet returns the set's addresses as an immutable netipx.IPSet.
+func (s *AddressSet) IPSet() *netipx.IPSet {
+	if s.set == nil {
+		var b netipx.IPSetBuilder
+		for _, p := range s.V4 {
+			b.AddPrefix(p)
+		}
+		for _, p := range s.V6 {
+			b.AddPrefix(p)
+		}
+		s.set, _ = b.IPSet() // prefixes are valid by construction
+	}
+	return s.set
+}
+
+// ServiceSet is a named set of protocol/port entries, at most one entry per
+// protocol and source-port list, with merged, sorted port ranges.
+type ServiceSet struct {
+	Name    string         `json:"name"`
+	Entries []ServiceEntry `json:"entries"`
+}
+
+// ServiceEntry matches one protocol. Empty Ports or SrcPorts match any port.
+type ServiceEntry struct {
+	Proto    Proto       `json:"proto"`
+	Ports    []PortRange `json:"ports,omitempty"`
+	SrcPorts []PortRange `json:"src_ports,omitempty"`
+}
+
+// Rule is one stateful rule: a new connection from FromZone/Src to ToZone/Dst that
+// matches Service gets Action. An empty zone matches every zone.
+type Rule struct {
+	Name     string  `json:"name"`
+	Purpose  Purpose `json:"purpose"`
+	Action   Action  `json:"action"`
+	FromZone string  `json:"from_zone,omitempty"`
+	ToZone   string  `json:"to_zone,omitempty"`
+	Src      string  `json:"src"`
+	Dst      string  `json:"dst"`
+	Service  string  `json:"service"`
+	Log      bool    `json:"log"`
+	Comment  string  `json:"comment"`
+	Origin   Origin  `json:"origin"`
+}
+
+// AgentGroup is a group of agent subnets.
+type AgentGroup struct {
+	Name       string `json:"name"`
+	Zone       string `json:"zone"`
+	Addresses  string `json:"addresses"` // address set name
+	WebRTCOnly bool   `json:"webrtc_only"`
+	Origin     Origin `json:"origin"`
+}
+
+// Provider is a CCaaS platform's networks.
+type Provider struct {
+	Name      string `json:"name"`
+	Zone      string `json:"zone"`
+	Addresses string `json:"addresses,omitempty"` // address set of its ranges
+	STUN      string `json:"stun,omitempty"`      // address set of its STUN servers
+	Origin    Origin `json:"origin"`
+}
+
+// Relay is a TURN relay the policy describes; backends emit its configuration
+// (coturn, the bundled relay) from this.
+type Relay struct {
+	Name       string    `json:"name"`
+	Zone       string    `json:"zone"`
+	Addresses  string    `json:"addresses"` // address set name
+	FQDN       string    `json:"fqdn,omitempty"`
+	Realm      string    `json:"realm"`
+	RelayPorts PortRange `json:"relay_ports"`
+	Listen     Listen    `json:"listen"`
+	TLS        TLS       `json:"tls"`
+	Peers      string    `json:"peers,omitempty"` // address set of permitted peers
+	Clients    []string  `json:"clients"`         // agents groups served
+	TCPRelay   bool      `json:"tcp_relay"`
+	LabOnly    bool      `json:"lab_only"`
+	Origin     Origin    `json:"origin"`
+}
+
+// Listen holds a relay's listener ports per transport.
+type Listen struct {
+	UDP []uint16 `json:"udp,omitempty"`
+	TCP []uint16 `json:"tcp,omitempty"`
+	TLS []uint16 `json:"tls,omitempty"`
+}
+
+// TLS describes a relay's certificate as the compiler found it.
+type TLS struct {
+	Cert       string `json:"cert,omitempty"`
+	Key        string `json:"key,omitempty"`
+	SelfSigned bool   `json:"self_signed,omitempty"`
+	CertError  string `json:"cert_error,omitempty"` // why the certificate could not be checked
+}
+
+// Platform holds a CCaaS platform's WebRTC settings.
+type Platform struct {
+	Name               string `json:"name"`
+	UseTURN            bool   `json:"use_turn"`
+	PreferredTransport string `json:"preferred_transport"`
+	ICECheckPriority   int    `json:"ice_check_priority"`
+	TCPFallback        bool   `json:"tcp_fallback"`
+	TURNServerOverride string `json:"turn_server_override,omitempty"`
+	TenantRealm        string `json:"tenant_realm,omitempty"`
+	Origin             Origin `json:"origin"`
+}
+
+// Index builds the lookup tables used by AddressSet and Service. Call it after
+// the program is complete and before Allows; it is idempotent.
+func (p *Program) Index() {
+	p.addrIndex = make(map[string]*AddressSet, len(p.AddressSets))
+	for i := range p.AddressSets {
+		p.addrIndex[p.AddressSets[i].Name] = &p.AddressSets[i]
+	}
+	p.svcIndex = make(map[string]*ServiceSet, len(p.Services))
+	for i := range p.Services {
+		p.svcIndex[p.Services[i].Name] = &p.Services[i]
+	}
+}
+
+// AddressSet returns the named set, or nil.
+func (p *Program) AddressSet(name string) *AddressSet {
+	if p.addrIndex == nil {
+		p.Index()
+	}
+	return p.addrIndex[name]
+}
+
+// Service returns the named service set, or nil.
+func (p *Program) Service(name string) *ServiceSet {
+	if p.svcIndex == nil {
+		p.Index()
+	}
+	return p.svcIndex[name]
+}

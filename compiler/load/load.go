@@ -1,0 +1,288 @@
+// Package load reads a policy (one file or a directory of *.hcl and *.hcl.json
+// files) into a typed configuration: blocks with their declaration ranges and
+// their attribute expressions kept unevaluated for the evaluate stage.
+package load
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/turnwall/turnwall/compiler/diag"
+)
+
+// Config is a loaded, not yet evaluated, policy.
+type Config struct {
+	// Root is the directory relative paths in the policy (ranges_file, tls_cert)
+	// are resolved against, and the base of Source file names in the IR.
+	Root string
+	// Files maps each file name, as used in diagnostics, to its parsed file.
+	Files map[string]*hcl.File
+
+	Policies  []*Block
+	Variables []*Block
+	Locals    []*Local
+	Zones     []*Block
+	Agents    []*Block
+	Providers []*Block
+	Relays    []*Block
+	Platforms []*Block
+	Rules     []*Block
+}
+
+// Block is one labelled block with its attributes and nested blocks.
+type Block struct {
+	Type      string
+	Name      string
+	DeclRange hcl.Range
+	NameRange hcl.Range
+	Attrs     hcl.Attributes
+	Nested    map[string]*Block // at most one nested block per type
+}
+
+// Local is one entry of a locals block.
+type Local struct {
+	Name string
+	Attr *hcl.Attribute
+}
+
+// Source is one policy file held in memory.
+type Source struct {
+	Name  string // file name as shown in diagnostics
+	Bytes []byte
+}
+
+// Path loads a policy file or directory from disk.
+func Path(path string) (*Config, hcl.Diagnostics) {
+	path = filepath.Clean(path)
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read policy",
+			Detail:   fmt.Sprintf("%v. Give a policy file (*.hcl, *.hcl.json) or a directory that holds some.", err),
+		}}
+	}
+	var names []string
+	root := path
+	if info.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy directory", Detail: err.Error()}}
+		}
+		for _, e := range entries {
+			if !e.IsDir() && isPolicyFile(e.Name()) {
+				names = append(names, filepath.Join(path, e.Name()))
+			}
+		}
+		if len(names) == 0 {
+			return nil, hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "No policy files",
+				Detail:   fmt.Sprintf("Directory %s holds no *.hcl or *.hcl.json file.", path),
+			}}
+		}
+	} else {
+		names = []string{path}
+		root = filepath.Dir(path)
+	}
+	sources := make([]Source, 0, len(names))
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy file", Detail: err.Error()}}
+		}
+		sources = append(sources, Source{Name: n, Bytes: b})
+	}
+	return Sources(root, sources)
+}
+
+func isPolicyFile(name string) bool {
+	return strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".hcl.json")
+}
+
+// Sources loads a policy from files held in memory. Files are merged like a
+// Terraform module: in name order, whatever order they are given in.
+func Sources(root string, sources []Source) (*Config, hcl.Diagnostics) {
+	sorted := append([]Source(nil), sources...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+
+	parser := hclparse.NewParser()
+	cfg := &Config{Root: root, Files: map[string]*hcl.File{}}
+	var diags hcl.Diagnostics
+	for _, src := range sorted {
+		var f *hcl.File
+		var d hcl.Diagnostics
+		if strings.HasSuffix(src.Name, ".json") {
+			f, d = parser.ParseJSON(src.Bytes, src.Name)
+		} else {
+			f, d = parser.ParseHCL(src.Bytes, src.Name)
+		}
+		diags = append(diags, d...)
+		if f == nil {
+			continue
+		}
+		cfg.Files[src.Name] = f
+		diags = append(diags, cfg.addFile(f)...)
+	}
+	diags = append(diags, cfg.checkDuplicates()...)
+	return cfg, diags
+}
+
+func (cfg *Config) addFile(f *hcl.File) hcl.Diagnostics {
+	content, diags := f.Body.Content(fileSchema)
+	for _, hb := range content.Blocks {
+		if hb.Type == TypeLocals {
+			attrs, d := hb.Body.JustAttributes()
+			diags = append(diags, d...)
+			names := make([]string, 0, len(attrs))
+			for n := range attrs {
+				names = append(names, n)
+			}
+			sort.Slice(names, func(i, j int) bool { return attrs[names[i]].Range.Start.Byte < attrs[names[j]].Range.Start.Byte })
+			for _, n := range names {
+				cfg.Locals = append(cfg.Locals, &Local{Name: n, Attr: attrs[n]})
+			}
+			continue
+		}
+		b, d := decodeBlock(hb)
+		diags = append(diags, d...)
+		if b == nil {
+			continue
+		}
+		switch b.Type {
+		case TypePolicy:
+			cfg.Policies = append(cfg.Policies, b)
+		case TypeVariable:
+			cfg.Variables = append(cfg.Variables, b)
+		case TypeZone:
+			cfg.Zones = append(cfg.Zones, b)
+		case TypeAgents:
+			cfg.Agents = append(cfg.Agents, b)
+		case TypeProvider:
+			cfg.Providers = append(cfg.Providers, b)
+		case TypeRelay:
+			cfg.Relays = append(cfg.Relays, b)
+		case TypePlatform:
+			cfg.Platforms = append(cfg.Platforms, b)
+		case TypeRule:
+			cfg.Rules = append(cfg.Rules, b)
+		}
+	}
+	return diags
+}
+
+func decodeBlock(hb *hcl.Block) (*Block, hcl.Diagnostics) {
+	content, diags := hb.Body.Content(blockSchemas[hb.Type])
+	b := &Block{
+		Type:      hb.Type,
+		DeclRange: hb.DefRange,
+		Attrs:     content.Attributes,
+		Nested:    map[string]*Block{},
+	}
+	if len(hb.Labels) > 0 {
+		b.Name = hb.Labels[0]
+		b.NameRange = hb.LabelRanges[0]
+		diags = append(diags, checkName(hb.Type, b.Name, b.NameRange)...)
+	}
+	for _, nb := range content.Blocks {
+		if prev, ok := b.Nested[nb.Type]; ok {
+			diags = append(diags, diag.Errorf(diag.DuplicateName, nb.DefRange, "Duplicate "+nb.Type+" block",
+				"A %s block may hold one %s block; another is at %s. Merge them.", hb.Type, nb.Type, rangeLine(prev.DeclRange)))
+			continue
+		}
+		inner, d := decodeBlock(nb)
+		diags = append(diags, d...)
+		b.Nested[nb.Type] = inner
+	}
+	return b, diags
+}
+
+// portableName is what every target can carry: PAN-OS names start with an
+// alphanumeric and zones allow 31 characters; FortiOS and ASA forbid spaces and
+// quotes; nftables names may not start with a digit.
+var portableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,30}$`)
+
+// reservedNames are words some target reserves or treats specially as object
+// names (FortiOS all/none/always, ASA any/host/object/interface, PAN-OS
+// intrazone-default, nftables keywords).
+var reservedNames = map[string]bool{
+	"all": true, "all6": true, "none": true, "always": true, "any": true, "any4": true, "any6": true,
+	"host": true, "object": true, "object-group": true, "interface": true, "intrazone-default": true,
+	"interzone-default": true, "ip": true, "ip6": true, "inet": true, "tcp": true, "udp": true,
+	"icmp": true, "counter": true, "fwd": true, "accept": true, "drop": true, "reject": true,
+	"table": true, "chain": true, "set": true, "map": true, "meta": true, "ct": true, "log": true,
+	"default": true, "permit": true, "deny": true, "established": true,
+}
+
+func checkName(typ, name string, rng hcl.Range) hcl.Diagnostics {
+	if !portableName.MatchString(name) {
+		return hcl.Diagnostics{diag.Errorf(diag.UnportableName, rng, "Name not valid for every target",
+			"%s name %q must be 1-31 characters of letters, digits, '-' or '_', starting with a letter, so that nftables, PAN-OS, FortiOS and ASA can all carry it.", typ, name)}
+	}
+	if reservedNames[strings.ToLower(name)] {
+		return hcl.Diagnostics{diag.Errorf(diag.UnportableName, rng, "Reserved name",
+			"%s name %q is a reserved word on at least one target (nftables, PAN-OS, FortiOS or ASA). Choose another name.", typ, name)}
+	}
+	return nil
+}
+
+func (cfg *Config) checkDuplicates() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, list := range [][]*Block{cfg.Variables, cfg.Zones, cfg.Agents, cfg.Providers, cfg.Relays, cfg.Platforms, cfg.Rules} {
+		seen := map[string]*Block{}
+		for _, b := range list {
+			if prev, ok := seen[b.Name]; ok {
+				diags = append(diags, diag.Errorf(diag.DuplicateName, b.NameRange, "Duplicate "+b.Type+" name",
+					"A %s named %q was already declared at %s. Names must be unique per block type across all files; rename one.", b.Type, b.Name, rangeLine(prev.DeclRange)))
+				continue
+			}
+			seen[b.Name] = b
+		}
+	}
+	seen := map[string]*Local{}
+	for _, l := range cfg.Locals {
+		if prev, ok := seen[l.Name]; ok {
+			diags = append(diags, diag.Errorf(diag.DuplicateName, l.Attr.NameRange, "Duplicate local value",
+				"local.%s was already defined at %s. Rename one.", l.Name, rangeLine(prev.Attr.Range)))
+			continue
+		}
+		seen[l.Name] = l
+	}
+	if len(cfg.Policies) > 1 {
+		for _, b := range cfg.Policies[1:] {
+			diags = append(diags, diag.Errorf(diag.DuplicateName, b.DeclRange, "More than one policy block",
+				"A policy has exactly one policy block; the first is at %s. Remove this one.", rangeLine(cfg.Policies[0].DeclRange)))
+		}
+	}
+	return diags
+}
+
+func rangeLine(r hcl.Range) string { return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line) }
+
+// Blocks returns every labelled block of a referenceable type.
+func (cfg *Config) Blocks(typ string) []*Block {
+	switch typ {
+	case TypeZone:
+		return cfg.Zones
+	case TypeAgents:
+		return cfg.Agents
+	case TypeProvider:
+		return cfg.Providers
+	case TypeRelay:
+		return cfg.Relays
+	case TypePlatform:
+		return cfg.Platforms
+	case TypeRule:
+		return cfg.Rules
+	case TypeVariable:
+		return cfg.Variables
+	}
+	return nil
+}
