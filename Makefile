@@ -1,0 +1,70 @@
+# turnwall — build, demo and test targets. `make demo` and `make test` are the
+# two commands a fresh machine needs (see README).
+
+GO        ?= go
+BIN       := bin/turnwall
+DEMO      ?= policies/private-relay
+FUZZTIME  ?= 15s
+PKGS      := ./...
+DEB_PKGS  := nftables iproute2 coturn
+
+.PHONY: all build demo test unit vet fmt fmt-check bench fuzz deps clean golden
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/turnwall
+
+# The main job on a shipped example: validate, then compile to the IR.
+demo: build
+	$(BIN) validate $(DEMO)
+	$(BIN) compile $(DEMO) --target ir
+
+# Every test: formatting, vet, unit, golden, CLI scripts, fuzz seed corpora
+# (go test runs them as regression tests) and kernel tests where they exist.
+test: fmt-check vet unit
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Rewrite golden files after an intended output change; review the diff.
+golden:
+	$(GO) test ./compiler/... ./cmd/... -run 'Golden|Script' -update
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# A short coverage-guided run of every fuzz target.
+fuzz:
+	@for target in $$($(GO) test -list '^Fuzz' ./compiler/ | grep '^Fuzz'); do \
+		echo "== $$target"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./compiler/ || exit 1; \
+	done
+
+# Debian packages the tests need (nftables, iproute2, coturn), installed when
+# missing. Needs root, as on CI.
+deps:
+	@missing=""; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "deps: $(DEB_PKGS) present"; fi
+	$(GO) mod download
+
+clean:
+	rm -rf bin

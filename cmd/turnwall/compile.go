@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/diag"
+)
+
+func (a *app) compileCmd() *cobra.Command {
+	var f policyFlags
+	var target, output string
+	reg := registry()
+	cmd := &cobra.Command{
+		Use:   "compile [POLICY]",
+		Short: "Compile a policy to one or more targets",
+		Long: fmt.Sprintf(`Compile checks POLICY like validate and, when it has no errors, emits each
+--target (comma-separated, or all; targets: %v).
+
+Output goes to stdout, or with -o to a file (one target) or a directory (one
+file per target). Files are written atomically and never when there are errors.
+
+Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			targets, err := reg.Resolve(target)
+			if err != nil {
+				return usageError{err}
+			}
+			opts := backends.Options{Format: f.format}
+			if !cmd.Flags().Changed("format") {
+				opts.Format = ""
+			}
+			for _, b := range targets {
+				if opts.Format != "" && !containsString(b.Formats(), opts.Format) {
+					return usageError{fmt.Errorf("target %s has no format %q (formats: %v)", b.Name(), opts.Format, b.Formats())}
+				}
+			}
+			diagFlags := f
+			diagFlags.format = "text"
+			res, err := a.compilePolicy(policyArg(args), &diagFlags)
+			if err != nil {
+				return err
+			}
+			if res.HasErrors() {
+				fmt.Fprintf(a.stderr, "nothing written: %s\n", summary(res))
+				return exitError{exitPolicy}
+			}
+			outputs := make([]namedOutput, 0, len(targets))
+			for _, b := range targets {
+				var buf bytes.Buffer
+				if err := b.Emit(&buf, res.Program, opts); err != nil {
+					return fmt.Errorf("target %s: %w", b.Name(), err)
+				}
+				outputs = append(outputs, namedOutput{name: b.FileName(opts), data: buf.Bytes()})
+			}
+			return a.writeOutputs(output, outputs)
+		},
+	}
+	f.add(cmd, "output format where a target has several (ir: text or json)")
+	cmd.Flags().StringVarP(&target, "target", "t", "ir", "targets to emit, comma-separated, or all")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (one target) or directory instead of stdout")
+	_ = diag.Count
+	return cmd
+}
+
+type namedOutput struct {
+	name string
+	data []byte
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// writeOutputs writes to stdout, one file, or one file per target in a
+// directory. Every file is first written in full to a temporary file beside its
+// destination, then renamed, so readers never see a half-written rule set.
+func (a *app) writeOutputs(dest string, outputs []namedOutput) error {
+	if dest == "" {
+		for i, o := range outputs {
+			if len(outputs) > 1 {
+				if i > 0 {
+					fmt.Fprintln(a.stdout)
+				}
+				fmt.Fprintf(a.stdout, "# ==> %s <==\n", o.name)
+			}
+			if _, err := a.stdout.Write(o.data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	info, err := os.Stat(dest)
+	isDir := err == nil && info.IsDir()
+	if len(outputs) > 1 && !isDir {
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return err
+		}
+		isDir = true
+	}
+	files := make(map[string][]byte, len(outputs))
+	var order []string
+	for _, o := range outputs {
+		path := dest
+		if isDir {
+			path = filepath.Join(dest, o.name)
+		}
+		files[path] = o.data
+		order = append(order, path)
+	}
+	return writeFilesAtomic(order, files)
+}

@@ -1,0 +1,11 @@
+// Command turnwall compiles WebRTC firewall policies into reviewable,
+// testable firewall rule sets.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/irtarget"
+)
+
+// Exit codes, the same for every command.
+const (
+	exitOK     = 0
+	exitPolicy = 1 // the policy has errors (or, for fmt --check, files need formatting)
+	exitUsage  = 2 // the command line is wrong
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise
+// the module version from the build info is used.
+var version = ""
+
+// registry is the explicit list of targets; new backends are added here.
+func registry() *backends.Registry {
+	return backends.NewRegistry(
+		irtarget.Backend{},
+	)
+}
+
+// usageError marks errors in how turnwall was called (exit 2).
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// exitError carries an exit code for failures already reported to the user.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	color          string
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "turnwall: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsageError(err) {
+		fmt.Fprintln(stderr, "Run 'turnwall --help' for usage.")
+		return exitUsage
+	}
+	return exitPolicy
+}
+
+// isCobraUsageError recognises cobra's own argument and command errors, which
+// it returns as plain errors.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires ", "unknown flag", "unknown shorthand", "invalid argument", "flag needs an argument"} {
+		if len(msg) >= len(p) && contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "turnwall",
+		Short: "Compile WebRTC firewall policies into reviewable, tested rule sets",
+		Long: `turnwall describes a contact centre's WebRTC network once (zones, agent subnets,
+provider ranges, TURN relays, platform settings) and compiles it into firewall
+rules for every target, linted for the traps that break real deployments.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetIn(a.stdin)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().StringVar(&a.color, "color", "auto", "colour diagnostics: auto, always or never")
+	root.AddCommand(a.validateCmd(), a.compileCmd(), a.fmtCmd(), a.versionCmd())
+	root.CompletionOptions.HiddenDefaultCmd = false
+	return root
+}
+
+// useColor decides whether diagnostics get ANSI colour.
+func (a *app) useColor() bool {
+	switch a.color {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := a.stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (a *app) width() uint {
+	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
+			return uint(w)
+		}
+	}
+	return 100
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print turnwall's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.stdout, "turnwall %s\n", buildVersion())
+			return nil
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
