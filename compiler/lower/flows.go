@@ -2,6 +2,7 @@ package lower
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/turnwall/turnwall/compiler/eval"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -208,6 +209,7 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 	if info.Clients == nil {
 		info.Clients = []string{}
 	}
+	sort.Strings(info.Clients)
 	l.prog.Relays = append(l.prog.Relays, info)
 	return out, peerSets
 }

@@ -115,7 +115,14 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 		})
 	}
 
+	// Everything is ordered by name, never by where a block was declared, so
+	// moving blocks between files changes nothing but source references.
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Name < sets[j].Name })
+	sort.Slice(l.prog.Zones, func(i, j int) bool { return l.prog.Zones[i].Name < l.prog.Zones[j].Name })
+	sort.Slice(l.prog.Agents, func(i, j int) bool { return l.prog.Agents[i].Name < l.prog.Agents[j].Name })
+	sort.Slice(l.prog.Providers, func(i, j int) bool { return l.prog.Providers[i].Name < l.prog.Providers[j].Name })
+	sort.Slice(l.prog.Relays, func(i, j int) bool { return l.prog.Relays[i].Name < l.prog.Relays[j].Name })
+	sort.Slice(l.prog.Platforms, func(i, j int) bool { return l.prog.Platforms[i].Name < l.prog.Platforms[j].Name })
 	for _, s := range sets {
 		l.prog.AddressSets = append(l.prog.AddressSets, *s)
 	}

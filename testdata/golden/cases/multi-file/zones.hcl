@@ -1,0 +1,2 @@
+zone "agents" { interface = "vlan50" }
+zone "wan" { interface = "wan0" }
