@@ -120,4 +120,3 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
-
