@@ -49,6 +49,10 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		return res
 	}
 	res.Files = cfg.Files
+	if cfg.SyntaxErrors {
+		diag.Sort(res.Diags)
+		return res
+	}
 	pol, d := eval.Evaluate(cfg, eval.Options{Vars: opts.Vars})
 	res.Diags = append(res.Diags, d...)
 	if pol != nil && !res.Diags.HasErrors() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 // writeFilesAtomic writes every file to a temporary file in its destination
 // directory, syncs it, and only when all are written renames them into place.
 // On any error the temporary files are removed and no destination changes.
+// A destination that is a symbolic link is written through (the link stays),
+// and an existing file keeps its permissions.
 func writeFilesAtomic(order []string, files map[string][]byte) error {
 	type pending struct{ tmp, dest string }
 	var done []pending
@@ -17,19 +20,27 @@ func writeFilesAtomic(order []string, files map[string][]byte) error {
 			os.Remove(p.tmp)
 		}
 	}
-	for _, dest := range order {
+	for _, name := range order {
+		dest := name
+		if resolved, err := filepath.EvalSymlinks(name); err == nil {
+			dest = resolved
+		}
+		mode := os.FileMode(0o644)
+		if info, err := os.Stat(dest); err == nil {
+			mode = info.Mode().Perm()
+		}
 		tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*")
 		if err != nil {
 			cleanup()
-			return fmt.Errorf("cannot write %s: %w", dest, err)
+			return fmt.Errorf("cannot write %s: %v", name, unwrapPath(err))
 		}
 		done = append(done, pending{tmp.Name(), dest})
-		_, werr := tmp.Write(files[dest])
+		_, werr := tmp.Write(files[name])
 		serr := tmp.Sync()
 		cerr := tmp.Close()
-		if err := firstErr(werr, serr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+		if err := firstErr(werr, serr, cerr, os.Chmod(tmp.Name(), mode)); err != nil {
 			cleanup()
-			return fmt.Errorf("cannot write %s: %w", dest, err)
+			return fmt.Errorf("cannot write %s: %v", name, unwrapPath(err))
 		}
 	}
 	for i, p := range done {
@@ -37,7 +48,7 @@ func writeFilesAtomic(order []string, files map[string][]byte) error {
 			for _, rest := range done[i:] {
 				os.Remove(rest.tmp)
 			}
-			return fmt.Errorf("cannot write %s: %w", p.dest, err)
+			return fmt.Errorf("cannot write %s: %v", p.dest, unwrapPath(err))
 		}
 	}
 	return nil
@@ -50,4 +61,18 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// unwrapPath drops the temporary file's name from an error: the user asked
+// for the destination and should only see that.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/turnwall/turnwall/backends"
-	"github.com/turnwall/turnwall/compiler/diag"
 )
 
 func (a *app) compileCmd() *cobra.Command {
@@ -65,7 +65,6 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 	f.add(cmd, "output format where a target has several (ir: text or json)")
 	cmd.Flags().StringVarP(&target, "target", "t", "ir", "targets to emit, comma-separated, or all")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (one target) or directory instead of stdout")
-	_ = diag.Count
 	return cmd
 }
 
@@ -103,7 +102,7 @@ func (a *app) writeOutputs(dest string, outputs []namedOutput) error {
 	}
 	info, err := os.Stat(dest)
 	isDir := err == nil && info.IsDir()
-	if len(outputs) > 1 && !isDir {
+	if (len(outputs) > 1 || strings.HasSuffix(dest, string(os.PathSeparator))) && !isDir {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
 			return err
 		}

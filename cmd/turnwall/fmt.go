@@ -17,7 +17,7 @@ import (
 )
 
 func (a *app) fmtCmd() *cobra.Command {
-	var check, diff bool
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "fmt [PATH...]",
 		Short: "Rewrite policy files in canonical HCL style",
@@ -68,7 +68,6 @@ parse, 2 usage errors. JSON policy files are left alone.`,
 		},
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "list files that need formatting; change nothing")
-	_ = diff
 	return cmd
 }
 
@@ -80,7 +79,10 @@ func hclFiles(args []string) ([]string, error) {
 			return nil, err
 		}
 		if !info.IsDir() {
-			out = append(out, arg)
+			// JSON-syntax policies have no canonical HCL style to apply.
+			if !strings.HasSuffix(arg, ".json") {
+				out = append(out, arg)
+			}
 			continue
 		}
 		err = filepath.WalkDir(arg, func(path string, d os.DirEntry, err error) error {

@@ -64,6 +64,10 @@ func summary(res *compiler.Result) string {
 	return fmt.Sprintf("%d error%s, %d warning%s", errs, plural(errs), warns, plural(warns))
 }
 
+func count(n int, noun string) string {
+	return fmt.Sprintf("%d %s%s", n, noun, plural(n))
+}
+
 func plural(n int) string {
 	if n == 1 {
 		return ""

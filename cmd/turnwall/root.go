@@ -100,6 +100,13 @@ provider ranges, TURN relays, platform settings) and compiles it into firewall
 rules for every target, linted for the traps that break real deployments.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			switch a.color {
+			case "auto", "always", "never":
+				return nil
+			}
+			return usageError{fmt.Errorf("--color %q: use auto, always or never", a.color)}
+		},
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)

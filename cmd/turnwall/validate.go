@@ -41,8 +41,8 @@ Exit status: 0 no errors, 1 errors (warnings too with --strict), 2 usage errors.
 				}
 			} else if !res.HasErrors() {
 				p := res.Program
-				fmt.Fprintf(a.stdout, "policy %q is valid: %d rules, %d address sets, %d services; %s\n",
-					p.Policy.Name, len(p.Rules), len(p.AddressSets), len(p.Services), summary(res))
+				fmt.Fprintf(a.stdout, "policy %q is valid: %s, %s, %s; %s\n", p.Policy.Name,
+					count(len(p.Rules), "rule"), count(len(p.AddressSets), "address set"), count(len(p.Services), "service"), summary(res))
 			} else {
 				fmt.Fprintf(a.stderr, "policy %s is not valid: %s\n", path, summary(res))
 			}

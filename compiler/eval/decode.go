@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -48,7 +47,7 @@ func (e *evaluator) decode() *Policy {
 		}
 		pol.LogDefault = e.boolean(b, "log_default", false)
 	}
-	for _, b := range cfg.Zones {
+	for _, b := range e.declared(cfg.Zones) {
 		z := &Zone{Block: e.block(b)}
 		for _, el := range e.elems(b, "interface") {
 			if s, ok := e.elemString(el, "interface name"); ok {
@@ -60,25 +59,25 @@ func (e *evaluator) decode() *Policy {
 				z.Interfaces = append(z.Interfaces, s)
 			}
 		}
-		if len(z.Interfaces) == 0 && b.Attrs["interface"] != nil {
-			e.diags = append(e.diags, diag.Errorf(diag.EmptySet, b.Attrs["interface"].Expr.Range(), "Zone has no interface", "Zone %q needs at least one interface.", b.Name))
+		if v, a, ok := e.val(b, "interface"); ok && v.CanIterateElements() && v.LengthInt() == 0 {
+			e.diags = append(e.diags, diag.Errorf(diag.EmptySet, a.Expr.Range(), "Zone has no interface", "Zone %q needs at least one interface.", b.Name))
 		}
 		pol.Zones = append(pol.Zones, z)
 	}
-	for _, b := range cfg.Agents {
+	for _, b := range e.declared(cfg.Agents) {
 		a := &Agents{Block: e.block(b), Description: e.text(b, "description")}
 		a.Zone = e.zoneRef(b, "zone")
 		a.Subnets = e.addrs(b, "subnets")
 		a.WebRTCOnly = e.boolean(b, "webrtc_only", true)
 		pol.Agents = append(pol.Agents, a)
 	}
-	for _, b := range cfg.Providers {
+	for _, b := range e.declared(cfg.Providers) {
 		pol.Providers = append(pol.Providers, e.provider(b))
 	}
-	for _, b := range cfg.Relays {
+	for _, b := range e.declared(cfg.Relays) {
 		pol.Relays = append(pol.Relays, e.relay(b))
 	}
-	for _, b := range cfg.Platforms {
+	for _, b := range e.declared(cfg.Platforms) {
 		pol.Platforms = append(pol.Platforms, e.platform(b))
 	}
 	for _, b := range cfg.Rules {
@@ -91,6 +90,18 @@ var (
 	interfaceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,31}$`)
 	hostName      = regexp.MustCompile(`^(?i:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.(?i:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?))*\.?$`)
 )
+
+// declared drops blocks that redeclare a name (already reported by load): they
+// were never evaluated.
+func (e *evaluator) declared(blocks []*load.Block) []*load.Block {
+	out := make([]*load.Block, 0, len(blocks))
+	for _, b := range blocks {
+		if n, ok := e.byKey[b.Type+"."+b.Name]; ok && n.block == b {
+			out = append(out, b)
+		}
+	}
+	return out
+}
 
 func (e *evaluator) firstFileRange() hcl.Range {
 	names := make([]string, 0, len(e.cfg.Files))
@@ -667,9 +678,9 @@ func (e *evaluator) endpoints(b *load.Block, name string) []Endpoint {
 
 // CertFacts reads a PEM certificate and reports whether it is self-signed.
 func CertFacts(path string) (selfSigned bool, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readPolicyFile(path)
 	if err != nil {
-		return false, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
+		return false, err
 	}
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "CERTIFICATE" {

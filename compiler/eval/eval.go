@@ -205,6 +205,12 @@ func (e *evaluator) checkRefs(exprs []hcl.Expression) []*node {
 			e.reported[rng.Start] = true
 			e.diags = append(e.diags, diag.Errorf(diag.UnknownReference, rng, "Reference to undeclared "+describeNS(root),
 				"No %s named %q is declared.%s", describeNS(root), attr.Name, diag.DidYouMean(attr.Name, e.names(root))))
+			// Evaluate the undeclared name as unknown, so that HCL does not
+			// report the same mistake again as an unsupported attribute.
+			if _, ok := e.values[root][attr.Name]; !ok {
+				e.values[root][attr.Name] = cty.DynamicVal
+				e.ctx.Variables[root] = cty.ObjectVal(e.values[root])
+			}
 		}
 	}
 	return deps
@@ -302,7 +308,7 @@ func (e *evaluator) evalNode(n *node) {
 		e.setValue(n, e.evalVariable(n.block))
 	case n.local != nil:
 		v, d := n.local.Attr.Expr.Value(e.ctx)
-		e.diags = append(e.diags, d...)
+		e.addDiags(d)
 		if d.HasErrors() {
 			v = cty.DynamicVal
 		}
@@ -327,7 +333,7 @@ func (e *evaluator) evalBlockAttrs(b *load.Block) map[string]cty.Value {
 	vals := map[string]cty.Value{}
 	for _, a := range sortedAttrs(b.Attrs) {
 		v, d := a.Expr.Value(e.ctx)
-		e.diags = append(e.diags, d...)
+		e.addDiags(d)
 		if d.HasErrors() {
 			v = cty.DynamicVal
 		}
@@ -338,6 +344,20 @@ func (e *evaluator) evalBlockAttrs(b *load.Block) map[string]cty.Value {
 		e.evalBlockAttrs(nb)
 	}
 	return vals
+}
+
+// addDiags records expression diagnostics. A failed ranges_file call gets its
+// own code: HCL reports function failures with a generic summary.
+func (e *evaluator) addDiags(diags hcl.Diagnostics) {
+	for _, d := range diags {
+		if call, ok := hcl.DiagnosticExtra[hclsyntax.FunctionCallDiagExtra](d); ok && d.Severity == hcl.DiagError && call.CalledFunctionName() == "ranges_file" {
+			c := *d
+			c.Summary = "Cannot use ranges file"
+			c.Extra = diag.Extra{Code: diag.RangesFile}
+			d = &c
+		}
+		e.diags = append(e.diags, d)
+	}
 }
 
 func (e *evaluator) evalVariable(b *load.Block) cty.Value {

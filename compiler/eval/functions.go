@@ -230,9 +230,9 @@ func (e *evaluator) rangesFileFunc() function.Function {
 
 func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 	unknown := cty.UnknownVal(cty.List(cty.String))
-	data, err := os.ReadFile(path)
+	data, err := readPolicyFile(path)
 	if err != nil {
-		return unknown, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
+		return unknown, err
 	}
 	e.cfg.Files[path] = &hcl.File{Bytes: data}
 	type entry struct {
@@ -298,12 +298,39 @@ func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 		out = append(out, cty.StringVal(strings.TrimSpace(en.text)))
 	}
 	if bad > 0 {
-		return unknown, fmt.Errorf("%s has %d invalid entries (reported above at their lines)", path, bad)
+		entries := "entries"
+		if bad == 1 {
+			entries = "entry"
+		}
+		return unknown, fmt.Errorf("%s has %d invalid %s, reported at their lines; fix them", path, bad, entries)
 	}
 	if len(out) == 0 {
 		return cty.ListValEmpty(cty.String), nil
 	}
 	return cty.ListVal(out), nil
+}
+
+// MaxInputFile bounds the files a policy may read (ranges files, certificates).
+const MaxInputFile = 64 << 20
+
+// readPolicyFile reads a regular file of at most MaxInputFile bytes, so that a
+// policy naming a device or a huge file fails with a message instead of hanging.
+func readPolicyFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > MaxInputFile {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxInputFile>>20)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
+	}
+	return data, nil
 }
 
 // posTracker turns increasing byte offsets of data into line/column ranges in

@@ -24,6 +24,9 @@ type Config struct {
 	Root string
 	// Files maps each file name, as used in diagnostics, to its parsed file.
 	Files map[string]*hcl.File
+	// SyntaxErrors is set when a file did not parse. Later stages then do not
+	// run: a partly parsed policy gives misleading follow-on errors.
+	SyntaxErrors bool
 
 	Policies  []*Block
 	Variables []*Block
@@ -121,18 +124,42 @@ func Sources(root string, sources []Source) (*Config, hcl.Diagnostics) {
 		var d hcl.Diagnostics
 		if strings.HasSuffix(src.Name, ".json") {
 			f, d = parser.ParseJSON(src.Bytes, src.Name)
+			d = dropFollowOn(d)
 		} else {
 			f, d = parser.ParseHCL(src.Bytes, src.Name)
 		}
 		diags = append(diags, d...)
 		if f == nil {
+			cfg.SyntaxErrors = true
 			continue
 		}
 		cfg.Files[src.Name] = f
+		if d.HasErrors() {
+			cfg.SyntaxErrors = true
+			continue
+		}
 		diags = append(diags, cfg.addFile(f)...)
 	}
 	diags = append(diags, cfg.checkDuplicates()...)
 	return cfg, diags
+}
+
+// dropFollowOn removes the JSON parser's "Root value must be object", which it
+// adds after any other syntax error and which then only misleads.
+func dropFollowOn(diags hcl.Diagnostics) hcl.Diagnostics {
+	if len(diags) < 2 {
+		return diags
+	}
+	out := diags[:0:0]
+	for _, d := range diags {
+		if d.Summary != "Root value must be object" {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		return diags
+	}
+	return out
 }
 
 func (cfg *Config) addFile(f *hcl.File) hcl.Diagnostics {

@@ -1,0 +1,33 @@
+# A relay holds at most one listen block.
+policy "p" {
+  default_action = "deny"
+}
+
+zone "agents" {
+  interface = "vlan20"
+}
+
+zone "dmz" {
+  interface = "dmz0"
+}
+
+agents "floor" {
+  zone    = zone.agents
+  subnets = ["10.20.0.0/16"]
+}
+
+relay "dmz" {
+  zone      = zone.dmz
+  addresses = ["192.0.2.10"]
+  realm     = "example.com"
+  peers     = [agents.floor]
+
+  listen {
+    udp = 3478
+    tcp = 3478
+  }
+
+  listen { # ERROR: TW101
+    tcp = 443
+  }
+}

@@ -1,0 +1,30 @@
+# A relay listens for TURN/TLS but has no certificate.
+policy "p" {
+  default_action = "deny"
+}
+
+zone "agents" {
+  interface = "vlan20"
+}
+
+zone "dmz" {
+  interface = "dmz0"
+}
+
+agents "floor" {
+  zone    = zone.agents
+  subnets = ["10.20.0.0/16"]
+}
+
+relay "dmz" {
+  zone      = zone.dmz
+  addresses = ["192.0.2.10"]
+  fqdn      = "turn.example.com"
+  realm     = "example.com"
+  peers     = [agents.floor]
+
+  listen {
+    udp = 3478
+    tls = [5349, 443] # ERROR: TW205
+  }
+}

@@ -1,0 +1,30 @@
+# A rule's from lists a zone; zones are matched with from_zone.
+policy "p" {
+  default_action = "deny"
+}
+
+zone "agents" {
+  interface = "vlan20"
+}
+
+zone "internet" {
+  interface = "wan0"
+}
+
+agents "floor" {
+  zone    = zone.agents
+  subnets = ["10.20.0.0/16"]
+}
+
+provider "saas" {
+  zone   = zone.internet
+  ranges = ["198.51.100.0/24"]
+  https  = true
+  media  = { udp = ["16384-65535"] }
+}
+
+rule "extra" {
+  from = [zone.agents] # ERROR: TW117
+  to   = [provider.saas]
+  tcp  = ["8443"]
+}
