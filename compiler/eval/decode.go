@@ -420,27 +420,33 @@ func (e *evaluator) elems(b *load.Block, name string) []elem {
 }
 
 func flatten(expr hcl.Expression, v cty.Value) []elem {
+	return appendFlat(nil, expr, v)
+}
+
+func appendFlat(out []elem, expr hcl.Expression, v cty.Value) []elem {
 	if !v.IsKnown() || v.IsNull() {
-		return nil
+		return out
 	}
 	ty := v.Type()
 	if !(ty.IsListType() || ty.IsTupleType() || ty.IsSetType()) {
-		return []elem{{v, expr.Range()}}
+		return append(out, elem{v, expr.Range()})
+	}
+	if out == nil {
+		out = make([]elem, 0, v.LengthInt())
 	}
 	exprs, d := hcl.ExprList(expr)
 	if !d.HasErrors() && ty.IsTupleType() && len(exprs) == v.LengthInt() {
-		var out []elem
 		i := 0
 		for it := v.ElementIterator(); it.Next(); i++ {
 			_, ev := it.Element()
-			out = append(out, flatten(exprs[i], ev)...)
+			out = appendFlat(out, exprs[i], ev)
 		}
 		return out
 	}
-	var out []elem
+	whole := wholeRange{expr.Range()}
 	for it := v.ElementIterator(); it.Next(); {
 		_, ev := it.Element()
-		out = append(out, flatten(wholeRange{expr.Range()}, ev)...)
+		out = appendFlat(out, whole, ev)
 	}
 	return out
 }
