@@ -75,15 +75,16 @@ func (s *AddressSet) hasFQDN(host string) bool {
 // Matches reports whether the service set matches a packet's protocol and ports.
 func (s *ServiceSet) Matches(proto Proto, sport, dport uint16) bool {
 	for _, e := range s.Entries {
-		if e.Proto == proto && portsContain(e.Ports, dport) && portsContain(e.SrcPorts, sport) {
+		if e.Proto == proto && ContainsPort(e.Ports, dport) && ContainsPort(e.SrcPorts, sport) {
 			return true
 		}
 	}
 	return false
 }
 
-// portsContain treats an empty list as "any port".
-func portsContain(ranges []PortRange, port uint16) bool {
+// ContainsPort reports whether port lies in one of the ranges; an empty list
+// means any port.
+func ContainsPort(ranges []PortRange, port uint16) bool {
 	if len(ranges) == 0 {
 		return true
 	}

@@ -85,18 +85,6 @@ func (c *checker) hasEntry(r *ir.Rule, match func(ir.ServiceEntry) bool) bool {
 	return false
 }
 
-func covers(ranges []ir.PortRange, port uint16) bool {
-	if len(ranges) == 0 {
-		return true
-	}
-	for _, r := range ranges {
-		if r.Contains(port) {
-			return true
-		}
-	}
-	return false
-}
-
 // mediaPaths: every agents group needs a UDP path for media/STUN/TURN (TW201)
 // and a TCP 443 fallback (TW202). Without either the call cannot connect.
 func (c *checker) mediaPaths() {
@@ -108,9 +96,9 @@ func (c *checker) mediaPaths() {
 		var udp, tcp443, anyTCP bool
 		for _, r := range rules {
 			udp = udp || c.hasEntry(r, func(e ir.ServiceEntry) bool { return e.Proto == ir.UDP })
-			tcp443 = tcp443 || c.hasEntry(r, func(e ir.ServiceEntry) bool { return e.Proto == ir.TCP && covers(e.Ports, 443) })
+			tcp443 = tcp443 || c.hasEntry(r, func(e ir.ServiceEntry) bool { return e.Proto == ir.TCP && ir.ContainsPort(e.Ports, 443) })
 			anyTCP = anyTCP || c.hasEntry(r, func(e ir.ServiceEntry) bool {
-				return e.Proto == ir.TCP && (covers(e.Ports, 443) || covers(e.Ports, 3478) || covers(e.Ports, 5349))
+				return e.Proto == ir.TCP && (ir.ContainsPort(e.Ports, 443) || ir.ContainsPort(e.Ports, 3478) || ir.ContainsPort(e.Ports, 5349))
 			})
 		}
 		at := g.Origin.Source
@@ -209,7 +197,7 @@ func (c *checker) oneWayAudio(r ir.Relay) {
 				continue
 			}
 			if c.hasEntry(rule, func(e ir.ServiceEntry) bool {
-				return e.Proto == ir.UDP && covers(e.SrcPorts, r.RelayPorts.First) && covers(e.SrcPorts, r.RelayPorts.Last)
+				return e.Proto == ir.UDP && ir.ContainsPort(e.SrcPorts, r.RelayPorts.First) && ir.ContainsPort(e.SrcPorts, r.RelayPorts.Last)
 			}) {
 				found = true
 				break

@@ -151,41 +151,24 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 			union = append(union, p.Addrs...)
 			continue
 		}
-		var set, zone string
-		switch p.Kind {
-		case "agents":
-			a := l.agent(p.Name)
-			if a == nil {
-				continue
-			}
-			set, zone = l.agentSets[a.Name].Name, a.Zone
-			union = append(union, a.Subnets...)
-			ret := l.service(prefix+"relay-return", returnEntries)
-			in := l.service(prefix+"relay-in", inEntries)
-			out = append(out,
-				flow{src: r.Name, dst: a.Name, purpose: ir.PurposeRelayReturn, fromZone: r.Zone, toZone: zone,
-					srcSet: relaySet, dstSet: set, service: ret,
-					comment: fmt.Sprintf("relayed media: relay %s to agents %s", r.Name, a.Name), origin: origin}.rule(),
-				flow{src: a.Name, dst: r.Name, purpose: ir.PurposeRelayMedia, suffix: "relay-in", fromZone: zone, toZone: r.Zone,
-					srcSet: set, dstSet: relaySet, service: in,
-					comment: fmt.Sprintf("relayed media: agents %s to relay %s allocations", a.Name, r.Name), origin: origin}.rule())
+		ep, ok := l.lookup(p.Kind, p.Name)
+		if !ok || ep.set == "" {
 			continue
-		case "provider":
-			s, ok := l.providerSets[p.Name]
-			if !ok {
-				continue
-			}
-			set, zone = s.Name, l.providerZone(p.Name)
-			union = append(union, l.providerRanges(p.Name)...)
-		case "relay":
-			s, ok := l.relaySets[p.Name]
-			if !ok {
-				continue
-			}
-			set, zone = s.Name, l.relayZone(p.Name)
-			union = append(union, l.relayAddrs(p.Name)...)
 		}
-		out = append(out, l.peerFlows(r, relaySet, p.Name, set, zone, prefix, outEntries, inEntries, origin)...)
+		union = append(union, ep.addrs...)
+		if p.Kind != "agents" {
+			out = append(out, l.peerFlows(r, relaySet, p.Name, ep.set, ep.zone, prefix, outEntries, inEntries, origin)...)
+			continue
+		}
+		ret := l.service(prefix+"relay-return", returnEntries)
+		in := l.service(prefix+"relay-in", inEntries)
+		out = append(out,
+			flow{src: r.Name, dst: p.Name, purpose: ir.PurposeRelayReturn, fromZone: r.Zone, toZone: ep.zone,
+				srcSet: relaySet, dstSet: ep.set, service: ret,
+				comment: fmt.Sprintf("relayed media: relay %s to agents %s", r.Name, p.Name), origin: origin}.rule(),
+			flow{src: p.Name, dst: r.Name, purpose: ir.PurposeRelayMedia, suffix: "relay-in", fromZone: ep.zone, toZone: r.Zone,
+				srcSet: ep.set, dstSet: relaySet, service: in,
+				comment: fmt.Sprintf("relayed media: agents %s to relay %s allocations", p.Name, r.Name), origin: origin}.rule())
 	}
 	if len(literal) > 0 {
 		s := l.addrSet(prefix+"peer-addresses", origin, literal)
@@ -239,49 +222,17 @@ func singles(entries []eval.PortEntry) []uint16 {
 	return out
 }
 
-func (l *lowerer) agent(name string) *eval.Agents {
-	for _, a := range l.pol.Agents {
-		if a.Name == name {
-			return a
-		}
-	}
-	return nil
+// endpoint is what a reference to an agents, provider or relay block stands
+// for in a rule: its zone, its addresses and its address set.
+type endpoint struct {
+	zone  string
+	addrs []eval.AddrEntry
+	set   string // "" when the block has no addresses (a provider with STUN only)
 }
 
-func (l *lowerer) providerZone(name string) string {
-	for _, p := range l.pol.Providers {
-		if p.Name == name {
-			return p.Zone
-		}
-	}
-	return ""
-}
-
-func (l *lowerer) providerRanges(name string) []eval.AddrEntry {
-	for _, p := range l.pol.Providers {
-		if p.Name == name {
-			return p.Ranges
-		}
-	}
-	return nil
-}
-
-func (l *lowerer) relayZone(name string) string {
-	for _, r := range l.pol.Relays {
-		if r.Name == name {
-			return r.Zone
-		}
-	}
-	return ""
-}
-
-func (l *lowerer) relayAddrs(name string) []eval.AddrEntry {
-	for _, r := range l.pol.Relays {
-		if r.Name == name {
-			return r.Addresses
-		}
-	}
-	return nil
+func (l *lowerer) lookup(kind, name string) (endpoint, bool) {
+	ep, ok := l.endpoints[kind+"."+name]
+	return ep, ok
 }
 
 // explicitRule lowers a rule block. A side that is exactly one reference uses
@@ -298,14 +249,18 @@ func (l *lowerer) explicitRule(r *eval.Rule) (*ir.Rule, []*ir.AddressSet) {
 			zone = l.commonZone(eps)
 		}
 		if len(eps) == 1 && eps[0].Kind != "" {
-			if name := l.refSet(eps[0]); name != "" {
-				return name, zone, true
+			if ep, ok := l.lookup(eps[0].Kind, eps[0].Name); ok && ep.set != "" {
+				return ep.set, zone, true
 			}
 			return "", "", false
 		}
 		var entries []eval.AddrEntry
-		for _, ep := range eps {
-			entries = append(entries, l.refAddrs(ep)...)
+		for _, e := range eps {
+			if e.Kind == "" {
+				entries = append(entries, e.Addrs...)
+			} else if ep, ok := l.lookup(e.Kind, e.Name); ok {
+				entries = append(entries, ep.addrs...)
+			}
 		}
 		s := l.addrSet("rule."+r.Name+"."+suffix, origin, entries)
 		sets = append(sets, s)
@@ -346,55 +301,14 @@ func purposeOf(r *eval.Rule) ir.Purpose {
 	return ir.PurposeCustom
 }
 
-func (l *lowerer) refSet(ep eval.Endpoint) string {
-	switch ep.Kind {
-	case "agents":
-		if s, ok := l.agentSets[ep.Name]; ok {
-			return s.Name
-		}
-	case "provider":
-		if s, ok := l.providerSets[ep.Name]; ok {
-			return s.Name
-		}
-	case "relay":
-		if s, ok := l.relaySets[ep.Name]; ok {
-			return s.Name
-		}
-	}
-	return ""
-}
-
-func (l *lowerer) refAddrs(ep eval.Endpoint) []eval.AddrEntry {
-	switch ep.Kind {
-	case "":
-		return ep.Addrs
-	case "agents":
-		if a := l.agent(ep.Name); a != nil {
-			return a.Subnets
-		}
-	case "provider":
-		return l.providerRanges(ep.Name)
-	case "relay":
-		return l.relayAddrs(ep.Name)
-	}
-	return nil
-}
-
 // commonZone is the zone all referenced endpoints share, or "" (any zone) when
 // they differ or include literal addresses.
 func (l *lowerer) commonZone(eps []eval.Endpoint) string {
 	zone := ""
-	for i, ep := range eps {
+	for i, e := range eps {
 		var z string
-		switch ep.Kind {
-		case "agents":
-			if a := l.agent(ep.Name); a != nil {
-				z = a.Zone
-			}
-		case "provider":
-			z = l.providerZone(ep.Name)
-		case "relay":
-			z = l.relayZone(ep.Name)
+		if ep, ok := l.lookup(e.Kind, e.Name); ok {
+			z = ep.zone
 		}
 		if z == "" || (i > 0 && z != zone) {
 			return ""

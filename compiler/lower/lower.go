@@ -30,6 +30,7 @@ type lowerer struct {
 	agentSets    map[string]*ir.AddressSet
 	providerSets map[string]*ir.AddressSet
 	relaySets    map[string]*ir.AddressSet
+	endpoints    map[string]endpoint // "kind.name" of agents, providers, relays
 	zones        map[string]bool
 	services     map[string]bool
 }
@@ -44,6 +45,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 		agentSets:    map[string]*ir.AddressSet{},
 		providerSets: map[string]*ir.AddressSet{},
 		relaySets:    map[string]*ir.AddressSet{},
+		endpoints:    map[string]endpoint{},
 		zones:        map[string]bool{},
 		services:     map[string]bool{},
 	}
@@ -62,6 +64,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 	for _, a := range pol.Agents {
 		s := l.addrSet("agents."+a.Name, l.origin("agents", &a.Block), a.Subnets)
 		l.agentSets[a.Name] = s
+		l.endpoints["agents."+a.Name] = endpoint{zone: a.Zone, addrs: a.Subnets, set: s.Name}
 		sets = append(sets, s)
 		l.prog.Agents = append(l.prog.Agents, ir.AgentGroup{Name: a.Name, Zone: a.Zone, Addresses: s.Name, WebRTCOnly: a.WebRTCOnly, Origin: s.Origin})
 	}
@@ -73,6 +76,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 			sets = append(sets, s)
 			info.Addresses = s.Name
 		}
+		l.endpoints["provider."+p.Name] = endpoint{zone: p.Zone, addrs: p.Ranges, set: info.Addresses}
 		if len(p.STUNFQDNs) > 0 || len(p.STUNAddresses) > 0 {
 			s := l.addrSet("provider."+p.Name+".stun", info.Origin, p.STUNAddresses)
 			s.FQDNs = append([]string(nil), p.STUNFQDNs...)
@@ -86,6 +90,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 	for _, r := range pol.Relays {
 		s := l.addrSet("relay."+r.Name, l.origin("relay", &r.Block), r.Addresses)
 		l.relaySets[r.Name] = s
+		l.endpoints["relay."+r.Name] = endpoint{zone: r.Zone, addrs: r.Addresses, set: s.Name}
 		sets = append(sets, s)
 	}
 	l.checkAgentOverlap()
