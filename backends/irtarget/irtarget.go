@@ -3,8 +3,8 @@
 package irtarget
 
 import (
+	"bytes"
 	"fmt"
-	"io"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -24,21 +24,23 @@ func (Backend) Description() string {
 // Formats implements backends.Backend.
 func (Backend) Formats() []string { return []string{"text", "json"} }
 
-// FileName implements backends.Backend.
-func (Backend) FileName(opts backends.Options) string {
-	if opts.Format == "json" {
-		return "ir.json"
-	}
-	return "ir.txt"
-}
+// Params implements backends.Backend.
+func (Backend) Params() []backends.Param { return nil }
 
 // Emit implements backends.Backend.
-func (Backend) Emit(w io.Writer, p *ir.Program, opts backends.Options) error {
+func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	var buf bytes.Buffer
 	switch opts.Format {
 	case "", "text":
-		return p.WriteText(w)
+		if err := p.WriteText(&buf); err != nil {
+			return nil, err
+		}
+		return []backends.File{{Name: "ir.txt", Data: buf.Bytes()}}, nil
 	case "json":
-		return p.WriteJSON(w)
+		if err := p.WriteJSON(&buf); err != nil {
+			return nil, err
+		}
+		return []backends.File{{Name: "ir.json", Data: buf.Bytes()}}, nil
 	}
-	return fmt.Errorf("ir target has no format %q (text, json)", opts.Format)
+	return nil, fmt.Errorf("ir target has no format %q (text, json)", opts.Format)
 }

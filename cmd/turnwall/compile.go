@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 func (a *app) compileCmd() *cobra.Command {
 	var f policyFlags
 	var target, output string
+	var params []string
 	reg := registry()
 	cmd := &cobra.Command{
 		Use:   "compile [POLICY]",
@@ -32,13 +32,17 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 			if err != nil {
 				return usageError{err}
 			}
-			opts := backends.Options{Format: f.format}
-			if !cmd.Flags().Changed("format") {
-				opts.Format = ""
+			byTarget, err := reg.SplitParams(params)
+			if err != nil {
+				return usageError{err}
+			}
+			format := ""
+			if cmd.Flags().Changed("format") {
+				format = f.format
 			}
 			for _, b := range targets {
-				if opts.Format != "" && !containsString(b.Formats(), opts.Format) {
-					return usageError{fmt.Errorf("target %s has no format %q (formats: %v)", b.Name(), opts.Format, b.Formats())}
+				if format != "" && !containsString(b.Formats(), format) {
+					return usageError{fmt.Errorf("target %s has no format %q (formats: %v)", b.Name(), format, b.Formats())}
 				}
 			}
 			diagFlags := f
@@ -51,26 +55,22 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 				fmt.Fprintf(a.stderr, "nothing written: %s\n", summary(res))
 				return exitError{exitPolicy}
 			}
-			outputs := make([]namedOutput, 0, len(targets))
+			var outputs []backends.File
 			for _, b := range targets {
-				var buf bytes.Buffer
-				if err := b.Emit(&buf, res.Program, opts); err != nil {
+				files, err := b.Emit(res.Program, backends.Options{Format: format, Params: byTarget[b.Name()]})
+				if err != nil {
 					return fmt.Errorf("target %s: %w", b.Name(), err)
 				}
-				outputs = append(outputs, namedOutput{name: b.FileName(opts), data: buf.Bytes()})
+				outputs = append(outputs, files...)
 			}
 			return a.writeOutputs(output, outputs)
 		},
 	}
 	f.add(cmd, "output format where a target has several (ir: text or json)")
 	cmd.Flags().StringVarP(&target, "target", "t", "ir", "targets to emit, comma-separated, or all")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (one target) or directory instead of stdout")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (one output file) or directory instead of stdout")
+	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
 	return cmd
-}
-
-type namedOutput struct {
-	name string
-	data []byte
 }
 
 func containsString(list []string, s string) bool {
@@ -85,16 +85,16 @@ func containsString(list []string, s string) bool {
 // writeOutputs writes to stdout, one file, or one file per target in a
 // directory. Every file is first written in full to a temporary file beside its
 // destination, then renamed, so readers never see a half-written rule set.
-func (a *app) writeOutputs(dest string, outputs []namedOutput) error {
+func (a *app) writeOutputs(dest string, outputs []backends.File) error {
 	if dest == "" {
 		for i, o := range outputs {
 			if len(outputs) > 1 {
 				if i > 0 {
 					fmt.Fprintln(a.stdout)
 				}
-				fmt.Fprintf(a.stdout, "# ==> %s <==\n", o.name)
+				fmt.Fprintf(a.stdout, "# ==> %s <==\n", o.Name)
 			}
-			if _, err := a.stdout.Write(o.data); err != nil {
+			if _, err := a.stdout.Write(o.Data); err != nil {
 				return err
 			}
 		}
@@ -113,9 +113,12 @@ func (a *app) writeOutputs(dest string, outputs []namedOutput) error {
 	for _, o := range outputs {
 		path := dest
 		if isDir {
-			path = filepath.Join(dest, o.name)
+			path = filepath.Join(dest, o.Name)
 		}
-		files[path] = o.data
+		if _, dup := files[path]; dup {
+			return fmt.Errorf("two outputs are named %s", path)
+		}
+		files[path] = o.Data
 		order = append(order, path)
 	}
 	return writeFilesAtomic(order, files)

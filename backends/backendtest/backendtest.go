@@ -1,0 +1,150 @@
+// Package backendtest is the shared test kit for backends: the policies every
+// target is golden-tested on, golden files with -update, hostile programs for
+// injection tests, and the property test that a target's re-read output
+// decides every packet as ir.Allows does.
+package backendtest
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+// Update rewrites golden files (go test ./backends/... -update).
+var Update = flag.Bool("update", false, "rewrite golden files")
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Case is a compiled policy.
+type Case struct {
+	Name    string // "policies-genesys-cloud", "case-issue-example"
+	Program *ir.Program
+}
+
+// Cases compiles every shipped example and every golden test case. They all
+// compile without errors; warnings are allowed in the cases.
+func Cases(t testing.TB) []Case {
+	t.Helper()
+	root := Root()
+	var out []Case
+	add := func(name, path string) {
+		res := compiler.Compile(path, compiler.Options{})
+		if res.HasErrors() {
+			t.Fatalf("%s: %v", path, res.Diags)
+		}
+		out = append(out, Case{Name: name, Program: res.Program})
+	}
+	examples, _ := filepath.Glob(filepath.Join(root, "policies", "*"))
+	for _, p := range examples {
+		if info, err := os.Stat(p); err == nil && info.IsDir() {
+			add("policies-"+filepath.Base(p), p)
+		}
+	}
+	cases, _ := filepath.Glob(filepath.Join(root, "testdata", "golden", "cases", "*"))
+	for _, p := range cases {
+		add("case-"+strings.TrimSuffix(filepath.Base(p), ".hcl"), p)
+	}
+	if len(out) < 5 {
+		t.Fatalf("only %d cases found", len(out))
+	}
+	return out
+}
+
+// Golden compares a target's files for a case with
+// testdata/golden/TARGET/CASE/FILE, or rewrites them with -update.
+func Golden(t *testing.T, target, caseName string, files []backends.File) {
+	t.Helper()
+	dir := filepath.Join(Root(), "testdata", "golden", target, caseName)
+	if *Update {
+		os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	var want []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		want = append(want, e.Name())
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Name)
+		data, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil {
+			t.Errorf("%v (run go test -update to create it)", err)
+			continue
+		}
+		if !bytes.Equal(data, f.Data) {
+			t.Errorf("%s/%s differs from the output (run go test -update and review the diff):\n%s",
+				dir, f.Name, firstDiff(string(data), string(f.Data)))
+		}
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("files %v, golden has %v", got, want)
+	}
+}
+
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("  want: " + wl + "\n  got:  " + gl + "\n")
+			if shown++; shown == 8 {
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// Emit runs a backend and fails the test on error; output must be identical
+// on a second run.
+func Emit(t testing.TB, b backends.Backend, p *ir.Program, opts backends.Options) []backends.File {
+	t.Helper()
+	files, err := b.Emit(p, opts)
+	if err != nil {
+		t.Fatalf("%s: %v", b.Name(), err)
+	}
+	again, err := b.Emit(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(files) {
+		t.Fatal("second emit gave a different number of files")
+	}
+	for i := range files {
+		if files[i].Name != again[i].Name || !bytes.Equal(files[i].Data, again[i].Data) {
+			t.Fatalf("%s: output differs between two runs", files[i].Name)
+		}
+	}
+	return files
+}

@@ -1,0 +1,136 @@
+// Package naming maps IR names ("agents.floor3", "floor3.genesys.media") to
+// names a target accepts: only allowed characters, within a length limit, not a
+// reserved word, unique, and stable between runs. A name that must be changed
+// keeps a readable prefix and gets a short hash of the original, so the same
+// IR name always gives the same target name and two names never collide.
+package naming
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Rules describe what a target accepts in one namespace.
+type Rules struct {
+	MaxLen int
+	// Allowed reports whether r may appear in a name; First, when set, whether
+	// it may start one.
+	Allowed func(r rune) bool
+	First   func(r rune) bool
+	// Replace is written in place of a character that is not allowed.
+	Replace rune
+	// Reserved words, compared case-insensitively.
+	Reserved []string
+	// Prefix is prepended to every name (for example "tw-").
+	Prefix string
+}
+
+// Namer hands out target names for one namespace. The zero value is not
+// usable; use New.
+type Namer struct {
+	rules    Rules
+	reserved map[string]bool
+	byIR     map[string]string
+	used     map[string]string // lower-cased target name -> IR name
+}
+
+// New returns a namer for the rules.
+func New(r Rules) *Namer {
+	n := &Namer{rules: r, reserved: map[string]bool{}, byIR: map[string]string{}, used: map[string]string{}}
+	for _, w := range r.Reserved {
+		n.reserved[strings.ToLower(w)] = true
+	}
+	return n
+}
+
+// Name returns the target name for an IR name, the same on every call. A name
+// that had to be changed (characters replaced, cut to length, reserved) carries
+// a hash of the IR name, so two IR names that clean to the same text stay apart.
+func (n *Namer) Name(irName string) string {
+	if t, ok := n.byIR[irName]; ok {
+		return t
+	}
+	t := n.clean(irName)
+	if t != n.rules.Prefix+irName {
+		t = n.hashed(irName, t)
+	}
+	for i := 2; ; i++ { // a collision within one namespace: practically never
+		if _, taken := n.used[strings.ToLower(t)]; !taken {
+			break
+		}
+		t = n.hashed(fmt.Sprintf("%s#%d", irName, i), t)
+	}
+	n.byIR[irName] = t
+	n.used[strings.ToLower(t)] = irName
+	return t
+}
+
+func (n *Namer) clean(irName string) string {
+	var b strings.Builder
+	b.WriteString(n.rules.Prefix)
+	for _, r := range irName {
+		if r == utf8.RuneError || !n.rules.Allowed(r) {
+			r = n.rules.Replace
+		}
+		if b.Len() == 0 && n.rules.First != nil && !n.rules.First(r) {
+			b.WriteString("x")
+		}
+		b.WriteRune(r)
+	}
+	s := b.String()
+	if s == "" || n.reserved[strings.ToLower(s)] {
+		s = "x" + string(n.rules.Replace) + s
+	}
+	if len(s) > n.rules.MaxLen {
+		return s[:n.rules.MaxLen]
+	}
+	return s
+}
+
+func (n *Namer) hashed(irName, cleaned string) string {
+	sum := sha256.Sum256([]byte(irName))
+	suffix := string(n.rules.Replace) + hex.EncodeToString(sum[:])[:8]
+	keep := n.rules.MaxLen - len(suffix)
+	if keep > len(cleaned) {
+		keep = len(cleaned)
+	}
+	return cleaned[:keep] + suffix
+}
+
+// ASCIIWord allows letters, digits and the given punctuation.
+func ASCIIWord(punct string) func(rune) bool {
+	return func(r rune) bool {
+		return r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(punct, r))
+	}
+}
+
+// Letter allows an ASCII letter.
+func Letter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
+
+// AlphaNum allows an ASCII letter or digit.
+func AlphaNum(r rune) bool { return Letter(r) || r >= '0' && r <= '9' }
+
+// Comment makes free text safe for a one-line comment or quoted string: control
+// characters become spaces, the characters in drop are removed, and the result
+// is cut to max bytes at a rune boundary.
+func Comment(s, drop string, max int) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			continue
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
+			r = ' '
+		case strings.ContainsRune(drop, r):
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
+}
