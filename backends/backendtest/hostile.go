@@ -32,10 +32,10 @@ var hostileText = []string{
 // for both; one that lets a newline through emits more for the hostile one.
 func HostilePair(base *ir.Program) (hostile, benign *ir.Program) {
 	return rename(base, func(i int, orig string) string {
-		return hostileText[i%len(hostileText)] + orig
-	}), rename(base, func(i int, orig string) string {
-		return fmt.Sprintf("n%d", i)
-	})
+			return hostileText[i%len(hostileText)] + orig
+		}), rename(base, func(i int, orig string) string {
+			return fmt.Sprintf("n%d", i)
+		})
 }
 
 // rename copies p with every name and text field replaced by f(i, old),
