@@ -69,9 +69,12 @@ func Packets(p *ir.Program, seed uint64, max int) []ir.Packet {
 		for n := 0; n < 40; n++ {
 			src := pick(srcs)
 			dst := pick(dsts)
-			// Keep families together most of the time: mixed ones never match.
-			for tries := 0; tries < 4 && src.Is4() != dst.Is4(); tries++ {
+			// A packet has one address family.
+			for tries := 0; tries < 8 && src.Is4() != dst.Is4(); tries++ {
 				dst = pick(dsts)
+			}
+			if src.Is4() != dst.Is4() {
+				continue
 			}
 			pkt := ir.Packet{
 				FromZone: zoneOr(r.FromZone, zones, rng), ToZone: zoneOr(r.ToZone, zones, rng),
@@ -93,8 +96,12 @@ func Packets(p *ir.Program, seed uint64, max int) []ir.Packet {
 	for _, from := range zones {
 		for _, to := range zones {
 			for n := 0; n < 4; n++ {
-				out = append(out, ir.Packet{FromZone: from, ToZone: to, Src: random[rng.IntN(len(random))],
-					Dst: random[rng.IntN(len(random))], Proto: []ir.Proto{ir.UDP, ir.TCP}[n%2],
+				src, dst := random[rng.IntN(len(random))], random[rng.IntN(len(random))]
+				if src.Is4() != dst.Is4() {
+					continue
+				}
+				out = append(out, ir.Packet{FromZone: from, ToZone: to, Src: src,
+					Dst: dst, Proto: []ir.Proto{ir.UDP, ir.TCP}[n%2],
 					SrcPort: uint16(1 + rng.IntN(65535)), DstPort: uint16(1 + rng.IntN(65535))})
 			}
 		}

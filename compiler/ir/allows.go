@@ -28,9 +28,13 @@ type Verdict struct {
 func (v Verdict) Allowed() bool { return v.Action == Allow }
 
 // Allows evaluates the rules in order and returns the first match's action, or
-// the policy default. It is the reference semantics every backend is tested
+// the policy default. A packet whose source and destination are of different
+// address families cannot exist and matches no rule. It is the reference semantics every backend is tested
 // against: a backend's re-read output must give the same verdict for every packet.
 func (p *Program) Allows(pkt Packet) Verdict {
+	if pkt.Src.Is4() != pkt.Dst.Is4() && pkt.DstHost == "" {
+		return Verdict{Action: p.Policy.DefaultAction}
+	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if p.Matches(r, pkt) {

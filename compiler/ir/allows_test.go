@@ -66,7 +66,7 @@ func TestAllows(t *testing.T) {
 		{"deny wins", ir.Packet{Src: a("10.20.0.1"), Dst: a("52.129.96.66"), Proto: ir.UDP, DstPort: 3478}, ir.Deny, "deny-bad"},
 		{"deny is udp only", ir.Packet{Src: a("10.20.0.1"), Dst: a("52.129.96.66"), Proto: ir.TCP, DstPort: 443}, ir.Allow, "turn"},
 		{"ipv6", ir.Packet{Src: a("fd00:20::1"), Dst: a("2603:1063::1"), Proto: ir.UDP, DstPort: 20000}, ir.Allow, "media"},
-		{"v4 source to v6 set", ir.Packet{Src: a("10.20.0.1"), Dst: a("2603:1063::1"), Proto: ir.UDP, DstPort: 20000}, ir.Allow, "media"},
+		{"mixed families match nothing", ir.Packet{Src: a("10.20.0.1"), Dst: a("2603:1063::1"), Proto: ir.UDP, DstPort: 20000}, ir.Deny, ""},
 		{"wrong zone", ir.Packet{FromZone: "dmz", ToZone: "internet", Src: a("10.20.0.1"), Dst: a("52.129.96.1"), Proto: ir.UDP, DstPort: 3478}, ir.Deny, ""},
 		{"stun by name", ir.Packet{Src: a("10.20.0.1"), Dst: a("74.125.250.129"), DstHost: "stun.l.google.com", Proto: ir.UDP, DstPort: 19302}, ir.Allow, "stun"},
 		{"stun literal without name", ir.Packet{Src: a("10.20.0.1"), Dst: a("74.125.250.129"), Proto: ir.UDP, DstPort: 19302}, ir.Deny, ""},

@@ -1,0 +1,35 @@
+package nftables
+
+import (
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+// Backend is the nftables target.
+type Backend struct{}
+
+// ParamTable names the table turnwall owns.
+var ParamTable = backends.Param{Name: "table", Default: "turnwall", Help: "name of the inet table turnwall owns and replaces"}
+
+// Name implements backends.Backend.
+func (Backend) Name() string { return "nftables" }
+
+// Description implements backends.Backend.
+func (Backend) Description() string {
+	return "nft -f ruleset replacing one owned inet table atomically, with interval sets per family"
+}
+
+// Formats implements backends.Backend.
+func (Backend) Formats() []string { return []string{"nft"} }
+
+// Params implements backends.Backend.
+func (Backend) Params() []backends.Param { return []backends.Param{ParamTable} }
+
+// Emit implements backends.Backend.
+func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	rs, err := Build(p, opts.Get(ParamTable))
+	if err != nil {
+		return nil, err
+	}
+	return []backends.File{{Name: "nftables.nft", Data: rs.Text()}}, nil
+}

@@ -1,0 +1,136 @@
+package nftables
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+// elementsPerLine keeps big sets readable and diffs small: one changed prefix
+// changes one line.
+const elementsPerLine = 1
+
+// Text renders the ruleset as one nft -f transaction.
+func (rs *Ruleset) Text() []byte {
+	var buf bytes.Buffer
+	w := &backends.Writer{W: &buf}
+	w.Line("#!/usr/sbin/nft -f")
+	for _, h := range rs.Header {
+		w.Line("# %s", h)
+	}
+	w.Line("")
+	// Create the table if it is missing, so that deleting it cannot fail, then
+	// delete and recreate it: one transaction, all or nothing.
+	w.Line("table inet %s", rs.Table)
+	w.Line("delete table inet %s", rs.Table)
+	w.Line("")
+	w.Line("table inet %s {", rs.Table)
+	for _, s := range rs.Sets {
+		w.Line("\tset %s {", s.Name)
+		w.Line("\t\ttype %s", s.Type())
+		w.Line("\t\tflags interval")
+		if s.Comment != "" {
+			w.Line("\t\tcomment %q", s.Comment)
+		}
+		if len(s.Prefixes) > 0 { // "elements = { }" is a syntax error
+			w.Line("\t\telements = {")
+			for i, p := range s.Prefixes {
+				sep := ","
+				if i == len(s.Prefixes)-1 {
+					sep = ""
+				}
+				w.Line("\t\t\t%s%s", p, sep)
+			}
+			w.Line("\t\t}")
+		}
+		w.Line("\t}")
+		w.Line("")
+	}
+	for i, c := range rs.Chains {
+		w.Line("\tchain %s {", c.Name)
+		if c.Hook != "" {
+			w.Line("\t\ttype filter hook %s priority filter; policy %s;", c.Hook, c.Policy)
+		}
+		for _, r := range c.Rules {
+			w.Line("\t\t%s", r.Text())
+		}
+		w.Line("\t}")
+		if i < len(rs.Chains)-1 {
+			w.Line("")
+		}
+	}
+	w.Line("}")
+	return buf.Bytes()
+}
+
+// Text renders one rule statement.
+func (r Rule) Text() string {
+	var parts []string
+	if len(r.IIF) > 0 {
+		parts = append(parts, "iifname "+quotedSet(r.IIF))
+	}
+	if len(r.OIF) > 0 {
+		parts = append(parts, "oifname "+quotedSet(r.OIF))
+	}
+	addr := "ip"
+	if r.Family == 6 {
+		addr = "ip6"
+	}
+	if r.SrcSet != "" {
+		parts = append(parts, addr+" saddr @"+r.SrcSet)
+	}
+	if r.DstSet != "" {
+		parts = append(parts, addr+" daddr @"+r.DstSet)
+	}
+	if r.Proto != "" {
+		if len(r.SPorts) == 0 && len(r.DPorts) == 0 {
+			parts = append(parts, "meta l4proto "+string(r.Proto))
+		}
+		if len(r.SPorts) > 0 {
+			parts = append(parts, string(r.Proto)+" sport "+portSet(r.SPorts))
+		}
+		if len(r.DPorts) > 0 {
+			parts = append(parts, string(r.Proto)+" dport "+portSet(r.DPorts))
+		}
+	}
+	if len(r.CtState) > 0 {
+		parts = append(parts, "ct state "+strings.Join(r.CtState, ","))
+	}
+	if r.Counter {
+		parts = append(parts, "counter")
+	}
+	if r.Log != "" {
+		parts = append(parts, "log prefix "+strconv.Quote(r.Log))
+	}
+	parts = append(parts, r.Verdict)
+	if r.Comment != "" {
+		parts = append(parts, fmt.Sprintf("comment %q", r.Comment))
+	}
+	return strings.Join(parts, " ")
+}
+
+func quotedSet(names []string) string {
+	if len(names) == 1 {
+		return strconv.Quote(names[0])
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return "{ " + strings.Join(q, ", ") + " }"
+}
+
+func portSet(rs []ir.PortRange) string {
+	if len(rs) == 1 {
+		return rs[0].String()
+	}
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = r.String()
+	}
+	return "{ " + strings.Join(s, ", ") + " }"
+}
