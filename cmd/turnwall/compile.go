@@ -40,9 +40,15 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 			if cmd.Flags().Changed("format") {
 				format = f.format
 			}
-			for _, b := range targets {
-				if format != "" && !containsString(b.Formats(), format) {
-					return usageError{fmt.Errorf("target %s has no format %q (formats: %v)", b.Name(), format, b.Formats())}
+			// A format applies to the targets that have it; it is an error only
+			// when none of the chosen targets does.
+			if format != "" {
+				taken := false
+				for _, b := range targets {
+					taken = taken || containsString(b.Formats(), format)
+				}
+				if !taken {
+					return usageError{fmt.Errorf("no chosen target has format %q (%s)", format, formatList(targets))}
 				}
 			}
 			diagFlags := f
@@ -57,7 +63,11 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 			}
 			var outputs []backends.File
 			for _, b := range targets {
-				files, err := b.Emit(res.Program, backends.Options{Format: format, Params: byTarget[b.Name()]})
+				opts := backends.Options{Params: byTarget[b.Name()]}
+				if containsString(b.Formats(), format) {
+					opts.Format = format
+				}
+				files, err := b.Emit(res.Program, opts)
 				if err != nil {
 					return fmt.Errorf("target %s: %w", b.Name(), err)
 				}
@@ -71,6 +81,14 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (one output file) or directory instead of stdout")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
 	return cmd
+}
+
+func formatList(targets []backends.Backend) string {
+	var parts []string
+	for _, b := range targets {
+		parts = append(parts, b.Name()+": "+strings.Join(b.Formats(), ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func containsString(list []string, s string) bool {

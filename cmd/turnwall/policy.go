@@ -16,6 +16,8 @@ type policyFlags struct {
 	vars   []string
 	strict bool
 	format string
+	// errorsOnly hides warnings (trace prints a verdict, not a review).
+	errorsOnly bool
 }
 
 func (f *policyFlags) add(cmd *cobra.Command, formats string) {
@@ -52,7 +54,11 @@ func (a *app) compilePolicy(path string, f *policyFlags) (*compiler.Result, erro
 	}
 	res := compiler.Compile(path, opts)
 	if f.format != "json" {
-		if err := diag.WriteText(a.stderr, res.Files, res.Diags, a.width(), a.useColor()); err != nil {
+		shown := res.Diags
+		if f.errorsOnly {
+			shown = diag.ErrorsOnly(res.Diags)
+		}
+		if err := diag.WriteText(a.stderr, res.Files, shown, a.width(), a.useColor()); err != nil {
 			return nil, err
 		}
 	}

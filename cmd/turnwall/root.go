@@ -12,7 +12,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/coturn"
 	"github.com/turnwall/turnwall/backends/irtarget"
+	"github.com/turnwall/turnwall/backends/nftables"
+	"github.com/turnwall/turnwall/backends/platform"
 )
 
 // Exit codes, the same for every command.
@@ -30,6 +33,9 @@ var version = ""
 func registry() *backends.Registry {
 	return backends.NewRegistry(
 		irtarget.Backend{},
+		nftables.Backend{},
+		coturn.Backend{},
+		platform.Backend{},
 	)
 }
 
@@ -105,7 +111,7 @@ rules for every target, linted for the traps that break real deployments.`,
 	root.SetIn(a.stdin)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&a.color, "color", "auto", "colour diagnostics: auto, always or never")
-	root.AddCommand(a.validateCmd(), a.compileCmd(), a.fmtCmd(), a.versionCmd())
+	root.AddCommand(a.validateCmd(), a.compileCmd(), a.traceCmd(), a.fmtCmd(), a.versionCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }

@@ -117,3 +117,14 @@ func Count(diags hcl.Diagnostics) (errors, warnings int) {
 	}
 	return
 }
+
+// ErrorsOnly returns the diagnostics of severity error.
+func ErrorsOnly(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -99,3 +99,36 @@ func ContainsPort(ranges []PortRange, port uint16) bool {
 	}
 	return false
 }
+
+// ZoneOf returns the zone of the agents, provider or relay block whose
+// addresses contain a, or "" when none does or blocks in different zones do.
+func (p *Program) ZoneOf(a netip.Addr) string {
+	zone := ""
+	check := func(set, z string) bool {
+		s := p.AddressSet(set)
+		if s == nil || !s.IPSet().Contains(a) {
+			return true
+		}
+		if zone != "" && zone != z {
+			return false
+		}
+		zone = z
+		return true
+	}
+	for _, g := range p.Agents {
+		if !check(g.Addresses, g.Zone) {
+			return ""
+		}
+	}
+	for _, pr := range p.Providers {
+		if !check(pr.Addresses, pr.Zone) {
+			return ""
+		}
+	}
+	for _, r := range p.Relays {
+		if !check(r.Addresses, r.Zone) {
+			return ""
+		}
+	}
+	return zone
+}
