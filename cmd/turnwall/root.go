@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/asa"
 	"github.com/turnwall/turnwall/backends/coturn"
 	"github.com/turnwall/turnwall/backends/irtarget"
 	"github.com/turnwall/turnwall/backends/nftables"
@@ -34,6 +35,7 @@ func registry() *backends.Registry {
 	return backends.NewRegistry(
 		irtarget.Backend{},
 		nftables.Backend{},
+		asa.Backend{},
 		coturn.Backend{},
 		platform.Backend{},
 	)
