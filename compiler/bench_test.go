@@ -1,9 +1,6 @@
 package compiler_test
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,45 +8,13 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/turnwall/turnwall/backends/backendtest"
+
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/load"
 )
 
-// largePolicy returns a policy whose provider has n ranges, IPv4 and IPv6,
-// random lengths, many overlapping or adjacent, so aggregation has work to do.
-func largePolicy(n int) []byte {
-	rng := rand.New(rand.NewPCG(42, 42))
-	var b strings.Builder
-	b.WriteString(`policy "large" {}
-zone "agents" { interface = "vlan20" }
-zone "internet" { interface = "wan0" }
-agents "floor" {
-  zone    = zone.agents
-  subnets = ["10.20.0.0/16", "fd00:20::/48"]
-}
-provider "big" {
-  zone  = zone.internet
-  https = true
-  turn  = { udp = [3478], tcp = [3478] }
-  media = { udp = ["16384-65535"] }
-  ranges = [
-`)
-	for i := 0; i < n; i++ {
-		var p netip.Prefix
-		if i%4 == 3 {
-			var a [16]byte
-			a[0], a[1] = 0x26, 0x00
-			a[2], a[3], a[4] = byte(rng.IntN(4)), byte(rng.IntN(256)), byte(rng.IntN(256))
-			p = netip.PrefixFrom(netip.AddrFrom16(a), 24+rng.IntN(41)).Masked()
-		} else {
-			a := [4]byte{byte(20 + rng.IntN(30)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}
-			p = netip.PrefixFrom(netip.AddrFrom4(a), 16+rng.IntN(17)).Masked()
-		}
-		fmt.Fprintf(&b, "    %q,\n", p)
-	}
-	b.WriteString("  ]\n}\n")
-	return []byte(b.String())
-}
+func largePolicy(n int) []byte { return backendtest.LargePolicy(n) }
 
 // largeRangesFile is the same policy with its ranges in a ranges_file, the
 // way a published list of that size is normally kept.

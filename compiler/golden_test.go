@@ -2,18 +2,19 @@ package compiler_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/diag"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+// update is the shared -update flag (defined once, in the test kit).
+var update = backendtest.Update
 
 // goldenCase is a policy whose IR (text and JSON) and diagnostics are kept
 // under testdata/golden.

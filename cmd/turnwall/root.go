@@ -16,6 +16,7 @@ import (
 	"github.com/turnwall/turnwall/backends/coturn"
 	"github.com/turnwall/turnwall/backends/irtarget"
 	"github.com/turnwall/turnwall/backends/nftables"
+	"github.com/turnwall/turnwall/backends/panos"
 	"github.com/turnwall/turnwall/backends/platform"
 )
 
@@ -36,6 +37,7 @@ func registry() *backends.Registry {
 		irtarget.Backend{},
 		nftables.Backend{},
 		asa.Backend{},
+		panos.Backend{},
 		coturn.Backend{},
 		platform.Backend{},
 	)

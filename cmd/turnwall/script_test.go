@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,9 +11,13 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/turnwall/turnwall/backends/backendtest"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+// update is the shared -update flag of the test kit (go test -update rewrites
+// the scripts' expected output).
+var update = backendtest.Update
 
 // TestMain lets the test binary double as the turnwall command inside the
 // scripts: testscript installs it in $PATH as "turnwall".

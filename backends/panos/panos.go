@@ -1,0 +1,86 @@
+// Package panos emits a Palo Alto Networks PAN-OS firewall configuration from
+// the IR: address objects and groups, service objects and groups, security
+// rules in the IR's order with an explicit final default rule, and a
+// no-decrypt rule that keeps TLS inspection away from TURN/TLS. It renders
+// either `set` commands for configure mode or the equivalent XML under the
+// vsys node, and re-reads both forms (Reader) for turnwall trace and the
+// property tests.
+package panos
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+// Backend is the panos target. The zero value is ready to use.
+type Backend struct{}
+
+// Output formats.
+const (
+	FormatSet = "set"
+	FormatXML = "xml"
+)
+
+var (
+	paramVsys = backends.Param{Name: "vsys", Default: "vsys1",
+		Help: "virtual system the objects and rules go into (vsys1 on a single-vsys firewall)"}
+	paramPrefix = backends.Param{Name: "rule-prefix", Default: "tw-",
+		Help: "prefix of every security and decryption rule name, to tell turnwall's rules apart (may be empty)"}
+)
+
+var (
+	vsysPattern   = regexp.MustCompile(`^vsys[1-9][0-9]{0,2}$`)
+	prefixPattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]{0,15})?$`)
+)
+
+// Name implements backends.Backend.
+func (Backend) Name() string { return "panos" }
+
+// Description implements backends.Backend.
+func (Backend) Description() string {
+	return "Palo Alto PAN-OS security rules, objects and a TURN/TLS no-decrypt rule (set commands or XML)"
+}
+
+// Formats implements backends.Backend.
+func (Backend) Formats() []string { return []string{FormatSet, FormatXML} }
+
+// Params implements backends.Backend.
+func (Backend) Params() []backends.Param { return []backends.Param{paramVsys, paramPrefix} }
+
+// Emit implements backends.Backend.
+func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	format := opts.Format
+	if format == "" {
+		format = FormatSet
+	}
+	if format != FormatSet && format != FormatXML {
+		return nil, fmt.Errorf("panos target has no format %q (set, xml)", opts.Format)
+	}
+	vsys := opts.Get(paramVsys)
+	if !vsysPattern.MatchString(vsys) {
+		return nil, fmt.Errorf("panos: --param panos.vsys=%q: expected a virtual system name such as vsys1", vsys)
+	}
+	prefix := opts.Get(paramPrefix)
+	if !prefixPattern.MatchString(prefix) {
+		return nil, fmt.Errorf("panos: --param panos.rule-prefix=%q: use at most 16 letters, digits, '.', '_' or '-', starting with a letter or digit", prefix)
+	}
+	pl, err := buildPlan(p, vsys, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if format == FormatXML {
+		data, err := renderXML(pl)
+		if err != nil {
+			return nil, err
+		}
+		return []backends.File{{Name: "panos.xml", Data: data}}, nil
+	}
+	data, err := renderSet(pl)
+	if err != nil {
+		return nil, err
+	}
+	return []backends.File{{Name: "panos.set", Data: data}}, nil
+}
