@@ -31,16 +31,23 @@ var hostileText = []string{
 // that escapes or replaces user text correctly emits the same number of lines
 // for both; one that lets a newline through emits more for the hostile one.
 func HostilePair(base *ir.Program) (hostile, benign *ir.Program) {
-	return rename(base, func(i int, orig string) string {
-			return hostileText[i%len(hostileText)] + orig
-		}), rename(base, func(i int, orig string) string {
-			return fmt.Sprintf("n%d", i)
-		})
+	return rename(base, hostileName, false), rename(base, plainName, false)
 }
+
+// HostilePairPlainInterfaces is HostilePair with the interface names kept as
+// they are: for targets that rightly refuse an interface name the device
+// cannot have, instead of rewriting a name that must match a real interface.
+func HostilePairPlainInterfaces(base *ir.Program) (hostile, benign *ir.Program) {
+	return rename(base, hostileName, true), rename(base, plainName, true)
+}
+
+func hostileName(i int, orig string) string { return hostileText[i%len(hostileText)] + orig }
+
+func plainName(i int, _ string) string { return fmt.Sprintf("n%d", i) }
 
 // rename copies p with every name and text field replaced by f(i, old),
 // keeping references consistent.
-func rename(base *ir.Program, f func(int, string) string) *ir.Program {
+func rename(base *ir.Program, f func(int, string) string, keepInterfaces bool) *ir.Program {
 	counter := 0
 	names := map[string]string{}
 	name := func(s string) string {
@@ -73,7 +80,11 @@ func rename(base *ir.Program, f func(int, string) string) *ir.Program {
 	for _, z := range base.Zones {
 		var ifs []string
 		for _, i := range z.Interfaces {
-			ifs = append(ifs, name("if:"+i))
+			if keepInterfaces {
+				ifs = append(ifs, i)
+			} else {
+				ifs = append(ifs, name("if:"+i))
+			}
 		}
 		p.Zones = append(p.Zones, ir.Zone{Name: name("zone:" + z.Name), Interfaces: ifs, Source: src(z.Source)})
 	}
