@@ -14,6 +14,7 @@ import (
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/asa"
 	"github.com/turnwall/turnwall/backends/coturn"
+	"github.com/turnwall/turnwall/backends/fortios"
 	"github.com/turnwall/turnwall/backends/irtarget"
 	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/backends/panos"
@@ -37,6 +38,7 @@ func registry() *backends.Registry {
 		irtarget.Backend{},
 		nftables.Backend{},
 		asa.Backend{},
+		fortios.Backend{},
 		panos.Backend{},
 		coturn.Backend{},
 		platform.Backend{},

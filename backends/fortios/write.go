@@ -1,0 +1,166 @@
+package fortios
+
+import (
+	"io"
+	"net"
+	"strings"
+
+	"github.com/turnwall/turnwall/backends"
+)
+
+// write renders the plan as FortiOS CLI, indented as `show` prints it. Every
+// name is double-quoted; every value from the policy has been checked or made
+// safe by then.
+func (pl *plan) write(out io.Writer) error {
+	w := &backends.Writer{W: out}
+	if pl.s.workspace {
+		// Workspace mode: nothing applies until the commit; an error or a
+		// timeout discards the whole change
+		// (https://docs.fortinet.com/document/fortigate/7.6.5/administration-guide/530847,
+		// https://docs.fortinet.com/document/fortigate/7.6.6/cli-reference/148302082).
+		w.Line("execute config-transaction start")
+	}
+	if len(pl.addr4) > 0 {
+		w.Line("config firewall address")
+		for _, a := range pl.addr4 {
+			w.Line("    edit %s", quote(a.name))
+			if a.fqdn != "" {
+				w.Line("        set type fqdn")
+				w.Line("        set fqdn %s", quote(a.fqdn))
+			} else {
+				w.Line("        set type ipmask")
+				mask := net.IP(net.CIDRMask(a.prefix.Bits(), 32)).String()
+				w.Line("        set subnet %s %s", a.prefix.Addr(), mask)
+			}
+			w.Line("    next")
+		}
+		w.Line("end")
+	}
+	if len(pl.addr6) > 0 {
+		w.Line("config firewall address6")
+		for _, a := range pl.addr6 {
+			w.Line("    edit %s", quote(a.name))
+			if a.fqdn != "" {
+				w.Line("        set type fqdn")
+				w.Line("        set fqdn %s", quote(a.fqdn))
+			} else {
+				w.Line("        set type ipprefix")
+				w.Line("        set ip6 %s", a.prefix)
+			}
+			w.Line("    next")
+		}
+		w.Line("end")
+	}
+	writeGroups(w, "config firewall addrgrp", pl.groups4)
+	writeGroups(w, "config firewall addrgrp6", pl.groups6)
+	if len(pl.customs) > 0 {
+		w.Line("config firewall service custom")
+		for _, c := range pl.customs {
+			w.Line("    edit %s", quote(c.name))
+			w.Line("        set protocol TCP/UDP/SCTP")
+			w.Line("        set %s-portrange %s", c.proto, strings.Join(c.items, " "))
+			w.Line("    next")
+		}
+		w.Line("end")
+	}
+	writeGroups(w, "config firewall service group", pl.svcGroups)
+
+	w.Line("config firewall policy")
+	for _, p := range pl.policies {
+		writePolicy(w, p)
+	}
+	// New policies land at the bottom of the list; `move` pins the IR order
+	// without renumbering (policy ids never change)
+	// (https://community.fortinet.com/t5/FortiGate/Technical-Tip-Using-the-CLI-to-change-the-order-of-the-IPV4/ta-p/197353).
+	for i := 1; i < len(pl.policies); i++ {
+		w.Line("    move %d after %d", pl.policies[i].id, pl.policies[i-1].id)
+	}
+	w.Line("end")
+	if pl.s.workspace {
+		w.Line("execute config-transaction commit")
+	}
+	return w.Err
+}
+
+// membersPerLine keeps member lines short: a provider with thousands of
+// ranges would otherwise give one line of hundreds of kilobytes.
+const membersPerLine = 50
+
+// writeGroups writes address or service groups. `set member` replaces the
+// whole member list, so members dropped from the policy leave the group;
+// `append member` adds the rest of a long list.
+func writeGroups(w *backends.Writer, header string, groups []group) {
+	if len(groups) == 0 {
+		return
+	}
+	w.Line("%s", header)
+	for _, g := range groups {
+		w.Line("    edit %s", quote(g.name))
+		verb := "set"
+		for rest := g.members; len(rest) > 0; verb = "append" {
+			n := min(len(rest), membersPerLine)
+			w.Line("        %s member %s", verb, quoteAll(rest[:n]))
+			rest = rest[n:]
+		}
+		if g.comment != "" {
+			w.Line("        set comment %s", quote(g.comment))
+		}
+		w.Line("    next")
+	}
+	w.Line("end")
+}
+
+// writePolicy sets, or unsets, every field turnwall owns, so that applying
+// the output again converges even when an id changed its meaning (a policy
+// that lost its IPv6 addresses must not keep the old ones).
+func writePolicy(w *backends.Writer, p policy) {
+	w.Line("    edit %d", p.id)
+	w.Line("        set name %s", quote(p.name))
+	w.Line("        set srcintf %s", quoteAll(p.srcintf))
+	w.Line("        set dstintf %s", quoteAll(p.dstintf))
+	w.Line("        set action %s", p.action)
+	addr := func(field, name string) {
+		if name == "" {
+			w.Line("        unset %s", field)
+		} else {
+			w.Line("        set %s %s", field, quote(name))
+		}
+	}
+	addr("srcaddr", p.srcaddr)
+	addr("dstaddr", p.dstaddr)
+	addr("srcaddr6", p.srcaddr6)
+	addr("dstaddr6", p.dstaddr6)
+	if p.enabled {
+		w.Line("        set status enable")
+	} else {
+		w.Line("        set status disable")
+	}
+	w.Line("        set schedule %s", quote(alwaysSched))
+	w.Line("        set service %s", quote(p.service))
+	if p.sslProfile != "" {
+		// The inspection profile is a security profile setting: it needs
+		// utm-status enable (as in Fortinet's own provider example,
+		// fortinetdev/terraform-provider-fortios fortios_firewall_policy).
+		// certificate-inspection only reads the SNI and server certificate and
+		// never decrypts, so TURN over TLS reaches the relay untouched.
+		w.Line("        set utm-status enable")
+		w.Line("        set ssl-ssh-profile %s", quote(p.sslProfile))
+	}
+	if p.log {
+		w.Line("        set logtraffic all")
+	} else {
+		w.Line("        set logtraffic disable")
+	}
+	w.Line("        set comments %s", quote(p.comment))
+	w.Line("    next")
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quote(n)
+	}
+	return strings.Join(q, " ")
+}
