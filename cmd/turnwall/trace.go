@@ -15,6 +15,7 @@ func (a *app) traceCmd() *cobra.Command {
 	var f policyFlags
 	var target, src, dst, proto, fromZone, toZone, dstHost string
 	var sport, dport int
+	var params []string
 	reg := registry()
 	cmd := &cobra.Command{
 		Use:   "trace [POLICY] --src IP --dst IP --proto udp|tcp --dport PORT",
@@ -33,6 +34,10 @@ disagrees with the IR, 2 usage errors.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pkt, err := tracePacket(src, dst, proto, sport, dport, dstHost)
+			if err != nil {
+				return usageError{err}
+			}
+			byTarget, err := reg.SplitParams(params)
 			if err != nil {
 				return usageError{err}
 			}
@@ -71,7 +76,7 @@ disagrees with the IR, 2 usage errors.`,
 			if target == "ir" {
 				return nil
 			}
-			files, err := tb.Emit(prog, backends.Options{Params: map[string]string{}})
+			files, err := tb.Emit(prog, backends.Options{Params: byTarget[target]})
 			if err != nil {
 				return fmt.Errorf("target %s: %w", target, err)
 			}
@@ -99,6 +104,7 @@ disagrees with the IR, 2 usage errors.`,
 	cmd.Flags().StringVar(&fromZone, "from-zone", "", "ingress zone (default: from the source address)")
 	cmd.Flags().StringVar(&toZone, "to-zone", "", "egress zone (default: from the destination address)")
 	cmd.Flags().StringVar(&dstHost, "dst-host", "", "FQDN the client resolved to reach --dst")
+	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
 	return cmd
 }
 
