@@ -191,11 +191,21 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 			continue
 		}
 		g := memberList{name: addrNS.name("group", s.Name)}
+		// Members are distinct by construction (IR prefixes are a minimal
+		// cover; FQDNs are deduplicated); the map only guards against
+		// two spellings of one name, in linear time for big sets.
+		seen := map[string]bool{}
+		add := func(m string) {
+			if !seen[m] {
+				seen[m] = true
+				g.members = append(g.members, m)
+			}
+		}
 		for _, pf := range append(append([]netip.Prefix(nil), s.V4...), s.V6...) {
-			g.members = appendNew(g.members, prefixName[pf.Masked()])
+			add(prefixName[pf.Masked()])
 		}
 		for _, f := range s.FQDNs {
-			g.members = appendNew(g.members, fqdnName[strings.TrimSuffix(f, ".")])
+			add(fqdnName[strings.TrimSuffix(f, ".")])
 		}
 		groupName[s.Name] = g.name
 		pl.groups = append(pl.groups, g)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 
+	"go4.org/netipx"
+
 	"github.com/turnwall/turnwall/compiler/eval"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
@@ -144,18 +146,29 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 	}
 	var peerSets []*ir.AddressSet
 	var literal []eval.AddrEntry
-	var union []eval.AddrEntry
+	// The relay's own peer list: built from the peers' aggregated sets, not
+	// their raw entries, so a 100,000-prefix provider is aggregated once.
+	var union netipx.IPSetBuilder
+	havePeers := false
 	for _, p := range r.Peers {
 		if p.Kind == "" {
 			literal = append(literal, p.Addrs...)
-			union = append(union, p.Addrs...)
+			for _, a := range p.Addrs {
+				for _, pf := range a.Prefixes {
+					union.AddPrefix(pf)
+				}
+			}
+			havePeers = true
 			continue
 		}
 		ep, ok := l.lookup(p.Kind, p.Name)
 		if !ok || ep.set == "" {
 			continue
 		}
-		union = append(union, ep.addrs...)
+		if set := l.setByName[ep.set]; set != nil {
+			union.AddSet(set.IPSet())
+			havePeers = true
+		}
 		if p.Kind != "agents" {
 			out = append(out, l.peerFlows(r, relaySet, p.Name, ep.set, ep.zone, prefix, outEntries, inEntries, origin)...)
 			continue
@@ -176,8 +189,8 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 		out = append(out, l.peerFlows(r, relaySet, "peer-addresses", s.Name, "", prefix, outEntries, inEntries, origin)...)
 	}
 	peers := ""
-	if len(union) > 0 {
-		s := l.addrSet(prefix+"peers", origin, union)
+	if havePeers {
+		s := fromBuilder(prefix+"peers", origin, &union)
 		peerSets = append(peerSets, s)
 		peers = s.Name
 	}

@@ -31,6 +31,7 @@ type lowerer struct {
 	providerSets map[string]*ir.AddressSet
 	relaySets    map[string]*ir.AddressSet
 	endpoints    map[string]endpoint // "kind.name" of agents, providers, relays
+	setByName    map[string]*ir.AddressSet
 	zones        map[string]bool
 	services     map[string]bool
 }
@@ -46,6 +47,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 		providerSets: map[string]*ir.AddressSet{},
 		relaySets:    map[string]*ir.AddressSet{},
 		endpoints:    map[string]endpoint{},
+		setByName:    map[string]*ir.AddressSet{},
 		zones:        map[string]bool{},
 		services:     map[string]bool{},
 	}
@@ -170,7 +172,9 @@ func (l *lowerer) addrSet(name string, origin ir.Origin, entries []eval.AddrEntr
 			b.AddPrefix(p)
 		}
 	}
-	return fromBuilder(name, origin, &b)
+	s := fromBuilder(name, origin, &b)
+	l.setByName[name] = s
+	return s
 }
 
 func fromBuilder(name string, origin ir.Origin, b *netipx.IPSetBuilder) *ir.AddressSet {
