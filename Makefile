@@ -15,10 +15,10 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/turnwall
 
-# The main job on a shipped example: validate, then compile to the IR.
+# The main job on a shipped example: validate, then compile to the IR and nftables.
 demo: build
 	$(BIN) validate $(DEMO)
-	$(BIN) compile $(DEMO) --target ir
+	$(BIN) compile $(DEMO) --target ir,nftables
 
 # Every test: formatting, vet, unit, golden, CLI scripts, fuzz seed corpora
 # (go test runs them as regression tests) and kernel tests where they exist.
@@ -39,7 +39,7 @@ fmt-check:
 
 # Rewrite golden files after an intended output change; review the diff.
 golden:
-	$(GO) test ./compiler/... ./cmd/... -run 'Golden|Script' -update
+	$(GO) test ./compiler/... ./backends/... ./cmd/... -update
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
