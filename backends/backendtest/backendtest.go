@@ -95,7 +95,7 @@ func Golden(t *testing.T, target, caseName string, files []backends.File) {
 		}
 		if !bytes.Equal(data, f.Data) {
 			t.Errorf("%s/%s differs from the output (run go test -update and review the diff):\n%s",
-				dir, f.Name, firstDiff(string(data), string(f.Data)))
+				dir, f.Name, FirstDiff(string(data), string(f.Data)))
 		}
 	}
 	sort.Strings(got)
@@ -104,7 +104,9 @@ func Golden(t *testing.T, target, caseName string, files []backends.File) {
 	}
 }
 
-func firstDiff(want, got string) string {
+// FirstDiff shows the first differing lines of two texts, enough to see what
+// changed in a golden file.
+func FirstDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	var b strings.Builder
 	shown := 0
