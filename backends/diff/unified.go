@@ -1,0 +1,147 @@
+// Package diff compares generated rule sets for change requests: unified
+// text diffs per target (sergi/go-diff in line mode) and a semantic summary
+// of what changed in the IR, the part a reviewer reads first.
+package diff
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sergi/go-diff/diffmatchpatch"
+)
+
+// Line is one line of a unified diff: ' ' context, '-' removed, '+' added.
+type Line struct {
+	Op   byte
+	Text string
+}
+
+// Hunk is a run of changes with context, as in `diff -u`.
+type Hunk struct {
+	OldStart, OldLines int
+	NewStart, NewLines int
+	Lines              []Line
+}
+
+// Header renders "@@ -a,b +c,d @@".
+func (h Hunk) Header() string {
+	return fmt.Sprintf("@@ -%s +%s @@", span(h.OldStart, h.OldLines), span(h.NewStart, h.NewLines))
+}
+
+func span(start, n int) string {
+	if n == 1 {
+		return fmt.Sprint(start)
+	}
+	if n == 0 {
+		start-- // diff -u names the line before an empty range
+	}
+	return fmt.Sprintf("%d,%d", start, n)
+}
+
+// Hunks computes a line diff of two texts and groups it into hunks with
+// `context` unchanged lines around each change. Equal texts give no hunks.
+func Hunks(oldText, newText string, context int) []Hunk {
+	if oldText == newText {
+		return nil
+	}
+	dmp := diffmatchpatch.New()
+	a, b, lines := dmp.DiffLinesToRunes(oldText, newText)
+	diffs := dmp.DiffMainRunes(a, b, false)
+	diffs = dmp.DiffCharsToLines(diffs, lines)
+
+	// Flatten to a line script.
+	var script []Line
+	for _, d := range diffs {
+		op := byte(' ')
+		switch d.Type {
+		case diffmatchpatch.DiffDelete:
+			op = '-'
+		case diffmatchpatch.DiffInsert:
+			op = '+'
+		}
+		text := strings.TrimSuffix(d.Text, "\n")
+		for _, l := range strings.Split(text, "\n") {
+			script = append(script, Line{op, l})
+		}
+	}
+
+	var hunks []Hunk
+	oldLine, newLine := 1, 1
+	var cur *Hunk
+	lastChange := -1
+	for i, l := range script {
+		if l.Op != ' ' {
+			if cur == nil || i-lastChange > 2*context {
+				if cur != nil {
+					trim(cur, lastChange, script, context)
+					hunks = append(hunks, *cur)
+				}
+				start := i - context
+				if start < 0 {
+					start = 0
+				}
+				cur = &Hunk{OldStart: oldLine - (i - start), NewStart: newLine - (i - start)}
+				for _, c := range script[start:i] {
+					cur.Lines = append(cur.Lines, c)
+				}
+			} else {
+				cur.Lines = append(cur.Lines, script[lastChange+1:i]...)
+			}
+			cur.Lines = append(cur.Lines, l)
+			lastChange = i
+		}
+		switch l.Op {
+		case ' ':
+			oldLine++
+			newLine++
+		case '-':
+			oldLine++
+		case '+':
+			newLine++
+		}
+	}
+	if cur != nil {
+		trim(cur, lastChange, script, context)
+		hunks = append(hunks, *cur)
+	}
+	for i := range hunks {
+		for _, l := range hunks[i].Lines {
+			if l.Op != '+' {
+				hunks[i].OldLines++
+			}
+			if l.Op != '-' {
+				hunks[i].NewLines++
+			}
+		}
+	}
+	return hunks
+}
+
+// trim appends the trailing context after the last change of a hunk.
+func trim(h *Hunk, lastChange int, script []Line, context int) {
+	end := lastChange + 1 + context
+	if end > len(script) {
+		end = len(script)
+	}
+	h.Lines = append(h.Lines, script[lastChange+1:end]...)
+}
+
+// Unified renders a unified diff with file headers; "" when equal.
+func Unified(oldName, newName, oldText, newText string, context int) string {
+	hunks := Hunks(oldText, newText, context)
+	if len(hunks) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- %s\n+++ %s\n", oldName, newName)
+	for _, h := range hunks {
+		b.WriteString(h.Header())
+		b.WriteByte('\n')
+		for _, l := range h.Lines {
+			b.WriteByte(l.Op)
+			b.WriteString(l.Text)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
