@@ -19,6 +19,9 @@ import (
 type Options struct {
 	Vars   map[string]string // input variables (--var)
 	Strict bool              // warnings are errors
+	// ReadFile reads files the policy names (ranges files, certificates);
+	// nil reads the local disk.
+	ReadFile func(path string) ([]byte, error)
 }
 
 // Result is a compilation's outcome. Program is nil when there were errors.
@@ -53,7 +56,7 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		diag.Sort(res.Diags)
 		return res
 	}
-	pol, d := eval.Evaluate(cfg, eval.Options{Vars: opts.Vars})
+	pol, d := eval.Evaluate(cfg, eval.Options{Vars: opts.Vars, ReadFile: opts.ReadFile})
 	res.Diags = append(res.Diags, d...)
 	if pol != nil && !res.Diags.HasErrors() {
 		prog, d := lower.Lower(pol)

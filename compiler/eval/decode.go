@@ -208,7 +208,7 @@ func (e *evaluator) relay(b *load.Block) *Relay {
 		if !filepath.IsAbs(r.CertPath) {
 			r.CertPath = filepath.Join(e.cfg.Root, r.CertPath)
 		}
-		selfSigned, err := CertFacts(r.CertPath)
+		selfSigned, err := e.certFacts(r.CertPath)
 		r.CertSelfSigned = selfSigned
 		if err != nil {
 			r.CertError = err.Error()
@@ -682,12 +682,24 @@ func (e *evaluator) endpoints(b *load.Block, name string) []Endpoint {
 	return out
 }
 
+func (e *evaluator) certFacts(path string) (bool, error) {
+	data, err := e.readFile(path)
+	if err != nil {
+		return false, err
+	}
+	return certFacts(path, data)
+}
+
 // CertFacts reads a PEM certificate and reports whether it is self-signed.
 func CertFacts(path string) (selfSigned bool, err error) {
 	data, err := readPolicyFile(path)
 	if err != nil {
 		return false, err
 	}
+	return certFacts(path, data)
+}
+
+func certFacts(path string, data []byte) (bool, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "CERTIFICATE" {
 		return false, fmt.Errorf("%s holds no PEM certificate", path)

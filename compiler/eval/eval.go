@@ -21,6 +21,10 @@ type Options struct {
 	// A string is taken as is for string variables and parsed as an HCL
 	// expression for variables of other types.
 	Vars map[string]string
+	// ReadFile, when set, reads the files a policy names (ranges_file, TLS
+	// certificates) instead of the local disk; paths are as the policy root
+	// joined with the name. turnwall diff --base reads them from git.
+	ReadFile func(path string) ([]byte, error)
 }
 
 // node is one referenceable thing: var.X, local.X or TYPE.NAME.

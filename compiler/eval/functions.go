@@ -230,7 +230,7 @@ func (e *evaluator) rangesFileFunc() function.Function {
 
 func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 	unknown := cty.UnknownVal(cty.List(cty.String))
-	data, err := readPolicyFile(path)
+	data, err := e.readFile(path)
 	if err != nil {
 		return unknown, err
 	}
@@ -312,6 +312,19 @@ func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 
 // MaxInputFile bounds the files a policy may read (ranges files, certificates).
 const MaxInputFile = 64 << 20
+
+// readFile reads a file the policy names (ranges files, certificates): from
+// the reader the caller gave (a git revision, for example) or from disk.
+func (e *evaluator) readFile(path string) ([]byte, error) {
+	if e.opts.ReadFile != nil {
+		data, err := e.opts.ReadFile(path)
+		if err == nil && len(data) > MaxInputFile {
+			return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxInputFile>>20)
+		}
+		return data, err
+	}
+	return readPolicyFile(path)
+}
 
 // readPolicyFile reads a regular file of at most MaxInputFile bytes, so that a
 // policy naming a device or a huge file fails with a message instead of hanging.
