@@ -1,6 +1,7 @@
 package fortios
 
 import (
+	"hash/fnv"
 	"io"
 	"net"
 	"strings"
@@ -82,9 +83,35 @@ func (pl *plan) write(out io.Writer) error {
 	return w.Err
 }
 
-// membersPerLine keeps member lines short: a provider with thousands of
-// ranges would otherwise give one line of hundreds of kilobytes.
-const membersPerLine = 50
+// Member lines stay short (a provider with thousands of ranges would
+// otherwise give one line of hundreds of kilobytes) and their breaks depend on
+// the members themselves, not on their count: a line ends after a member whose
+// hash is 0 modulo chunkModulus, or at maxMembersPerLine. Adding one range to
+// a 10,000-range provider then changes one member line, where fixed-size lines
+// would shift every line after it and bury the change in the diff.
+const (
+	chunkModulus      = 32
+	maxMembersPerLine = 100
+)
+
+// memberLines splits members into content-defined lines; a list that fits on
+// one line stays on one.
+func memberLines(members []string) [][]string {
+	if len(members) <= maxMembersPerLine {
+		return [][]string{members}
+	}
+	var lines [][]string
+	start := 0
+	for i, m := range members {
+		h := fnv.New32a()
+		h.Write([]byte(m))
+		if h.Sum32()%chunkModulus == 0 || i+1-start == maxMembersPerLine || i == len(members)-1 {
+			lines = append(lines, members[start:i+1])
+			start = i + 1
+		}
+	}
+	return lines
+}
 
 // writeGroups writes address or service groups. `set member` replaces the
 // whole member list, so members dropped from the policy leave the group;
@@ -97,10 +124,9 @@ func writeGroups(w *backends.Writer, header string, groups []group) {
 	for _, g := range groups {
 		w.Line("    edit %s", quote(g.name))
 		verb := "set"
-		for rest := g.members; len(rest) > 0; verb = "append" {
-			n := min(len(rest), membersPerLine)
-			w.Line("        %s member %s", verb, quoteAll(rest[:n]))
-			rest = rest[n:]
+		for _, line := range memberLines(g.members) {
+			w.Line("        %s member %s", verb, quoteAll(line))
+			verb = "append"
 		}
 		if g.comment != "" {
 			w.Line("        set comment %s", quote(g.comment))
