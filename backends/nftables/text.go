@@ -10,10 +10,6 @@ import (
 	"github.com/turnwall/turnwall/compiler/ir"
 )
 
-// elementsPerLine keeps big sets readable and diffs small: one changed prefix
-// changes one line.
-const elementsPerLine = 1
-
 // Text renders the ruleset as one nft -f transaction.
 func (rs *Ruleset) Text() []byte {
 	var buf bytes.Buffer
@@ -37,13 +33,11 @@ func (rs *Ruleset) Text() []byte {
 			w.Line("\t\tcomment %q", s.Comment)
 		}
 		if len(s.Prefixes) > 0 { // "elements = { }" is a syntax error
+			// One element a line, each with its comma (nft accepts a trailing
+			// one): adding a prefix anywhere changes exactly one line.
 			w.Line("\t\telements = {")
-			for i, p := range s.Prefixes {
-				sep := ","
-				if i == len(s.Prefixes)-1 {
-					sep = ""
-				}
-				w.Line("\t\t\t%s%s", p, sep)
+			for _, p := range s.Prefixes {
+				w.Line("\t\t\t%s,", p)
 			}
 			w.Line("\t\t}")
 		}

@@ -1,0 +1,355 @@
+package diff
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+// Context is the number of unchanged lines around each change.
+const Context = 3
+
+// Side is one version of a policy, compiled.
+type Side struct {
+	Label   string // what the reviewer knows it as: a path, or REV:path
+	Program *ir.Program
+	Diags   hcl.Diagnostics
+}
+
+// FileDiff is the text diff of one output file of a target.
+type FileDiff struct {
+	Target  string `json:"target"`
+	File    string `json:"file"`
+	Status  string `json:"status"` // changed, added, removed
+	Added   int    `json:"lines_added"`
+	Removed int    `json:"lines_removed"`
+	Unified string `json:"unified"`
+}
+
+// Report is a whole change: the semantic summary, then per-target diffs.
+type Report struct {
+	Old     string     `json:"old"`
+	New     string     `json:"new"`
+	Changed bool       `json:"changed"`
+	Summary *Summary   `json:"summary"`
+	Files   []FileDiff `json:"files"`
+}
+
+// Build compares two compiled versions for the given targets.
+func Build(oldSide, newSide Side, targets []backends.Backend, opts func(backends.Backend) backends.Options) (*Report, error) {
+	r := &Report{Old: oldSide.Label, New: newSide.Label}
+	r.Summary = Summarize(oldSide.Program, newSide.Program, oldSide.Diags, newSide.Diags)
+	for _, b := range targets {
+		of, err := b.Emit(oldSide.Program, opts(b))
+		if err != nil {
+			return nil, fmt.Errorf("target %s, %s: %w", b.Name(), oldSide.Label, err)
+		}
+		nf, err := b.Emit(newSide.Program, opts(b))
+		if err != nil {
+			return nil, fmt.Errorf("target %s, %s: %w", b.Name(), newSide.Label, err)
+		}
+		r.Files = append(r.Files, fileDiffs(b.Name(), of, nf)...)
+	}
+	r.Changed = !r.Summary.Empty() || len(r.Files) > 0
+	return r, nil
+}
+
+func fileDiffs(target string, oldFiles, newFiles []backends.File) []FileDiff {
+	oldBy := map[string][]byte{}
+	for _, f := range oldFiles {
+		oldBy[f.Name] = f.Data
+	}
+	newBy := map[string][]byte{}
+	var names []string
+	for _, f := range oldFiles {
+		names = append(names, f.Name)
+	}
+	for _, f := range newFiles {
+		newBy[f.Name] = f.Data
+		if _, ok := oldBy[f.Name]; !ok {
+			names = append(names, f.Name)
+		}
+	}
+	var out []FileDiff
+	for _, name := range names {
+		o, inOld := oldBy[name]
+		n, inNew := newBy[name]
+		if bytes.Equal(o, n) && inOld == inNew {
+			continue
+		}
+		fd := FileDiff{Target: target, File: name, Status: "changed"}
+		oldName, newName := "a/"+name, "b/"+name
+		switch {
+		case !inOld:
+			fd.Status, oldName = "added", "/dev/null"
+		case !inNew:
+			fd.Status, newName = "removed", "/dev/null"
+		}
+		fd.Unified = Unified(oldName, newName, string(o), string(n), Context)
+		for _, h := range Hunks(string(o), string(n), Context) {
+			for _, l := range h.Lines {
+				switch l.Op {
+				case '+':
+					fd.Added++
+				case '-':
+					fd.Removed++
+				}
+			}
+		}
+		out = append(out, fd)
+	}
+	return out
+}
+
+// WriteJSON writes the report as JSON for pipelines.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// maxListed bounds how many prefixes a text or markdown summary lists per set;
+// JSON lists them all.
+const maxListed = 20
+
+func listed(items []string) ([]string, int) {
+	if len(items) <= maxListed {
+		return items, 0
+	}
+	return items[:maxListed], len(items) - maxListed
+}
+
+// ANSI colours for a terminal.
+type palette struct{ bold, red, green, cyan, reset string }
+
+func colours(on bool) palette {
+	if !on {
+		return palette{}
+	}
+	return palette{"\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[0m"}
+}
+
+// WriteText writes the summary and the diffs for a terminal or a log.
+func (r *Report) WriteText(w io.Writer, colour bool) error {
+	c := colours(colour)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%sturnwall diff %s -> %s%s\n", c.bold, r.Old, r.New, c.reset)
+	if !r.Changed {
+		b.WriteString("no changes\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	s := r.Summary
+	section := func(title string) { fmt.Fprintf(&b, "\n%s%s%s\n", c.bold, title, c.reset) }
+	if len(s.Policy) > 0 {
+		section("Policy")
+		for _, p := range s.Policy {
+			fmt.Fprintf(&b, "  ~ %s\n", p)
+		}
+	}
+	if len(s.RulesAdded)+len(s.RulesRemoved)+len(s.RulesChanged) > 0 {
+		section(fmt.Sprintf("Rules: %d added, %d removed, %d changed", len(s.RulesAdded), len(s.RulesRemoved), len(s.RulesChanged)))
+		for _, x := range s.RulesAdded {
+			fmt.Fprintf(&b, "  %s+ %s%s %s: %s  (%s)\n", c.green, x.Name, c.reset, x.Action, x.What, x.Source)
+		}
+		for _, x := range s.RulesRemoved {
+			fmt.Fprintf(&b, "  %s- %s%s %s: %s  (%s)\n", c.red, x.Name, c.reset, x.Action, x.What, x.Source)
+		}
+		for _, x := range s.RulesChanged {
+			fmt.Fprintf(&b, "  ~ %s  (%s)\n", x.Name, x.Source)
+			for _, ch := range x.Changes {
+				fmt.Fprintf(&b, "      %s\n", ch)
+			}
+		}
+	}
+	if len(s.Sets) > 0 {
+		section("Address sets")
+		for _, x := range s.Sets {
+			fmt.Fprintf(&b, "  %s %s: %d added, %d removed\n", statusMark(x.Status), x.Name, len(x.Added), len(x.Removed))
+			items, more := listed(x.Added)
+			for _, a := range items {
+				fmt.Fprintf(&b, "      %s+ %s%s\n", c.green, a, c.reset)
+			}
+			if more > 0 {
+				fmt.Fprintf(&b, "      + ... %d more\n", more)
+			}
+			items, more = listed(x.Removed)
+			for _, a := range items {
+				fmt.Fprintf(&b, "      %s- %s%s\n", c.red, a, c.reset)
+			}
+			if more > 0 {
+				fmt.Fprintf(&b, "      - ... %d more\n", more)
+			}
+		}
+	}
+	if len(s.Services) > 0 {
+		section("Services (ports)")
+		for _, x := range s.Services {
+			fmt.Fprintf(&b, "  ~ %s: %s -> %s\n", x.Name, orNone(x.Old), orNone(x.New))
+		}
+	}
+	if len(s.Findings.Appeared)+len(s.Findings.Disappeared) > 0 {
+		section("Lint findings")
+		for _, f := range s.Findings.Appeared {
+			fmt.Fprintf(&b, "  %s+ %s %s%s: %s\n", c.red, f.Severity, f.Code, c.reset, f.Summary)
+		}
+		for _, f := range s.Findings.Disappeared {
+			fmt.Fprintf(&b, "  %s- %s %s%s: %s\n", c.green, f.Severity, f.Code, c.reset, f.Summary)
+		}
+	}
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, "\n%s%s: %s (%s, +%d -%d)%s\n", c.bold, f.Target, f.File, f.Status, f.Added, f.Removed, c.reset)
+		for _, line := range strings.SplitAfter(f.Unified, "\n") {
+			if line == "" {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(line, "+++"), strings.HasPrefix(line, "---"):
+				b.WriteString(c.bold + line + c.reset)
+			case strings.HasPrefix(line, "@@"):
+				b.WriteString(c.cyan + strings.TrimSuffix(line, "\n") + c.reset + "\n")
+			case strings.HasPrefix(line, "+"):
+				b.WriteString(c.green + strings.TrimSuffix(line, "\n") + c.reset + "\n")
+			case strings.HasPrefix(line, "-"):
+				b.WriteString(c.red + strings.TrimSuffix(line, "\n") + c.reset + "\n")
+			default:
+				b.WriteString(line)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func statusMark(status string) string {
+	switch status {
+	case "added":
+		return "+"
+	case "removed":
+		return "-"
+	}
+	return "~"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// WriteMarkdown writes the report ready to paste into a change request: a
+// summary table, the details, then one fenced diff per target file.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## turnwall change: `%s` → `%s`\n\n", cell(r.Old), cell(r.New))
+	if !r.Changed {
+		b.WriteString("No changes.\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	s := r.Summary
+	b.WriteString("| change | count |\n|---|---:|\n")
+	row := func(what string, n int) {
+		if n > 0 {
+			fmt.Fprintf(&b, "| %s | %d |\n", what, n)
+		}
+	}
+	row("policy settings changed", len(s.Policy))
+	row("rules added", len(s.RulesAdded))
+	row("rules removed", len(s.RulesRemoved))
+	row("rules changed", len(s.RulesChanged))
+	row("address sets changed", len(s.Sets))
+	row("services changed", len(s.Services))
+	row("lint findings appeared", len(s.Findings.Appeared))
+	row("lint findings disappeared", len(s.Findings.Disappeared))
+	row("target files changed", len(r.Files))
+
+	if len(s.Policy) > 0 {
+		b.WriteString("\n### Policy\n\n")
+		for _, p := range s.Policy {
+			fmt.Fprintf(&b, "- %s\n", cell(p))
+		}
+	}
+	if len(s.RulesAdded)+len(s.RulesRemoved)+len(s.RulesChanged) > 0 {
+		b.WriteString("\n### Rules\n\n| | rule | action | what | source |\n|---|---|---|---|---|\n")
+		for _, x := range s.RulesAdded {
+			fmt.Fprintf(&b, "| added | `%s` | %s | %s | %s |\n", cell(x.Name), x.Action, cell(x.What), cell(x.Source))
+		}
+		for _, x := range s.RulesRemoved {
+			fmt.Fprintf(&b, "| removed | `%s` | %s | %s | %s |\n", cell(x.Name), x.Action, cell(x.What), cell(x.Source))
+		}
+		for _, x := range s.RulesChanged {
+			fmt.Fprintf(&b, "| changed | `%s` | | %s | %s |\n", cell(x.Name), cell(strings.Join(x.Changes, "; ")), cell(x.Source))
+		}
+	}
+	if len(s.Sets) > 0 {
+		b.WriteString("\n### Address sets\n\n| set | | added | removed |\n|---|---|---|---|\n")
+		for _, x := range s.Sets {
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", cell(x.Name), x.Status, cellList(x.Added), cellList(x.Removed))
+		}
+	}
+	if len(s.Services) > 0 {
+		b.WriteString("\n### Services\n\n| service | before | after |\n|---|---|---|\n")
+		for _, x := range s.Services {
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", cell(x.Name), cell(orNone(x.Old)), cell(orNone(x.New)))
+		}
+	}
+	if len(s.Findings.Appeared)+len(s.Findings.Disappeared) > 0 {
+		b.WriteString("\n### Lint findings\n\n| | severity | code | finding |\n|---|---|---|---|\n")
+		for _, f := range s.Findings.Appeared {
+			fmt.Fprintf(&b, "| appeared | %s | %s | %s |\n", f.Severity, f.Code, cell(f.Summary))
+		}
+		for _, f := range s.Findings.Disappeared {
+			fmt.Fprintf(&b, "| disappeared | %s | %s | %s |\n", f.Severity, f.Code, cell(f.Summary))
+		}
+	}
+	for _, f := range r.Files {
+		fence := fenceFor(f.Unified)
+		fmt.Fprintf(&b, "\n### %s: `%s` (%s, +%d −%d)\n\n%sdiff\n%s%s\n", f.Target, cell(f.File), f.Status, f.Added, f.Removed, fence, f.Unified, fence)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// cell makes text safe inside a markdown table cell or inline code.
+func cell(s string) string {
+	s = strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ", "`", "'").Replace(s)
+	return s
+}
+
+func cellList(items []string) string {
+	shown, more := listed(items)
+	out := strings.Join(shown, ", ")
+	if more > 0 {
+		out += fmt.Sprintf(", … %d more", more)
+	}
+	return cell(out)
+}
+
+// fenceFor returns a backtick fence longer than any backtick run in text, so
+// generated content can never close the code block early.
+func fenceFor(text string) string {
+	longest, run := 0, 0
+	for _, r := range text {
+		if r == '`' {
+			run++
+			if run > longest {
+				longest = run
+			}
+		} else {
+			run = 0
+		}
+	}
+	if longest < 3 {
+		return "```"
+	}
+	return strings.Repeat("`", longest+1)
+}
