@@ -199,5 +199,13 @@ func (w *Writer) Line(format string, args ...any) {
 	if w.Err != nil {
 		return
 	}
-	_, w.Err = fmt.Fprintf(w.W, format+"\n", args...)
+	if len(args) == 0 {
+		if _, w.Err = io.WriteString(w.W, format); w.Err == nil {
+			_, w.Err = io.WriteString(w.W, "\n")
+		}
+		return
+	}
+	if _, w.Err = fmt.Fprintf(w.W, format, args...); w.Err == nil {
+		_, w.Err = io.WriteString(w.W, "\n")
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -46,16 +48,39 @@ type Report struct {
 func Build(oldSide, newSide Side, targets []backends.Backend, opts func(backends.Backend) backends.Options) (*Report, error) {
 	r := &Report{Old: oldSide.Label, New: newSide.Label}
 	r.Summary = Summarize(oldSide.Program, newSide.Program, oldSide.Diags, newSide.Diags)
-	for _, b := range targets {
-		of, err := b.Emit(oldSide.Program, opts(b))
-		if err != nil {
-			return nil, fmt.Errorf("target %s, %s: %w", b.Name(), oldSide.Label, err)
+	// Targets are independent: emit and diff them on every core, then put
+	// the results back in the order asked for.
+	type result struct {
+		files []FileDiff
+		err   error
+	}
+	results := make([]result, len(targets))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, b := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			of, err := b.Emit(oldSide.Program, opts(b))
+			if err != nil {
+				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), oldSide.Label, err)
+				return
+			}
+			nf, err := b.Emit(newSide.Program, opts(b))
+			if err != nil {
+				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), newSide.Label, err)
+				return
+			}
+			results[i].files = fileDiffs(b.Name(), of, nf)
+		}()
+	}
+	wg.Wait()
+	for _, res := range results {
+		if res.err != nil {
+			return nil, res.err
 		}
-		nf, err := b.Emit(newSide.Program, opts(b))
-		if err != nil {
-			return nil, fmt.Errorf("target %s, %s: %w", b.Name(), newSide.Label, err)
-		}
-		r.Files = append(r.Files, fileDiffs(b.Name(), of, nf)...)
+		r.Files = append(r.Files, res.files...)
 	}
 	r.Changed = !r.Summary.Empty() || len(r.Files) > 0
 	return r, nil
@@ -92,8 +117,9 @@ func fileDiffs(target string, oldFiles, newFiles []backends.File) []FileDiff {
 		case !inNew:
 			fd.Status, newName = "removed", "/dev/null"
 		}
-		fd.Unified = Unified(oldName, newName, string(o), string(n), Context)
-		for _, h := range Hunks(string(o), string(n), Context) {
+		hunks := Hunks(string(o), string(n), Context)
+		fd.Unified = Render(oldName, newName, hunks)
+		for _, h := range hunks {
 			for _, l := range h.Lines {
 				switch l.Op {
 				case '+':
@@ -319,9 +345,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
+var cellEscapes = strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ", "`", "'")
+
 // cell makes text safe inside a markdown table cell or inline code.
 func cell(s string) string {
-	s = strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ", "`", "'").Replace(s)
+	s = cellEscapes.Replace(s)
 	return s
 }
 

@@ -44,26 +44,7 @@ func Hunks(oldText, newText string, context int) []Hunk {
 	if oldText == newText {
 		return nil
 	}
-	dmp := diffmatchpatch.New()
-	a, b, lines := dmp.DiffLinesToRunes(oldText, newText)
-	diffs := dmp.DiffMainRunes(a, b, false)
-	diffs = dmp.DiffCharsToLines(diffs, lines)
-
-	// Flatten to a line script.
-	var script []Line
-	for _, d := range diffs {
-		op := byte(' ')
-		switch d.Type {
-		case diffmatchpatch.DiffDelete:
-			op = '-'
-		case diffmatchpatch.DiffInsert:
-			op = '+'
-		}
-		text := strings.TrimSuffix(d.Text, "\n")
-		for _, l := range strings.Split(text, "\n") {
-			script = append(script, Line{op, l})
-		}
-	}
+	script := lineScript(oldText, newText)
 
 	var hunks []Hunk
 	oldLine, newLine := 1, 1
@@ -117,6 +98,57 @@ func Hunks(oldText, newText string, context int) []Hunk {
 	return hunks
 }
 
+// lineScript diffs two texts line by line: each distinct line becomes one
+// rune (skipping the surrogate range, which does not survive a string) and
+// go-diff's Myers diff runs on those runes.
+func lineScript(oldText, newText string) []Line {
+	index := map[string]rune{}
+	var lines []string
+	toRunes := func(text string) []rune {
+		text = strings.TrimSuffix(text, "\n")
+		if text == "" {
+			return nil
+		}
+		parts := strings.Split(text, "\n")
+		out := make([]rune, len(parts))
+		for i, l := range parts {
+			r, ok := index[l]
+			if !ok {
+				n := rune(len(lines))
+				if n >= 0xD800 {
+					n += 0x800
+				}
+				r = n
+				index[l] = r
+				lines = append(lines, l)
+			}
+			out[i] = r
+		}
+		return out
+	}
+	a, b := toRunes(oldText), toRunes(newText)
+	line := func(r rune) string {
+		if r >= 0xE000 {
+			r -= 0x800
+		}
+		return lines[r]
+	}
+	var script []Line
+	for _, d := range diffmatchpatch.New().DiffMainRunes(a, b, false) {
+		op := byte(' ')
+		switch d.Type {
+		case diffmatchpatch.DiffDelete:
+			op = '-'
+		case diffmatchpatch.DiffInsert:
+			op = '+'
+		}
+		for _, r := range d.Text {
+			script = append(script, Line{op, line(r)})
+		}
+	}
+	return script
+}
+
 // trim appends the trailing context after the last change of a hunk.
 func trim(h *Hunk, lastChange int, script []Line, context int) {
 	end := lastChange + 1 + context
@@ -128,7 +160,11 @@ func trim(h *Hunk, lastChange int, script []Line, context int) {
 
 // Unified renders a unified diff with file headers; "" when equal.
 func Unified(oldName, newName, oldText, newText string, context int) string {
-	hunks := Hunks(oldText, newText, context)
+	return Render(oldName, newName, Hunks(oldText, newText, context))
+}
+
+// Render writes hunks as a unified diff with file headers; "" for none.
+func Render(oldName, newName string, hunks []Hunk) string {
 	if len(hunks) == 0 {
 		return ""
 	}

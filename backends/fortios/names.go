@@ -76,9 +76,11 @@ func (ns *namespace) name(kind, key string) string {
 
 // prefixKey spells a prefix with name-safe characters: "10.20.0.0/16" ->
 // "10.20.0.0_16", "fd00:20::/48" -> "fd00-20--_48". Neither '-' nor '_' occurs
+var prefixSpelling = strings.NewReplacer(":", "-", "/", "_")
+
 // in a prefix's text, so the spelling is one-to-one.
 func prefixKey(p netip.Prefix) string {
-	return strings.NewReplacer(":", "-", "/", "_").Replace(p.String())
+	return prefixSpelling.Replace(p.String())
 }
 
 // cliText makes user text safe inside a double-quoted FortiOS string on one

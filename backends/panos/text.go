@@ -46,10 +46,12 @@ func cleanText(s string, max int) string {
 
 // sourceTag renders where a rule came from as the reader recovers it: the
 // description of every policy rule starts with "[file:line] ". Square
+var noBrackets = strings.NewReplacer("[", "", "]", "")
+
 // brackets are dropped from the file name so that the first ']' ends the tag.
 func sourceTag(src ir.Source) string {
 	s := cleanText(src.String(), 200)
-	return strings.NewReplacer("[", "", "]", "").Replace(s)
+	return noBrackets.Replace(s)
 }
 
 // ruleDescription is "[policy.hcl:12] comment", cut to the PAN-OS limit with

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/backends/diff"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/load"
@@ -118,22 +119,21 @@ func TestDiffOnePrefixIsSmall(t *testing.T) {
 	}
 }
 
-// BenchmarkDiff100k diffs two versions of a 100,000-prefix policy that differ
-// by 1% of their prefixes, for every target. Compiling both versions is
+// BenchmarkDiff100k diffs two versions of the 100,000-prefix policy the other
+// benchmarks use (random IPv4 and IPv6 ranges, many overlapping) that differ
+// in 1% of their ranges, for every target. Compiling both versions is
 // measured in the same run as the baseline.
 func BenchmarkDiff100k(b *testing.B) {
-	ranges := separateRanges(100_000, 2)
-	changed := append([]netip.Prefix(nil), ranges...)
-	for i := 0; i < len(changed)/100; i++ { // 1%: replace every hundredth range
-		p := changed[i*100]
-		a := p.Addr().As16()
-		a[15] ^= 0x80
-		changed[i*100] = netip.PrefixFrom(netip.AddrFrom16(a).Unmap(), p.Bits()).Masked()
-		if p.Addr().Is4() {
-			changed[i*100] = netip.PrefixFrom(netip.AddrFrom4([4]byte{203, byte(i >> 8), byte(i), 0}), 24)
+	oldSrc := backendtest.LargePolicy(100_000)
+	lines := strings.Split(string(oldSrc), "\n")
+	changed := 0
+	for i, l := range lines { // every hundredth range becomes another one
+		if strings.HasPrefix(l, "    \"") && i%100 == 0 {
+			lines[i] = fmt.Sprintf("    \"203.%d.%d.0/24\",", changed/256, changed%256)
+			changed++
 		}
 	}
-	oldSrc, newSrc := providerPolicy(ranges), providerPolicy(changed)
+	newSrc := []byte(strings.Join(lines, "\n"))
 	var oldSide, newSide diff.Side
 	b.Run("compile-both", func(b *testing.B) {
 		for b.Loop() {
@@ -142,17 +142,18 @@ func BenchmarkDiff100k(b *testing.B) {
 	})
 	targets := allTargets(b)
 	b.Run("diff-all-targets", func(b *testing.B) {
-		var lines int
+		var diffLines int
 		for b.Loop() {
 			report, err := diff.Build(oldSide, newSide, targets, func(backends.Backend) backends.Options { return backends.Options{} })
 			if err != nil {
 				b.Fatal(err)
 			}
-			lines = 0
+			diffLines = 0
 			for _, f := range report.Files {
-				lines += f.Added + f.Removed
+				diffLines += f.Added + f.Removed
 			}
 		}
-		b.ReportMetric(float64(lines), "diff-lines")
+		b.ReportMetric(float64(changed), "ranges-changed")
+		b.ReportMetric(float64(diffLines), "diff-lines")
 	})
 }
