@@ -43,26 +43,31 @@ through git without a checkout; the new version is the working tree.
 
 --format text (colour on a terminal), markdown (to paste into a change
 request) or json. Exit status: 0 no change, 2 changes, 1 errors (either
-version does not compile), as git diff --exit-code; usage errors exit 2 too
-and say so on stderr.`,
-		Args: cobra.RangeArgs(0, 2),
+version does not compile, or a usage error), so that 2 always means the
+versions differ.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 2 {
+				return diffUsage{fmt.Errorf("too many arguments: give OLD and NEW, or --base REV and at most one POLICY")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch f.format {
 			case "text", "markdown", "json":
 			default:
-				return usageError{fmt.Errorf("--format %q: use text, markdown or json", f.format)}
+				return diffUsage{fmt.Errorf("--format %q: use text, markdown or json", f.format)}
 			}
 			targets, err := reg.Resolve(target)
 			if err != nil {
-				return usageError{err}
+				return diffUsage{err}
 			}
 			byTarget, err := reg.SplitParams(params)
 			if err != nil {
-				return usageError{err}
+				return diffUsage{err}
 			}
 			opts, err := f.options()
 			if err != nil {
-				return err
+				return diffUsage{err}
 			}
 			var oldSide, newSide diff.Side
 			switch {
@@ -79,7 +84,7 @@ and say so on stderr.`,
 					newSide, err = a.compileSide(args[1], args[1], opts)
 				}
 			default:
-				return usageError{fmt.Errorf("give OLD and NEW, or --base REV and at most one POLICY")}
+				return diffUsage{fmt.Errorf("give OLD and NEW, or --base REV and at most one POLICY")}
 			}
 			if err != nil {
 				return err
@@ -112,6 +117,7 @@ and say so on stderr.`,
 	cmd.Flags().StringVarP(&target, "target", "t", "all", "targets to compare, comma-separated, or all")
 	cmd.Flags().StringVar(&base, "base", "", "compare POLICY at this git revision with the working tree")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return diffUsage{err} })
 	return cmd
 }
 
@@ -169,7 +175,7 @@ func (a *app) compileAtRevision(rev, path string, opts compiler.Options) (diff.S
 		abs = resolved
 	}
 	if _, err := git(top, "rev-parse", "--verify", "--quiet", rev+"^{commit}"); err != nil {
-		return diff.Side{}, usageError{fmt.Errorf("--base %q is not a revision of %s", rev, top)}
+		return diff.Side{}, diffUsage{fmt.Errorf("--base %q is not a revision of %s", rev, top)}
 	}
 	rel, err := filepath.Rel(top, abs)
 	if err != nil || strings.HasPrefix(rel, "..") {

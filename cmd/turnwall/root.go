@@ -51,6 +51,12 @@ type usageError struct{ err error }
 func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
+// diffUsage is a usage error of turnwall diff, whose exit status 2 means
+// "the versions differ".
+type diffUsage struct{ err error }
+
+func (d diffUsage) Error() string { return d.err.Error() }
+
 // exitError carries an exit code for failures already reported to the user.
 type exitError struct{ code int }
 
@@ -73,6 +79,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	// diff keeps 2 for "changes": its usage errors are errors (1).
+	var de diffUsage
+	if errors.As(err, &de) {
+		fmt.Fprintf(stderr, "turnwall: %v\n", de.err)
+		fmt.Fprintln(stderr, "Run 'turnwall diff --help' for usage.")
+		return exitPolicy
 	}
 	fmt.Fprintf(stderr, "turnwall: %v\n", err)
 	var ue usageError
