@@ -57,10 +57,23 @@ func (l *lowerer) providerRules(p *eval.Provider) []ir.Rule {
 		}
 		turn := []ir.ServiceEntry{
 			{Proto: ir.UDP, Ports: ranges(p.TURN.UDP)},
-			{Proto: ir.TCP, Ports: append(ranges(p.TURN.TCP), ranges(p.TURN.TLS)...)},
+			{Proto: ir.TCP, Ports: ranges(p.TURN.TCP)},
 		}
 		if s := l.service(prefix+"stun-turn", nonEmpty(turn)); s != "" {
 			svcs = append(svcs, purposeSvc{ir.PurposeSTUNTURN, s, set.Name, "STUN/TURN"})
+		}
+		// TURN over TLS keeps its own rule: targets exempt it from TLS
+		// inspection, which breaks TURN/TLS. Port 443 is already the
+		// signalling rule's (exempt too) when https is on.
+		var tlsPorts []ir.PortRange
+		for _, r := range ranges(p.TURN.TLS) {
+			if !(p.HTTPS && r.First == 443 && r.Last == 443) {
+				tlsPorts = append(tlsPorts, r)
+			}
+		}
+		turnTLS := []ir.ServiceEntry{{Proto: ir.TCP, Ports: tlsPorts}}
+		if s := l.service(prefix+"turn-tls", nonEmpty(turnTLS)); s != "" {
+			svcs = append(svcs, purposeSvc{ir.PurposeTURNTLS, s, set.Name, "TURN/TLS"})
 		}
 		media := []ir.ServiceEntry{{Proto: ir.UDP, Ports: ranges(p.Media.UDP)}, {Proto: ir.TCP, Ports: ranges(p.Media.TCP)}}
 		if s := l.service(prefix+"media", nonEmpty(media)); s != "" {

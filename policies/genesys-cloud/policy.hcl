@@ -5,9 +5,12 @@
 #   UDP 3478, TCP 3478 STUN and TURN
 #   UDP 16384-65535    SRTP and TURN media to the four media CIDRs below
 #                      (16384-32768 before December 2024)
-#   UDP 19302          optional third-party STUN (Google), allowed by name only
+#   UDP/TCP 19302      optional third-party STUN (Google), allowed by name only
 # UDP 19302 is Google's public STUN port, not Genesys media.
-# Refresh media_ranges when Genesys publishes new ones.
+# Refresh media_ranges when Genesys publishes new ones. Its /api/v2/ipranges
+# list (turnwall ranges import --format-in genesys) names the ranges Genesys
+# Cloud services such as data actions and SMTP use; it has no media service,
+# so the media CIDRs come from the documented list.
 
 policy "genesys-floor3" {
   description    = "WebRTC agents on floor 3 to Genesys Cloud CX"
@@ -43,6 +46,7 @@ provider "genesys" {
   turn        = { udp = [3478], tcp = [3478] }
   media       = { udp = ["16384-65535"] }
   stun_fqdns  = ["stun.l.google.com", "stun1.l.google.com"]
+  stun        = { udp = [19302], tcp = [19302] }
 }
 
 platform "genesys-cloud" {

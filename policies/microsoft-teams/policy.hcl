@@ -2,7 +2,11 @@
 #
 #   UDP 3478-3481  media and TURN to 52.112.0.0/14, 52.122.0.0/15, 2603:1063::/38
 #   TCP 443        signalling and TURN/TLS fallback to the same networks
-# Refresh the ranges from Microsoft's endpoints web service when it changes.
+# The ranges come from Microsoft's endpoints web service JSON: set 11 is the
+# only Skype (Teams) set in category Optimize. endpoints-sample.json is a
+# SAMPLE subset of it. To refresh from the service's current JSON:
+#   turnwall ranges diff --category Optimize --service-area Skype teams-media.ranges endpoints.json
+#   turnwall ranges import --category Optimize --service-area Skype -o teams-media.ranges endpoints.json
 
 policy "teams-hq" {
   description = "Teams clients at headquarters to Teams media"
@@ -17,7 +21,7 @@ zone "wan" {
 }
 
 locals {
-  teams_media = ["52.112.0.0/14", "52.122.0.0/15", "2603:1063::/38"]
+  teams_media = ranges_file("teams-media.ranges")
 }
 
 agents "hq" {
