@@ -38,7 +38,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Rewrite golden files after an intended output change; review the diff.
-GOLDEN_PKGS := ./compiler/ ./backends/asa/ ./backends/coturn/ ./backends/fortios/ \
+GOLDEN_PKGS := ./compiler/ ./compiler/ranges/ ./backends/asa/ ./backends/coturn/ ./backends/fortios/ \
 	./backends/nftables/ ./backends/panos/ ./backends/platform/ ./cmd/turnwall/
 golden:
 	$(GO) test $(GOLDEN_PKGS) -update
@@ -46,11 +46,15 @@ golden:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+FUZZ_PKGS := ./compiler/ ./compiler/ranges/
+
 # A short coverage-guided run of every fuzz target.
 fuzz:
-	@for target in $$($(GO) test -list '^Fuzz' ./compiler/ | grep '^Fuzz'); do \
-		echo "== $$target"; \
-		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./compiler/ || exit 1; \
+	@for pkg in $(FUZZ_PKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 # Debian packages the tests need (nftables, iproute2, coturn), installed when
