@@ -1,0 +1,304 @@
+// Package apply loads the nftables model straight into the kernel through
+// netlink, without the nft command: the same Ruleset the text backend
+// renders for `nft -f`, written as the same kernel objects.
+//
+// Every change is one netlink batch, which the kernel commits whole or not
+// at all, and which touches only the owned table. The batch carries the
+// ruleset generation it was planned against, so a concurrent change makes
+// the kernel refuse it (it is then planned again). When only set elements
+// differ, the batch adds and deletes elements instead of replacing the
+// table, so rule handles and counters survive. Set elements go in messages
+// small enough for the 16-bit attribute length that google/nftables v0.3.0
+// overflows silently, and after every change the table is read back and
+// compared with what was meant: any difference restores the previous table.
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/turnwall/turnwall/backends/nftables"
+)
+
+// Target names the owned table and where it lives.
+type Target struct {
+	Table string
+	// NetNS is a network namespace name (under /var/run/netns) or path;
+	// empty for the caller's namespace.
+	NetNS string
+	// Timeout bounds each wait for the kernel (default one minute).
+	Timeout time.Duration
+}
+
+func (t Target) nsPath() string {
+	if t.NetNS == "" || strings.ContainsRune(t.NetNS, '/') {
+		return t.NetNS
+	}
+	return filepath.Join("/var/run/netns", t.NetNS)
+}
+
+// String names the target for messages.
+func (t Target) String() string {
+	s := "table inet " + t.Table
+	if t.NetNS != "" {
+		s += " in network namespace " + t.NetNS
+	}
+	return s
+}
+
+func (t Target) open() (*sock, error) {
+	if t.Table == "" {
+		return nil, errors.New("no table named")
+	}
+	s, err := openSock(t.nsPath(), t.Timeout)
+	if err != nil {
+		return nil, permission(err)
+	}
+	return s, nil
+}
+
+// Read reads the live table back through netlink.
+func Read(t Target) (*Snapshot, error) {
+	s, err := t.open()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return read(s, t.Table)
+}
+
+// PlanFor reads the live table and plans applying want to it.
+func PlanFor(t Target, want *nftables.Ruleset) (*Plan, error) {
+	live, err := Read(t)
+	if err != nil {
+		return nil, err
+	}
+	return NewPlan(live, want)
+}
+
+// Result reports an apply.
+type Result struct {
+	Plan *Plan
+	// Previous is the table before the apply, as read at the start.
+	Previous *Snapshot
+	// Messages and Bytes describe the batch sent (0 when nothing was sent).
+	Messages, Bytes int
+	// Intervals is how many set intervals were read back and verified.
+	Intervals int
+	// Generation is the ruleset generation after the apply.
+	Generation uint32
+	// Attempts counts plans made: more than one when another program
+	// changed the ruleset in between.
+	Attempts int
+	// Read, Send and Verify time the read and plan, the batch, and the
+	// read-back of the last attempt.
+	Read, Send, Verify time.Duration
+	// Uncertain: the kernel's answer to the batch was lost, and the
+	// read-back decided.
+	Uncertain bool
+	// RolledBack: the read-back differed and the previous table was
+	// restored.
+	RolledBack bool
+}
+
+// maxAttempts bounds re-planning when other programs keep changing the
+// ruleset between our read and our batch.
+const maxAttempts = 5
+
+// Apply makes the kernel hold want: nothing when it already does, a delta of
+// set elements when only they differ, else a replacement of the table, each
+// in one batch. Afterwards the table is read back; if it is not exactly what
+// was meant, the previous table is restored and an error returned.
+func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
+	if want.Table != t.Table {
+		return nil, fmt.Errorf("the ruleset is for table %s, not %s", want.Table, t.Table)
+	}
+	s, err := t.open()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	res := &Result{}
+	for res.Attempts < maxAttempts {
+		res.Attempts++
+		start := time.Now()
+		live, err := read(s, t.Table)
+		if err != nil {
+			return res, err
+		}
+		res.Previous = live
+		plan, err := NewPlan(live, want)
+		if err != nil {
+			return res, err
+		}
+		res.Plan = plan
+		res.Read = time.Since(start)
+		if plan.Action == NoChange {
+			res.Generation = live.genID
+			return res, nil
+		}
+		b := newBatch(s)
+		e := newEncoder(b, t.Table)
+		if plan.Action == Delta {
+			for _, d := range plan.Deltas {
+				del, add := d.elements()
+				e.elements(unix.NFT_MSG_DELSETELEM, 0, d.Set, 0, del)
+				e.elements(unix.NFT_MSG_NEWSETELEM, unix.NLM_F_CREATE|unix.NLM_F_EXCL, d.Set, 0, add)
+			}
+		} else if err := e.replace(want, plan.wantRanges); err != nil {
+			return res, err
+		}
+		res.Messages, res.Bytes = b.len(), b.size()
+		start = time.Now()
+		err = b.send(live.genID)
+		res.Send = time.Since(start)
+		if errors.Is(err, errStale) {
+			continue
+		}
+		if err != nil && !errors.Is(err, errUncertain) {
+			return res, err
+		}
+		res.Uncertain = err != nil
+		start = time.Now()
+		gen, verr := verify(s, live, plan)
+		res.Verify = time.Since(start)
+		if verr == nil {
+			res.Generation = gen
+			for _, r := range plan.wantRanges {
+				res.Intervals += len(r)
+			}
+			return res, nil
+		}
+		if res.Uncertain && errors.Is(verr, errUnchanged) {
+			return res, fmt.Errorf("the kernel's answer was lost and %s is unchanged: %w", t, err)
+		}
+		// The kernel does not hold what was meant: put the previous table back.
+		res.RolledBack = true
+		if err := restore(s, live, maxAttempts); err != nil {
+			return res, fmt.Errorf("verification after the apply failed (%v) and restoring the previous table failed too: %w", verr, err)
+		}
+		return res, fmt.Errorf("verification after the apply failed, the previous table was restored: %w", verr)
+	}
+	return res, fmt.Errorf("another program kept changing the ruleset; %s was not changed (tried %d times)", t, maxAttempts)
+}
+
+// errUnchanged: after a batch the kernel still holds the previous table.
+var errUnchanged = errors.New("the table is unchanged")
+
+// verify reads the table back after a batch and compares it with the plan.
+// For a delta whose commit is the only change since the plan's read (the
+// ruleset generation moved by exactly one), the sets it did not touch are
+// as that read found them, so only the changed sets are read again.
+// Otherwise the whole table is.
+func verify(s *sock, live *Snapshot, p *Plan) (uint32, error) {
+	if p.Action == Delta {
+		g1, err := genID(s)
+		if err != nil {
+			return 0, err
+		}
+		if g1 == live.genID {
+			return 0, errUnchanged
+		}
+		if g1 == nextGen(live.genID) {
+			var changed []liveSet
+			for _, d := range p.Deltas {
+				ls := liveSet{name: d.Set, keyLen: 4}
+				if d.V6 {
+					ls.keyLen = 16
+				}
+				changed = append(changed, ls)
+			}
+			results, err := readAddrSets(s, live.Table, changed)
+			if err != nil {
+				return 0, err
+			}
+			g2, err := genID(s)
+			if err != nil {
+				return 0, err
+			}
+			if g2 == g1 {
+				for i, d := range p.Deltas {
+					if err := sameRanges(d.Set, results[i].ranges, p.wantRanges[d.Set]); err != nil {
+						return 0, err
+					}
+				}
+				return g1, nil
+			}
+		}
+	}
+	after, err := read(s, live.Table)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.matches(after); err != nil {
+		if sameSnapshot(live, after) == nil {
+			return 0, fmt.Errorf("%w: %v", errUnchanged, err)
+		}
+		return 0, err
+	}
+	return after.genID, nil
+}
+
+// nextGen is the generation after one commit (the kernel skips zero).
+func nextGen(g uint32) uint32 {
+	if g+1 == 0 {
+		return 1
+	}
+	return g + 1
+}
+
+// Restore makes the kernel hold a saved snapshot again: the table as it was,
+// or no table when it did not exist. It reads back and verifies.
+func Restore(t Target, snap *Snapshot) error {
+	if snap.Table != t.Table {
+		return fmt.Errorf("the snapshot is of table %s, not %s", snap.Table, t.Table)
+	}
+	s, err := t.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return restore(s, snap, maxAttempts)
+}
+
+func restore(s *sock, snap *Snapshot, attempts int) error {
+	for i := 0; i < attempts; i++ {
+		cur, err := read(s, snap.Table)
+		if err != nil {
+			var no *NotOwnedError
+			if !errors.As(err, &no) {
+				return err
+			}
+			cur = &Snapshot{Table: snap.Table}
+		} else if sameSnapshot(snap, cur) == nil {
+			return nil
+		}
+		b := newBatch(s)
+		e := newEncoder(b, snap.Table)
+		if snap.Exists {
+			if err := e.replace(snap.Ruleset, snap.Ranges); err != nil {
+				return err
+			}
+		} else {
+			e.remove()
+		}
+		err = b.send(cur.genID)
+		if errors.Is(err, errStale) {
+			continue
+		}
+		if err != nil && !errors.Is(err, errUncertain) {
+			return err
+		}
+		after, err := read(s, snap.Table)
+		if err != nil {
+			return err
+		}
+		return sameSnapshot(snap, after)
+	}
+	return errors.New("another program kept changing the ruleset")
+}
