@@ -18,6 +18,7 @@ import (
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/peerfilter"
 )
 
 // Backend is the coturn target.
@@ -48,17 +49,11 @@ func (Backend) Params() []backends.Param {
 
 // SpecialPurpose lists the IANA special-purpose address ranges a relay must
 // never reach unless the policy names them as peers (IANA IPv4 and IPv6
-// Special-Purpose Address Registries, RFC 6890), plus the cloud metadata
-// address. IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48)
-// IPv6 ranges are denied whole, since they embed IPv4 addresses.
-var SpecialPurpose = []string{
-	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-	"192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24",
-	"192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-	"224.0.0.0/4", "240.0.0.0/4",
-	"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
-	"2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8",
-}
+// Special-Purpose Address Registries, RFC 6890). IPv4-mapped (::ffff:0:0/96)
+// and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) IPv6 ranges are denied whole, since
+// they embed IPv4 addresses. The list lives in relay/peerfilter, shared with
+// the bundled relay, which classifies each range.
+var SpecialPurpose = peerfilter.SpecialPurpose
 
 // Emit implements backends.Backend.
 func (b Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {

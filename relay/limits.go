@@ -1,0 +1,208 @@
+package relay
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// Limits bound what clients may take from the relay.
+type Limits struct {
+	// UserQuota is the most concurrent allocations one user may hold (the
+	// user part of a REST API username, or a static user); 0 is unlimited.
+	UserQuota int
+	// TotalQuota is the most concurrent allocations in total; 0 is unlimited.
+	TotalQuota int
+	// MaxLifetime caps the lifetime granted by one Allocate or Refresh
+	// (RFC 8656 section 7.2; coturn's max-allocate-lifetime). 0: 1 hour.
+	MaxLifetime time.Duration
+	// MaxBPS caps each allocation's relayed payload, in bits per second and
+	// per direction; packets over it are dropped (UDP) or delayed (TCP). 0
+	// is unlimited.
+	MaxBPS int64
+	// MaxTCPConns caps concurrent TCP and TLS client connections; 0 is
+	// unlimited.
+	MaxTCPConns int
+}
+
+// Default limits, the same as the coturn backend's defaults.
+const (
+	DefaultUserQuota   = 12
+	DefaultTotalQuota  = 1000
+	DefaultMaxLifetime = time.Hour
+	DefaultMaxBPS      = 4_000_000
+	maxLifetimeCeiling = time.Hour // pion/turn never grants more
+)
+
+// quota counts allocations per user and in total. The TURN engine asks before
+// creating an allocation (reserve) and reports creations and deletions; a
+// reservation whose allocation was never created (the relay ran out of
+// ports) is released after a few seconds.
+type quota struct {
+	user, total int
+
+	mu      sync.Mutex
+	byUser  map[string]int
+	all     int
+	pending map[string]reservation // client address -> reservation
+	active  map[string]string      // 5-tuple -> user
+}
+
+type reservation struct {
+	user string
+	at   time.Time
+}
+
+const reservationTimeout = 5 * time.Second
+
+func newQuota(user, total int) *quota {
+	return &quota{user: user, total: total, byUser: map[string]int{}, pending: map[string]reservation{}, active: map[string]string{}}
+}
+
+func addrKey(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.Network() + "/" + a.String()
+}
+
+func tupleKey(src, dst net.Addr) string { return addrKey(src) + "|" + addrKey(dst) }
+
+// reserve takes one allocation for user from src, or says which quota is
+// full ("user" or "total").
+func (q *quota) reserve(user string, src net.Addr, now time.Time) (full string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for k, r := range q.pending {
+		if now.Sub(r.at) > reservationTimeout {
+			delete(q.pending, k)
+			q.release(r.user)
+		}
+	}
+	switch {
+	case q.total > 0 && q.all >= q.total:
+		return "total"
+	case q.user > 0 && q.byUser[user] >= q.user:
+		return "user"
+	}
+	k := addrKey(src)
+	if old, ok := q.pending[k]; ok { // a retransmitted Allocate that failed before
+		q.release(old.user)
+	}
+	q.pending[k] = reservation{user: user, at: now}
+	q.all++
+	q.byUser[user]++
+	return ""
+}
+
+func (q *quota) release(user string) {
+	q.all--
+	if q.byUser[user]--; q.byUser[user] <= 0 {
+		delete(q.byUser, user)
+	}
+}
+
+// created turns the reservation for src into an allocation.
+func (q *quota) created(src, dst net.Addr, user string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := addrKey(src)
+	if r, ok := q.pending[k]; ok {
+		delete(q.pending, k)
+		if r.user != user { // cannot happen: same request
+			q.release(r.user)
+			q.all++
+			q.byUser[user]++
+		}
+	} else {
+		q.all++
+		q.byUser[user]++
+	}
+	q.active[tupleKey(src, dst)] = user
+}
+
+// deleted releases an allocation.
+func (q *quota) deleted(src, dst net.Addr) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := tupleKey(src, dst)
+	if user, ok := q.active[k]; ok {
+		delete(q.active, k)
+		q.release(user)
+	}
+}
+
+// owner returns the user holding the allocation on a 5-tuple.
+func (q *quota) owner(src, dst net.Addr) (string, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u, ok := q.active[tupleKey(src, dst)]
+	return u, ok
+}
+
+// counts reports allocations in total and of one user, reservations included.
+func (q *quota) counts(user string) (all, mine int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.all, q.byUser[user]
+}
+
+// bucket is a token bucket of bytes.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64 // bytes per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(bps int64) *bucket {
+	if bps <= 0 {
+		return nil
+	}
+	rate := float64(bps) / 8
+	burst := rate // one second of traffic absorbs key frames and jitter
+	if burst < 64<<10 {
+		burst = 64 << 10
+	}
+	return &bucket{rate: rate, burst: burst, tokens: burst, last: time.Now()}
+}
+
+func (b *bucket) refill(now time.Time) {
+	b.tokens += now.Sub(b.last).Seconds() * b.rate
+	if b.tokens > b.burst {
+		b.tokens = b.burst
+	}
+	b.last = now
+}
+
+// allow takes n bytes if the bucket holds them.
+func (b *bucket) allow(n int) bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(time.Now())
+	if b.tokens < float64(n) {
+		return false
+	}
+	b.tokens -= float64(n)
+	return true
+}
+
+// wait takes n bytes, returning how long to wait before they may be sent
+// (for TCP, which must not drop).
+func (b *bucket) wait(n int) time.Duration {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(time.Now())
+	b.tokens -= float64(n)
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+}
