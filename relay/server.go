@@ -145,11 +145,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allocation lifetime cap %s is below one minute", s.maxLifetime)
 	}
 	s.idleTimeout = s.maxLifetime + time.Minute
-	if cfg.Registerer != nil {
-		if err := s.metrics.register(cfg.Registerer); err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-	}
 
 	relayIPs := cfg.RelayIPs
 	if len(relayIPs) == 0 {
@@ -238,6 +233,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.turn = t
+	if cfg.Registerer != nil {
+		if err := s.metrics.register(cfg.Registerer); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	users, secrets := cfg.Auth.Counts()
 	s.log.Info("relay started", "listeners", fmt.Sprint(s.bound), "relay_v4", s.relayV4.String(), "relay_v6", s.relayV6.String(),
 		"relay_ports", cfg.RelayPorts.String(), "tcp_relay", cfg.TCPRelay, "udp_sockets", cfg.UDPSockets,
