@@ -46,7 +46,7 @@ golden:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-FUZZ_PKGS := ./compiler/ ./compiler/ranges/
+FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/
 
 # A short coverage-guided run of every fuzz target.
 fuzz:
