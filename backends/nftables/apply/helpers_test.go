@@ -3,9 +3,7 @@ package apply
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,42 +13,16 @@ import (
 	"github.com/turnwall/turnwall/backends/diff"
 	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/relay/netns"
+	"github.com/turnwall/turnwall/relay/netns/nstest"
 )
 
 // childEnv makes the test binary run a child role instead of the tests.
 const childEnv = "TURNWALL_APPLY_TEST_CHILD"
 
-// needKernel skips when namespaces are truly unavailable; in CI (CI=true) that
-// is a failure, never a skip.
-func needKernel(t testing.TB) {
-	t.Helper()
-	err := netns.Available()
-	if err == nil {
-		if _, err = exec.LookPath("nft"); err != nil {
-			err = fmt.Errorf("nft (Debian package nftables) is missing: %v", err)
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("kernel test cannot run in CI: %v", err)
-		}
-		t.Skipf("kernel test needs root, iproute2 and nftables: %v", err)
-	}
-}
+// needKernel: kernel tests need namespaces and Debian's nft.
+func needKernel(t testing.TB) { nstest.NeedKernel(t, "nft") }
 
-func newNS(t testing.TB, role string) *netns.NS {
-	t.Helper()
-	ns, err := netns.New(role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ns.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return ns
-}
+func newNS(t testing.TB, role string) *netns.NS { return nstest.NewNS(t, role) }
 
 func nft(t testing.TB, ns *netns.NS, args ...string) []byte {
 	t.Helper()
@@ -85,30 +57,10 @@ func listing(t testing.TB, ns *netns.NS, table string) string {
 		if _, meta := obj["metainfo"]; meta {
 			continue
 		}
-		b, _ := json.Marshal(stripHandles(obj))
+		b, _ := json.Marshal(nstest.StripHandles(obj))
 		lines = append(lines, string(b))
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-func stripHandles(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := map[string]any{}
-		for k, val := range x {
-			if k != "handle" {
-				m[k] = stripHandles(val)
-			}
-		}
-		return m
-	case []any:
-		out := make([]any, len(x))
-		for i, val := range x {
-			out[i] = stripHandles(val)
-		}
-		return out
-	}
-	return v
 }
 
 func sameListing(t testing.TB, what, want, got string) {
