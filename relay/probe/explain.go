@@ -62,6 +62,8 @@ func explain(transport string, server netip.AddrPort, err error) string {
 			return fmt.Sprintf("%s was refused (ICMP port unreachable): nothing listens there", to)
 		}
 		return fmt.Sprintf("%s was refused: nothing listens there, or a firewall rejects it", to)
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return fmt.Sprintf("%s: this machine's own firewall refuses the packet (the kernel said %q): a local nftables/iptables output rule or security policy blocks %s", to, "operation not permitted", what)
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return fmt.Sprintf("%s: no route (host or network unreachable): a firewall rejects it or routing is missing", to)
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/turnwall/turnwall/relay/turnclient"
@@ -129,5 +132,15 @@ func TestParseURI(t *testing.T) {
 	}
 	if u, err := ParseURI("127.0.0.1:3478", "stun"); err != nil || u.Scheme != "stun" {
 		t.Errorf("bare host:port: %v %v", u, err)
+	}
+}
+
+// TestExplainLocalFirewall: a send refused by this machine's own firewall
+// (EPERM from sendto) is named as such, not as a remote timeout.
+func TestExplainLocalFirewall(t *testing.T) {
+	err := &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("sendto", syscall.EPERM)}
+	got := explain(UDP, srv, err)
+	if !strings.Contains(got, "this machine's own firewall refuses") || !strings.Contains(got, "outbound UDP") {
+		t.Fatalf("explain = %q", got)
 	}
 }
