@@ -122,7 +122,6 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err != nil {
 		return nil, err
 	}
-	p.Index()
 	e := &emitter{p: p, prefix: prefix}
 	if err := e.plan(); err != nil {
 		return nil, err

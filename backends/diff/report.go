@@ -47,6 +47,10 @@ type Report struct {
 // Build compares two compiled versions for the given targets.
 func Build(oldSide, newSide Side, targets []backends.Backend, opts func(backends.Backend) backends.Options) (*Report, error) {
 	r := &Report{Old: oldSide.Label, New: newSide.Label}
+	// Index before the programs are shared between goroutines: from here on
+	// they are only read.
+	oldSide.Program.Index()
+	newSide.Program.Index()
 	r.Summary = Summarize(oldSide.Program, newSide.Program, oldSide.Diags, newSide.Diags)
 	// Targets are independent: emit and diff them on every core, then put
 	// the results back in the order asked for.

@@ -273,12 +273,18 @@ type Platform struct {
 	Origin             Origin `json:"origin"`
 }
 
-// Index builds the lookup tables used by AddressSet and Service. Call it after
-// the program is complete and before Allows; it is idempotent.
+// Index builds the lookup tables used by AddressSet and Service and every
+// set's IPSet. Whoever builds or changes a program calls it once, before the
+// program is shared: afterwards the program is only read, and any number of
+// goroutines (backends emitting in parallel, for example) may use it. It
+// must not run while others read the program; it is idempotent.
 func (p *Program) Index() {
 	p.addrIndex = make(map[string]*AddressSet, len(p.AddressSets))
 	for i := range p.AddressSets {
-		p.addrIndex[p.AddressSets[i].Name] = &p.AddressSets[i]
+		s := &p.AddressSets[i]
+		p.addrIndex[s.Name] = s
+		s.set = nil
+		s.IPSet()
 	}
 	p.svcIndex = make(map[string]*ServiceSet, len(p.Services))
 	for i := range p.Services {
@@ -286,7 +292,8 @@ func (p *Program) Index() {
 	}
 }
 
-// AddressSet returns the named set, or nil.
+// AddressSet returns the named set, or nil. A program that was never indexed
+// is indexed on first use (single-goroutine use only, as in tests).
 func (p *Program) AddressSet(name string) *AddressSet {
 	if p.addrIndex == nil {
 		p.Index()
