@@ -1,0 +1,333 @@
+// Package lab builds a policy's network in throwaway network namespaces and
+// runs a flow matrix through the real kernel's nftables: the first slice of
+// `turnwall verify`.
+//
+// Topology. A gateway namespace has one veth per zone interface, named
+// exactly as the policy names it, so the compiled ruleset applies unchanged.
+// The first interface of each zone leads to a per-zone switch namespace (a
+// plain Linux bridge); every host of the zone hangs off that bridge with its
+// own namespace and eth0. Further interfaces of a zone exist in the gateway
+// but lead to an unbridged port.
+//
+// Addressing. Policy ranges are usually not on-link anywhere, so hosts carry
+// their policy addresses as /32 (/128) on eth0, and each zone gets a small
+// transfer network the gateway and its hosts share: 100.64.Z.0/24 and
+// fd7e:7a11:0:Z::/64 (Z the zone's index; other bases are tried when a
+// policy range overlaps). The gateway is .1 / ::1, hosts .10, .11, ...; each
+// host routes everything via the gateway, and the gateway routes each host's
+// policy addresses via that host's transfer address. Packets are always sent
+// from the policy addresses (sockets bind them), never from the transfer
+// addresses.
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/turnwall/turnwall/backends/nftables"
+	"github.com/turnwall/turnwall/backends/nftables/apply"
+	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/netns"
+)
+
+// Host is one agent, provider or relay host of the lab.
+type Host struct {
+	Kind  string // agents, provider or relay
+	Block string // the block's label
+	Zone  string
+	NS    *netns.NS
+	V4    netip.Addr // invalid when the block has no IPv4 address
+	V6    netip.Addr // invalid when the block has no IPv6 address
+	// Outside is a provider host's extra address outside every address set
+	// of the policy, routed to it through the gateway.
+	Outside netip.Addr
+
+	transfer4, transfer6 netip.Addr
+	dev                  string // gateway interface the host sits behind
+}
+
+// Name renders `agents "floor3"`.
+func (h *Host) Name() string { return fmt.Sprintf("%s %q", h.Kind, h.Block) }
+
+type zoneNet struct {
+	name       string
+	dev        string // first interface: where hosts are
+	gw4, gw6   netip.Addr
+	net4, net6 netip.Prefix
+	sw         *netns.NS
+	hosts      int
+}
+
+// Lab is a policy's network in namespaces.
+type Lab struct {
+	Prog  *ir.Program
+	GW    *netns.NS
+	Hosts []*Host
+
+	nss []*netns.NS
+}
+
+// New builds the network of prog. On error everything built so far is
+// removed.
+func New(prog *ir.Program) (_ *Lab, err error) {
+	prog.Index()
+	l := &Lab{Prog: prog}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	ns := func(role string) (*netns.NS, error) {
+		n, err := netns.New(role)
+		if err != nil {
+			return nil, err
+		}
+		l.nss = append(l.nss, n)
+		return n, nil
+	}
+	if l.GW, err = ns("gw"); err != nil {
+		return nil, err
+	}
+	if err = l.GW.Router(); err != nil {
+		return nil, err
+	}
+	zones := map[string]*zoneNet{}
+	for i, z := range prog.Zones {
+		if len(z.Interfaces) == 0 {
+			continue
+		}
+		zn := &zoneNet{name: z.Name}
+		if zn.net4, zn.net6, err = transferNets(prog, i); err != nil {
+			return nil, err
+		}
+		zn.gw4, zn.gw6 = zn.net4.Addr().Next(), zn.net6.Addr().Next()
+		if zn.sw, err = ns("sw"); err != nil {
+			return nil, err
+		}
+		if err = zn.sw.IP("link", "add", "br0", "type", "bridge"); err != nil {
+			return nil, err
+		}
+		if err = zn.sw.IP("link", "set", "br0", "up"); err != nil {
+			return nil, err
+		}
+		for j, ifname := range z.Interfaces {
+			dev := concreteIf(ifname)
+			port := fmt.Sprintf("up%d", j)
+			if err = netns.Link(l.GW, dev, zn.sw, port); err != nil {
+				return nil, err
+			}
+			if j > 0 {
+				continue
+			}
+			zn.dev = dev
+			if err = zn.sw.IP("link", "set", port, "master", "br0"); err != nil {
+				return nil, err
+			}
+			if err = l.GW.Addr(dev, netip.PrefixFrom(zn.gw4, zn.net4.Bits()).String()); err != nil {
+				return nil, err
+			}
+			if err = l.GW.Addr(dev, netip.PrefixFrom(zn.gw6, zn.net6.Bits()).String()); err != nil {
+				return nil, err
+			}
+		}
+		zones[z.Name] = zn
+	}
+	add := func(kind, block, zone, set string) (*Host, error) {
+		s := prog.AddressSet(set)
+		zn := zones[zone]
+		if s == nil || zn == nil || (len(s.V4) == 0 && len(s.V6) == 0) {
+			return nil, nil
+		}
+		h := &Host{Kind: kind, Block: block, Zone: zone, dev: zn.dev}
+		if len(s.V4) > 0 {
+			h.V4 = pick(s.V4[0])
+		}
+		if len(s.V6) > 0 {
+			h.V6 = pick(s.V6[0])
+		}
+		if h.NS, err = ns(kind); err != nil {
+			return nil, err
+		}
+		zn.hosts++
+		port := fmt.Sprintf("h%d", zn.hosts)
+		if err := netns.Link(zn.sw, port, h.NS, "eth0"); err != nil {
+			return nil, err
+		}
+		if err := zn.sw.IP("link", "set", port, "master", "br0"); err != nil {
+			return nil, err
+		}
+		h.transfer4 = nth(zn.net4.Addr(), 9+zn.hosts)
+		h.transfer6 = nth(zn.net6.Addr(), 9+zn.hosts)
+		steps := [][2]string{
+			{"eth0", netip.PrefixFrom(h.transfer4, zn.net4.Bits()).String()},
+			{"eth0", netip.PrefixFrom(h.transfer6, zn.net6.Bits()).String()},
+		}
+		for _, a := range []netip.Addr{h.V4, h.V6} {
+			if a.IsValid() {
+				steps = append(steps, [2]string{"eth0", netip.PrefixFrom(a, a.BitLen()).String()})
+			}
+		}
+		for _, s := range steps {
+			if err := h.NS.Addr(s[0], s[1]); err != nil {
+				return nil, err
+			}
+		}
+		if err := h.NS.DefaultRoute("eth0", zn.gw4.String()); err != nil {
+			return nil, err
+		}
+		if err := h.NS.DefaultRoute("eth0", zn.gw6.String()); err != nil {
+			return nil, err
+		}
+		if h.V4.IsValid() {
+			if err := l.GW.IP("-4", "route", "add", h.V4.String()+"/32", "via", h.transfer4.String(), "dev", zn.dev); err != nil {
+				return nil, err
+			}
+		}
+		if h.V6.IsValid() {
+			if err := l.GW.IP("-6", "route", "add", h.V6.String()+"/128", "via", h.transfer6.String(), "dev", zn.dev); err != nil {
+				return nil, err
+			}
+		}
+		l.Hosts = append(l.Hosts, h)
+		return h, nil
+	}
+	for _, g := range prog.Agents {
+		if _, err = add("agents", g.Name, g.Zone, g.Addresses); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range prog.Providers {
+		var h *Host
+		if h, err = add("provider", p.Name, p.Zone, p.Addresses); err != nil {
+			return nil, err
+		}
+		if h == nil || !h.V4.IsValid() {
+			continue
+		}
+		h.Outside = outsideAddr(prog, l.Hosts)
+		if !h.Outside.IsValid() {
+			continue
+		}
+		if err = h.NS.Addr("eth0", h.Outside.String()+"/32"); err != nil {
+			return nil, err
+		}
+		if err = l.GW.IP("-4", "route", "add", h.Outside.String()+"/32", "via", h.transfer4.String(), "dev", h.dev); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range prog.Relays {
+		if _, err = add("relay", r.Name, r.Zone, r.Addresses); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Apply loads rs into the gateway namespace with the code `turnwall apply`
+// uses (netlink, one transaction, read back and compared).
+func (l *Lab) Apply(rs *nftables.Ruleset) error {
+	_, err := apply.Apply(apply.Target{Table: rs.Table, NetNS: l.GW.Name}, rs)
+	return err
+}
+
+// Close removes every namespace of the lab (and with them every interface).
+func (l *Lab) Close() error {
+	if l == nil {
+		return nil
+	}
+	var errs []error
+	for i := len(l.nss) - 1; i >= 0; i-- {
+		if err := l.nss[i].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.nss = nil
+	return errors.Join(errs...)
+}
+
+// concreteIf turns an interface pattern ("vlan*") into a concrete name.
+func concreteIf(name string) string {
+	return strings.ReplaceAll(name, "*", "0")
+}
+
+// nth returns a advanced by n addresses.
+func nth(a netip.Addr, n int) netip.Addr {
+	for ; n > 0; n-- {
+		a = a.Next()
+	}
+	return a
+}
+
+// pick chooses a host address inside p deterministically: the tenth address
+// after the network address when the prefix is large enough, else the last
+// one short of the broadcast, else the only one.
+func pick(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	host := p.Addr().BitLen() - p.Bits()
+	switch {
+	case host == 0:
+		return p.Addr()
+	case host >= 4:
+		return nth(p.Addr(), 10)
+	default:
+		return p.Addr().Next()
+	}
+}
+
+// overlaps reports whether q overlaps any address set of prog.
+func overlaps(prog *ir.Program, q netip.Prefix) bool {
+	for _, s := range prog.AddressSets {
+		for _, p := range append(append([]netip.Prefix{}, s.V4...), s.V6...) {
+			if p.Overlaps(q) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// transferNets chooses zone i's transfer networks outside every policy range.
+func transferNets(prog *ir.Program, i int) (v4, v6 netip.Prefix, err error) {
+	for _, base := range []string{"100.64.%d.0/24", "198.18.%d.0/24", "10.254.%d.0/24", "172.31.%d.0/24"} {
+		p := netip.MustParsePrefix(fmt.Sprintf(base, i%256))
+		if !overlaps(prog, p) {
+			v4 = p
+			break
+		}
+	}
+	for _, base := range []string{"fd7e:7a11:0:%x::/64", "fd7e:7a12:0:%x::/64", "fd7e:7a13:0:%x::/64"} {
+		p := netip.MustParsePrefix(fmt.Sprintf(base, i))
+		if !overlaps(prog, p) {
+			v6 = p
+			break
+		}
+	}
+	if !v4.IsValid() || !v6.IsValid() {
+		return v4, v6, errors.New("no transfer network outside the policy's ranges")
+	}
+	return v4, v6, nil
+}
+
+// outsideAddr is an address in no address set of the policy and not in a
+// transfer network, or the zero Addr.
+// Every provider host gets its own.
+func outsideAddr(prog *ir.Program, hosts []*Host) netip.Addr {
+next:
+	for _, base := range []string{"192.0.2.77", "198.51.100.177", "203.0.113.177", "100.127.255.77"} {
+		for a, i := netip.MustParseAddr(base), 0; i < 16; a, i = a.Next(), i+1 {
+			if overlaps(prog, netip.PrefixFrom(a, 32)) {
+				continue next
+			}
+			used := false
+			for _, h := range hosts {
+				used = used || h.Outside == a
+			}
+			if !used {
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,129 @@
+package lab_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/turnwall/turnwall/backends/nftables"
+	"github.com/turnwall/turnwall/compiler"
+	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/lab"
+	"github.com/turnwall/turnwall/relay/netns"
+	"github.com/turnwall/turnwall/relay/netns/nstest"
+)
+
+func compile(t *testing.T, path string) *ir.Program {
+	t.Helper()
+	res := compiler.Compile(path, compiler.Options{})
+	if res.HasErrors() {
+		t.Fatalf("%s: %v", path, res.Diags)
+	}
+	res.Program.Index()
+	return res.Program
+}
+
+// verify builds the lab of want, applies the ruleset compiled from got and
+// runs want's matrix.
+func verify(t *testing.T, want, got *ir.Program) []lab.Cell {
+	t.Helper()
+	rs, err := nftables.Build(got, "turnwall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.New(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := l.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	flows := l.Matrix()
+	cells := l.Run(ctx, flows, nil)
+	if len(cells) != len(flows) {
+		t.Fatalf("ran %d of %d flows", len(cells), len(flows))
+	}
+	return cells
+}
+
+func TestExamplePoliciesPass(t *testing.T) {
+	nstest.NeedKernel(t, "ip")
+	paths, _ := filepath.Glob("../../policies/*")
+	paths = append(paths, "../../testdata/golden/cases/issue-example.hcl")
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			p := compile(t, path)
+			cells := verify(t, p, p)
+			pass, drop := 0, 0
+			for _, c := range cells {
+				if !c.OK {
+					t.Errorf("%s (%s): expected %s, got %s [%s %s]", c.Name, c.Why, c.Expected, c.Got, c.Rule, c.Line)
+				}
+				if c.Expected == "pass" {
+					pass++
+				} else {
+					drop++
+				}
+			}
+			if pass == 0 || drop == 0 {
+				t.Errorf("matrix has %d passing and %d dropped flows; want both", pass, drop)
+			}
+		})
+	}
+}
+
+// A rule deleted from the IR (the relay's return path to the agents, the
+// one-way-audio trap) shows up as exactly those cells failing.
+func TestDeletedRuleFails(t *testing.T) {
+	nstest.NeedKernel(t, "ip")
+	want := compile(t, "../../testdata/golden/cases/issue-example.hcl")
+	broken := compile(t, "../../testdata/golden/cases/issue-example.hcl")
+	const gone = "corp.floor3.relay-return"
+	var rules []ir.Rule
+	for _, r := range broken.Rules {
+		if r.Name != gone {
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) == len(broken.Rules) {
+		t.Fatalf("no rule %s", gone)
+	}
+	broken.Rules = rules
+	failed := 0
+	for _, c := range verify(t, want, broken) {
+		if c.OK {
+			continue
+		}
+		failed++
+		if c.Rule != gone || c.Expected != "pass" || c.Got != "drop" || !strings.HasPrefix(c.Line, "issue-example.hcl:") {
+			t.Errorf("unexpected failing cell: %+v", c)
+		}
+	}
+	if failed == 0 {
+		t.Error("no cell failed with the relay-return rule deleted")
+	}
+}
+
+func TestCloseRemovesEverything(t *testing.T) {
+	nstest.NeedKernel(t, "ip")
+	l, err := lab.New(compile(t, "../../policies/private-relay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := netns.WaitGone(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
