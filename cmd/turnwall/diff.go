@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/diff"
@@ -119,21 +118,6 @@ versions differ.`,
 	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return diffUsage{err} })
 	return cmd
-}
-
-// stdoutColor colours the diff when stdout is a terminal.
-func (a *app) stdoutColor() bool {
-	switch a.color {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	if os.Getenv("NO_COLOR") != "" {
-		return false
-	}
-	f, ok := a.stdout.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // compileSide compiles one version; errors are reported and end the diff.

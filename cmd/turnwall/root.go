@@ -135,8 +135,14 @@ rules for every target, linted for the traps that break real deployments.`,
 	return root
 }
 
-// useColor decides whether diagnostics get ANSI colour.
-func (a *app) useColor() bool {
+// useColor decides whether diagnostics (on stderr) get ANSI colour.
+func (a *app) useColor() bool { return a.colorFor(a.stderr) }
+
+// stdoutColor decides whether output on stdout (diffs) gets ANSI colour.
+func (a *app) stdoutColor() bool { return a.colorFor(a.stdout) }
+
+// colorFor applies --color, then NO_COLOR, then whether w is a terminal.
+func (a *app) colorFor(w io.Writer) bool {
 	switch a.color {
 	case "always":
 		return true
@@ -146,7 +152,7 @@ func (a *app) useColor() bool {
 	if os.Getenv("NO_COLOR") != "" {
 		return false
 	}
-	f, ok := a.stderr.(*os.File)
+	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
