@@ -1,17 +1,16 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/turnwall/turnwall/relay/netns/nstest"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,24 +36,7 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 type testServer struct {
 	*Server
 	reg *prometheus.Registry
-	log *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log *nstest.SyncBuffer
 }
 
 func ipset(t testing.TB, prefixes ...string) *netipx.IPSet {
@@ -130,7 +112,7 @@ func (c sandboxConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	ts := &testServer{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
+	ts := &testServer{reg: prometheus.NewRegistry(), log: &nstest.SyncBuffer{}}
 	cfg.Registerer = ts.reg
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(ts.log, &slog.HandlerOptions{Level: testLogLevel()}))

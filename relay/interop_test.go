@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/turnwall/turnwall/relay/netns/nstest"
 	"io"
 	"math/big"
 	"net/netip"
@@ -59,7 +60,7 @@ var (
 func TestUclientInterop(t *testing.T) {
 	l := newLab(t, "turnutils_uclient", "turnutils_peer")
 	ts := l.start(t, nil)
-	var peerLog syncBuffer
+	var peerLog nstest.SyncBuffer
 	startProcess(t, l.ns, &peerLog, "turnutils_peer", "-L", labPeer4.String(), "-L", labPeer6.String(), "-p", "3480")
 	base := []string{"-W", testSecret, "-u", "uclient", "-n", "25", "-m", "2", "-l", "160", "-z", "20", "-r", "3480"}
 	v4 := []string{"-e", labPeer4.String(), "-L", labClient4.String()}
@@ -130,7 +131,7 @@ func TestClientAgainstCoturn(t *testing.T) {
 	if err := os.WriteFile(conf, files[0].Data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log nstest.SyncBuffer
 	startProcess(t, l.ns, &log, "turnserver", "-c", conf, "--static-auth-secret", testSecret, "--pidfile", filepath.Join(dir, "pid"))
 	echo4, echo6, tcpEcho := l.udpEcho(t, labPeer4), l.udpEcho(t, labPeer6), l.tcpEcho(t, labPeer4)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/turnwall/turnwall/relay/netns/nstest"
 	"io"
 	"net"
 	"net/http"
@@ -12,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -118,23 +118,6 @@ func TestRelayCmdUsage(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRelayCmd runs `turnwall relay` on the lab policy in a network
 // namespace: clients allocate with REST credentials, metrics are served,
 // SIGHUP rotates the secret, SIGTERM stops it cleanly (exit 0).
@@ -162,7 +145,7 @@ func TestRelayCmd(t *testing.T) {
 	secrets := writeSecrets(t, "first-secret-0123456789")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var log lockedBuffer
+	var log nstest.SyncBuffer
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, "turnwall", "relay", labPolicy, "--secret-file", secrets,
 		"--metrics", "127.0.0.1:9641", "--udp-sockets", "2", "--user-quota", "3", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = &log, &log

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,13 +9,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/turnwall/turnwall/relay/netns/nstest"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,23 +45,6 @@ func needCoturn(t *testing.T, namespaces bool) {
 		}
 		t.Skip(err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // writeCert writes a self-signed certificate for name valid from nb to na.
@@ -109,7 +91,7 @@ func freePorts(t testing.TB, n int) []int {
 
 // coturn is a running turnserver.
 type coturn struct {
-	log       *syncBuffer
+	log       *nstest.SyncBuffer
 	port, tls int // listening ports (UDP/TCP and TLS)
 }
 
@@ -134,7 +116,7 @@ func startCoturn(t *testing.T, ns *netns.NS, ip string, port, tlsPort int, certF
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, name, cargs...)
-	log := &syncBuffer{}
+	log := &nstest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {

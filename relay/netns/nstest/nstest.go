@@ -5,6 +5,7 @@
 package nstest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,4 +236,25 @@ func ExampleLab(t *testing.T) *Lab {
 	// The provider's address outside its policy ranges, reached through wan0.
 	must(l.GW.IP("route", "add", "203.0.113.70/32", "via", "52.129.96.10", "dev", "wan0"))
 	return l
+}
+
+// SyncBuffer collects a process's or a logger's output while a test reads it:
+// a bytes.Buffer safe for concurrent writers and readers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
