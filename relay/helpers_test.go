@@ -209,24 +209,6 @@ func needNamespaces(t testing.TB, commands ...string) {
 	}
 }
 
-// nsNet opens the relay's sockets in a namespace.
-type nsNet struct{ ns *netns.NS }
-
-func (n nsNet) ListenPacket(network string, addr netip.AddrPort, reusePort bool) (pc net.PacketConn, err error) {
-	n.ns.Do(func() error { pc, err = (StdNet{}).ListenPacket(network, addr, reusePort); return nil })
-	return
-}
-
-func (n nsNet) Listen(network string, addr netip.AddrPort, reusePort bool) (l net.Listener, err error) {
-	n.ns.Do(func() error { l, err = (StdNet{}).Listen(network, addr, reusePort); return nil })
-	return
-}
-
-func (n nsNet) Dial(network string, local, remote netip.AddrPort, timeout time.Duration) (c net.Conn, err error) {
-	n.ns.Do(func() error { c, err = (StdNet{}).Dial(network, local, remote, timeout); return nil })
-	return
-}
-
 // nsDial dials from inside a namespace.
 func nsDial(ns *netns.NS) func(network, address string) (net.Conn, error) {
 	return func(network, address string) (c net.Conn, err error) {

@@ -62,7 +62,7 @@ func newLab(t testing.TB, commands ...string) *lab {
 	}
 	cfg.Auth = NewAuth(cfg.Realm, nil, []string{testSecret, testSecret2})
 	cfg.Limits = Limits{UserQuota: 100, TotalQuota: 1000, MaxLifetime: time.Hour, MaxBPS: DefaultMaxBPS}
-	cfg.Net = nsNet{ns}
+	cfg.Net = InNamespace(ns)
 	cfg.UDPSockets = 2
 	return &lab{ns: ns, cfg: cfg}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/turnwall/turnwall/relay/netns"
 )
 
 // Net opens the relay's sockets. The default uses the process's network
@@ -87,4 +89,31 @@ func (StdNet) Listen(network string, addr netip.AddrPort, reusePort bool) (net.L
 func (StdNet) Dial(network string, local, remote netip.AddrPort, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local), Timeout: timeout, Control: control(true)}
 	return d.Dial(network, remote.String())
+}
+
+// InNamespace opens the relay's sockets in the network namespace ns (labs
+// and tests run relays inside namespaces they built).
+func InNamespace(ns *netns.NS) Net { return nsNet{ns} }
+
+type nsNet struct{ ns *netns.NS }
+
+func (n nsNet) ListenPacket(network string, addr netip.AddrPort, reusePort bool) (pc net.PacketConn, err error) {
+	if derr := n.ns.Do(func() error { pc, err = (StdNet{}).ListenPacket(network, addr, reusePort); return nil }); derr != nil {
+		return nil, derr
+	}
+	return pc, err
+}
+
+func (n nsNet) Listen(network string, addr netip.AddrPort, reusePort bool) (l net.Listener, err error) {
+	if derr := n.ns.Do(func() error { l, err = (StdNet{}).Listen(network, addr, reusePort); return nil }); derr != nil {
+		return nil, derr
+	}
+	return l, err
+}
+
+func (n nsNet) Dial(network string, local, remote netip.AddrPort, timeout time.Duration) (c net.Conn, err error) {
+	if derr := n.ns.Do(func() error { c, err = (StdNet{}).Dial(network, local, remote, timeout); return nil }); derr != nil {
+		return nil, derr
+	}
+	return c, err
 }

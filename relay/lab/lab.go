@@ -174,10 +174,18 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 				return nil, err
 			}
 		}
-		if err := h.NS.DefaultRoute("eth0", zn.gw4.String()); err != nil {
+		// Unbound sockets (a TURN client's, a browser's) send from the
+		// policy address, never from the transfer address.
+		route := func(gw, src netip.Addr) error {
+			if src.IsValid() {
+				return h.NS.DefaultRouteFrom("eth0", gw.String(), src.String())
+			}
+			return h.NS.DefaultRoute("eth0", gw.String())
+		}
+		if err := route(zn.gw4, h.V4); err != nil {
 			return nil, err
 		}
-		if err := h.NS.DefaultRoute("eth0", zn.gw6.String()); err != nil {
+		if err := route(zn.gw6, h.V6); err != nil {
 			return nil, err
 		}
 		if h.V4.IsValid() {

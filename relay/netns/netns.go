@@ -168,6 +168,16 @@ func (n *NS) DefaultRoute(dev, gw string) error {
 	return n.IP(fam, "route", "add", "default", "via", gw, "dev", dev)
 }
 
+// DefaultRouteFrom adds a default route via gw whose preferred source is src:
+// sockets that do not bind an address send from src.
+func (n *NS) DefaultRouteFrom(dev, gw, src string) error {
+	fam := "-4"
+	if strings.Contains(gw, ":") {
+		fam = "-6"
+	}
+	return n.IP(fam, "route", "add", "default", "via", gw, "dev", dev, "src", src)
+}
+
 // Router enables forwarding for IPv4 and IPv6.
 func (n *NS) Router() error {
 	if err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
