@@ -27,6 +27,11 @@ type Options struct {
 // Result is a compilation's outcome. Program is nil when there were errors.
 type Result struct {
 	Program *ir.Program
+	// Lowered is the program even when only lint findings are errors (nil
+	// when the policy could not be evaluated and lowered). `turnwall verify`
+	// builds its lab from it to show what such errors do to real traffic;
+	// nothing is ever emitted from it.
+	Lowered *ir.Program
 	Files   map[string]*hcl.File // for rendering diagnostics with snippets
 	Diags   hcl.Diagnostics
 }
@@ -64,6 +69,7 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		if !d.HasErrors() {
 			res.Diags = append(res.Diags, lint.Run(prog, cfg.Root)...)
 			res.Program = prog
+			res.Lowered = prog
 		}
 	}
 	if opts.Strict {

@@ -95,11 +95,15 @@ func (c *checker) mediaPaths() {
 		rules := c.allowsFrom(g.Addresses)
 		var udp, tcp443, anyTCP bool
 		for _, r := range rules {
-			udp = udp || c.hasEntry(r, func(e ir.ServiceEntry) bool { return e.Proto == ir.UDP })
-			tcp443 = tcp443 || c.hasEntry(r, func(e ir.ServiceEntry) bool { return e.Proto == ir.TCP && ir.ContainsPort(e.Ports, 443) })
-			anyTCP = anyTCP || c.hasEntry(r, func(e ir.ServiceEntry) bool {
+			// An entry a deny rule takes away entirely is no path.
+			live := func(match func(ir.ServiceEntry) bool) func(ir.ServiceEntry) bool {
+				return func(e ir.ServiceEntry) bool { return match(e) && !c.deniedEntry(r, e) }
+			}
+			udp = udp || c.hasEntry(r, live(func(e ir.ServiceEntry) bool { return e.Proto == ir.UDP }))
+			tcp443 = tcp443 || c.hasEntry(r, live(func(e ir.ServiceEntry) bool { return e.Proto == ir.TCP && ir.ContainsPort(e.Ports, 443) }))
+			anyTCP = anyTCP || c.hasEntry(r, live(func(e ir.ServiceEntry) bool {
 				return e.Proto == ir.TCP && (ir.ContainsPort(e.Ports, 443) || ir.ContainsPort(e.Ports, 3478) || ir.ContainsPort(e.Ports, 5349))
-			})
+			}))
 		}
 		at := g.Origin.Source
 		if !udp {

@@ -114,6 +114,46 @@ provider "p" {
   ranges = ["52.129.96.0/20"]
   sip    = { tcp = [5061] }
 }`, "E:TW201 W:TW202 W:TW209", ""},
+		{"udp taken away by a deny rule", `
+provider "p" {
+  zone   = zone.internet
+  ranges = ["52.129.96.0/20"]
+  https  = true
+  media  = { udp = ["16384-65535"] }
+}
+rule "no-udp" {
+  action = "deny"
+  from   = agents.floor
+  to     = [provider.p]
+  udp    = ["1-65535"]
+}`, "W:TW201 W:TW211", ""},
+		{"udp and tcp 443 taken away by deny rules", `
+provider "p" {
+  zone   = zone.internet
+  ranges = ["52.129.96.0/20"]
+  https  = true
+  media  = { udp = ["16384-65535"] }
+}
+rule "no-udp" {
+  action = "deny"
+  from   = agents.floor
+  to     = [provider.p]
+  udp    = ["1-65535"]
+  tcp    = [443]
+}`, "E:TW201 W:TW202 W:TW211 W:TW211", ""},
+		{"a deny rule on part of the media range leaves a path", `
+provider "p" {
+  zone   = zone.internet
+  ranges = ["52.129.96.0/20"]
+  https  = true
+  media  = { udp = ["16384-65535"] }
+}
+rule "no-low-udp" {
+  action = "deny"
+  from   = agents.floor
+  to     = [provider.p]
+  udp    = ["16384-20000"]
+}`, "", ""},
 		{"nothing blocked when default allows", "", "", strings.Replace(base, `policy "t" {}`, `policy "t" { default_action = "allow" }`, 1)},
 		{"no tcp 443", `
 provider "p" {

@@ -41,6 +41,24 @@ func (c *checker) shadowed() {
 	}
 }
 
+// deniedEntry reports whether a deny rule decides everything entry e of
+// allow rule r matches (deny rules are evaluated first).
+func (c *checker) deniedEntry(r *ir.Rule, e ir.ServiceEntry) bool {
+	for i := range c.p.Rules {
+		d := &c.p.Rules[i]
+		if d.Action != ir.Deny || (d.FromZone != "" && d.FromZone != r.FromZone) || (d.ToZone != "" && d.ToZone != r.ToZone) {
+			continue
+		}
+		if !c.setCovers(d.Src, r.Src) || !c.setCovers(d.Dst, r.Dst) {
+			continue
+		}
+		if c.serviceCovers(c.p.Service(d.Service), &ir.ServiceSet{Entries: []ir.ServiceEntry{e}}) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *checker) ruleCovers(a, b *ir.Rule) bool {
 	if a.FromZone != "" && a.FromZone != b.FromZone {
 		return false

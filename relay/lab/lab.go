@@ -21,9 +21,11 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends/nftables"
@@ -65,6 +67,7 @@ type Lab struct {
 	Prog  *ir.Program
 	GW    *netns.NS
 	Hosts []*Host
+	NAT   bool // SourceNAT is on
 
 	nss []*netns.NS
 }
@@ -237,6 +240,62 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 // uses (netlink, one transaction, read back and compared).
 func (l *Lab) Apply(rs *nftables.Ruleset) error {
 	_, err := apply.Apply(apply.Target{Table: rs.Table, NetNS: l.GW.Name}, rs)
+	return err
+}
+
+// SourceNAT masquerades agents' traffic leaving the gateway towards every
+// zone that holds a provider, as most sites do at their internet edge: the
+// far side sees the gateway's transfer address in that zone instead of the
+// agent's. The NAT table is the lab's own (`inet turnwall-lab-nat`); the
+// compiled ruleset filters before it, on the agents' real addresses.
+func (l *Lab) SourceNAT() error {
+	var devs []string
+	seen := map[string]bool{}
+	for _, h := range l.Hosts {
+		if h.Kind == "provider" && !seen[h.dev] {
+			seen[h.dev] = true
+			devs = append(devs, fmt.Sprintf("%q", h.dev))
+		}
+	}
+	var v4, v6 []string
+	for _, g := range l.Prog.Agents {
+		if s := l.Prog.AddressSet(g.Addresses); s != nil {
+			for _, p := range s.V4 {
+				v4 = append(v4, p.String())
+			}
+			for _, p := range s.V6 {
+				v6 = append(v6, p.String())
+			}
+		}
+	}
+	if len(devs) == 0 || len(v4)+len(v6) == 0 {
+		return errors.New("source NAT: the policy has no agents or no provider zone")
+	}
+	var b strings.Builder
+	b.WriteString("table inet turnwall-lab-nat {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	if len(v4) > 0 {
+		fmt.Fprintf(&b, "\t\toifname { %s } ip saddr { %s } masquerade\n", strings.Join(devs, ", "), strings.Join(v4, ", "))
+	}
+	if len(v6) > 0 {
+		fmt.Fprintf(&b, "\t\toifname { %s } ip6 saddr { %s } masquerade\n", strings.Join(devs, ", "), strings.Join(v6, ", "))
+	}
+	b.WriteString("\t}\n}\n")
+	f, err := os.CreateTemp("", "turnwall-lab-nat-*.nft")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	_, err = l.GW.Exec(context.Background(), "nft", "-f", f.Name())
+	if err == nil {
+		l.NAT = true
+	}
 	return err
 }
 

@@ -31,6 +31,12 @@ type Flow struct {
 	Proto    ir.Proto
 	SrcPort  uint16
 	DstPort  uint16
+	// Required flows must pass whatever the policy says: the product's own
+	// requirements (relayed media back to agents), not the IR's verdict.
+	Required bool
+	// Trouble names what users experience when the flow fails ("one-way
+	// audio"); empty for ordinary cells.
+	Trouble string
 }
 
 // String renders "udp agents "floor3" 10.20.0.10:20001 -> provider "genesys" 52.129.96.10:3478".
@@ -48,6 +54,8 @@ type Cell struct {
 	Got      string `json:"got"`      // pass, drop, reject, no reply, error: ...
 	Rule     string `json:"rule"`     // deciding IR rule, or "default deny"
 	Line     string `json:"line"`     // its policy line (file:line)
+	Required bool   `json:"required,omitempty"`
+	Trouble  string `json:"trouble,omitempty"` // what a failure means to agents
 	OK       bool   `json:"ok"`
 }
 
@@ -172,9 +180,30 @@ func (l *Lab) Matrix() []Flow {
 				continue
 			}
 			add(rl, a, netip.Addr{}, ir.UDP, []ir.PortRange{out}, 40000, fmt.Sprintf("relay to agents from port %d, outside relay_ports %s", out.First, rel.RelayPorts))
+			if !serves(rel, a.Block) {
+				continue
+			}
+			// The guide's edge case 2: media a relay in another zone sends
+			// towards an agent from its relay range (a remote party relayed
+			// through it) must reach the agent, or the agent hears nothing.
+			n := len(flows)
+			add(rl, a, netip.Addr{}, ir.UDP, []ir.PortRange{{First: rel.RelayPorts.Last, Last: rel.RelayPorts.Last}}, 40002, fmt.Sprintf("relayed media back to agents from relay_ports %s (required)", rel.RelayPorts))
+			for i := n; i < len(flows); i++ {
+				flows[i].Required = true
+				flows[i].Trouble = fmt.Sprintf("one-way audio: media relay %q relays towards agents %q is dropped, they hear nothing", rel.Name, a.Block)
+			}
 		}
 	}
 	return flows
+}
+
+func serves(r *ir.Relay, group string) bool {
+	for _, c := range r.Clients {
+		if c == group {
+			return true
+		}
+	}
+	return false
 }
 
 func portsString(r []ir.PortRange) string {
@@ -229,7 +258,10 @@ func (l *Lab) Run(ctx context.Context, flows []Flow, expect func(Flow) (bool, st
 			break
 		}
 		pass, rule, line := expect(f)
-		c := Cell{Flow: f, Group: f.Group, Name: f.String(), Why: f.Why, Rule: rule, Line: line, Expected: "drop"}
+		c := Cell{Flow: f, Group: f.Group, Name: f.String(), Why: f.Why, Rule: rule, Line: line, Expected: "drop", Required: f.Required, Trouble: f.Trouble}
+		if f.Required {
+			pass = true
+		}
 		if pass {
 			c.Expected = "pass"
 		}
