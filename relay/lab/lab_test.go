@@ -127,3 +127,52 @@ func TestCloseRemovesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With source NAT on the gateway (as most sites have) every expectation of
+// the matrix still holds: the ruleset filters on the agents' real addresses
+// before the NAT, and replies find their way back.
+func TestSourceNAT(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	for _, path := range []string{"../../policies/genesys-cloud", "../../policies/private-relay"} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			p := compile(t, path)
+			rs, err := nftables.Build(p, "turnwall")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := lab.New(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.SourceNAT(); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Apply(rs); err != nil {
+				t.Fatal(err)
+			}
+			out, err := l.GW.Exec(context.Background(), "nft", "list", "table", "inet", "turnwall-lab-nat")
+			if err != nil || !strings.Contains(string(out), "masquerade") {
+				t.Fatalf("no NAT table: %v\n%s", err, out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			flows := l.Matrix()
+			cells := l.Run(ctx, flows, nil)
+			if len(cells) != len(flows) {
+				t.Fatalf("ran %d of %d flows", len(cells), len(flows))
+			}
+			for _, c := range cells {
+				if !c.OK {
+					t.Errorf("%s (%s): expected %s, got %s", c.Name, c.Why, c.Expected, c.Got)
+				}
+				// The far side saw the gateway, not the agent.
+				if c.OK && c.Expected == "pass" && c.Flow.From.Kind == "agents" && c.Flow.To.Kind == "provider" && c.Flow.Proto == ir.UDP {
+					if c.Peer == c.Flow.Src || !c.Peer.IsValid() {
+						t.Errorf("%s: provider saw %v, want the gateway's address", c.Name, c.Peer)
+					}
+				}
+			}
+		})
+	}
+}

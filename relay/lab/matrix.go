@@ -55,6 +55,9 @@ type Cell struct {
 	Rule     string `json:"rule"`     // deciding IR rule, or "default deny"
 	Line     string `json:"line"`     // its policy line (file:line)
 	Required bool   `json:"required,omitempty"`
+	// Peer is the source address the receiving host saw (UDP cells that
+	// arrived): the sender's own address, or the gateway's with source NAT.
+	Peer     netip.Addr `json:"-"`
 	Trouble  string `json:"trouble,omitempty"` // what a failure means to agents
 	OK       bool   `json:"ok"`
 }
@@ -279,7 +282,7 @@ func (l *Lab) Run(ctx context.Context, flows []Flow, expect func(Flow) (bool, st
 			if ctx.Err() != nil {
 				return
 			}
-			c.Got = send(f, pass)
+			c.Got, c.Peer = send(f, pass)
 			c.OK = (pass && c.Got == "pass") || (!pass && (c.Got == "drop" || c.Got == "reject"))
 			cells[i], done[i] = c, true
 		}(i, c)
@@ -332,13 +335,13 @@ func (k *keyedLocks) lock(keys []string) func() {
 }
 
 // send runs one flow with real sockets in the hosts' namespaces.
-func send(f Flow, allowed bool) string {
+func send(f Flow, allowed bool) (string, netip.Addr) {
 	wait := WaitDropped
 	if allowed {
 		wait = WaitAllowed
 	}
 	if f.Proto == ir.TCP {
-		return sendTCP(f, wait)
+		return sendTCP(f, wait), netip.Addr{}
 	}
 	return sendUDP(f, wait)
 }
@@ -356,7 +359,7 @@ func retry(f func() error) error {
 	return err
 }
 
-func sendUDP(f Flow, wait time.Duration) string {
+func sendUDP(f Flow, wait time.Duration) (string, netip.Addr) {
 	var server, client *net.UDPConn
 	if err := retry(func() error {
 		return f.To.NS.Do(func() (err error) {
@@ -364,7 +367,7 @@ func sendUDP(f Flow, wait time.Duration) string {
 			return err
 		})
 	}); err != nil {
-		return "error: " + err.Error()
+		return "error: " + err.Error(), netip.Addr{}
 	}
 	defer server.Close()
 	if err := retry(func() error {
@@ -373,26 +376,26 @@ func sendUDP(f Flow, wait time.Duration) string {
 			return err
 		})
 	}); err != nil {
-		return "error: " + err.Error()
+		return "error: " + err.Error(), netip.Addr{}
 	}
 	defer client.Close()
 	if _, err := client.WriteToUDPAddrPort([]byte("turnwall verify"), netip.AddrPortFrom(f.Dst, f.DstPort)); err != nil {
-		return "error: " + err.Error()
+		return "error: " + err.Error(), netip.Addr{}
 	}
 	server.SetReadDeadline(time.Now().Add(wait))
 	buf := make([]byte, 64)
 	_, peer, err := server.ReadFromUDPAddrPort(buf)
 	if err != nil {
-		return "drop"
+		return "drop", netip.Addr{}
 	}
 	if _, err := server.WriteToUDPAddrPort([]byte("reply"), peer); err != nil {
-		return "error: " + err.Error()
+		return "error: " + err.Error(), netip.Addr{}
 	}
 	client.SetReadDeadline(time.Now().Add(WaitAllowed))
 	if _, _, err := client.ReadFromUDPAddrPort(buf); err != nil {
-		return "no reply"
+		return "no reply", peer.Addr().Unmap()
 	}
-	return "pass"
+	return "pass", peer.Addr().Unmap()
 }
 
 func sendTCP(f Flow, wait time.Duration) string {
