@@ -94,16 +94,16 @@ func (o Options) withDefaults() Options {
 
 // Candidate is one ICE candidate.
 type Candidate struct {
-	Type     string // host, srflx, prflx, relay
-	Protocol string // udp or tcp
-	Address  string
-	Port     int
+	Type     string `json:"type"`     // host, srflx, prflx, relay
+	Protocol string `json:"protocol"` // udp or tcp
+	Address  string `json:"address"`
+	Port     int    `json:"port"`
 	// RelatedAddress and RelatedPort are the local socket a srflx or relay
 	// candidate was gathered from.
-	RelatedAddress string
-	RelatedPort    int
-	RelayProtocol  string // udp, tcp, tls or dtls for relay candidates: how the TURN server is reached
-	URL            string // the server the candidate came from, when known
+	RelatedAddress string `json:"related_address,omitempty"`
+	RelatedPort    int    `json:"related_port,omitempty"`
+	RelayProtocol  string `json:"relay_protocol,omitempty"` // udp, tcp, tls or dtls for relay candidates: how the TURN server is reached
+	URL            string `json:"url,omitempty"`            // the server the candidate came from, when known
 }
 
 // String renders "relay udp 192.0.2.10:49160 via tls".
@@ -117,9 +117,10 @@ func (c Candidate) String() string {
 
 // Direction is the media one side sent and the other received.
 type Direction struct {
-	Sent, Received int     // packets; Received counts distinct sequence numbers
-	LossPct        float64 // (Sent-Received)/Sent, in percent
-	JitterMs       float64 // RFC 3550 interarrival jitter at the receiver
+	Sent     int     `json:"sent"`      // packets
+	Received int     `json:"received"`  // distinct sequence numbers
+	LossPct  float64 `json:"loss_pct"`  // (Sent-Received)/Sent, in percent
+	JitterMs float64 `json:"jitter_ms"` // RFC 3550 interarrival jitter at the receiver
 }
 
 // States of a call.
@@ -140,18 +141,19 @@ const (
 
 // Result is what a call did.
 type Result struct {
-	State string // connected, failed, timeout or error
+	State string `json:"state"` // connected, failed, timeout or error
 	// ConnectTime runs from the start of Run (gathering included) until
 	// both sides are connected (ICE and DTLS).
-	ConnectTime time.Duration
+	ConnectTime time.Duration `json:"connect_time_ns"`
 	// Local and Remote are the selected candidate pair seen from the agent.
-	Local, Remote *Candidate
-	Gathered      []Candidate // the agent's local candidates
-	FarGathered   []Candidate // the far end's local candidates
-	AgentToFar    Direction
-	FarToAgent    Direction
-	Audio         string // both ways, one way: ..., or no audio (also when never connected)
-	Err           string // plain-words reason when not connected, or what went wrong
+	Local       *Candidate  `json:"local,omitempty"`
+	Remote      *Candidate  `json:"remote,omitempty"`
+	Gathered    []Candidate `json:"gathered"`     // the agent's local candidates
+	FarGathered []Candidate `json:"far_gathered"` // the far end's local candidates
+	AgentToFar  Direction   `json:"agent_to_far"`
+	FarToAgent  Direction   `json:"far_to_agent"`
+	Audio       string      `json:"audio"`           // both ways, one way: ..., or no audio (also when never connected)
+	Err         string      `json:"error,omitempty"` // plain-words reason when not connected, or what went wrong
 }
 
 // verdict names the audio outcome from both directions.
