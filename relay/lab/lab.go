@@ -45,6 +45,11 @@ type Host struct {
 	// Outside is a provider host's extra address outside every address set
 	// of the policy, routed to it through the gateway.
 	Outside netip.Addr
+	// Media4 and Media6 are a provider host's media server addresses: the
+	// next addresses in its ranges, apart from V4/V6 where the provider's
+	// TURN service runs (a relay does not relay to itself). Invalid when
+	// the range has no room; the media server then uses V4/V6.
+	Media4, Media6 netip.Addr
 
 	transfer4, transfer6 netip.Addr
 	dev                  string // gateway interface the host sits behind
@@ -167,7 +172,15 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 			{"eth0", netip.PrefixFrom(h.transfer4, zn.net4.Bits()).String()},
 			{"eth0", netip.PrefixFrom(h.transfer6, zn.net6.Bits()).String()},
 		}
-		for _, a := range []netip.Addr{h.V4, h.V6} {
+		if kind == "provider" {
+			if len(s.V4) > 0 && s.V4[0].Contains(h.V4.Next()) {
+				h.Media4 = h.V4.Next()
+			}
+			if len(s.V6) > 0 && s.V6[0].Contains(h.V6.Next()) {
+				h.Media6 = h.V6.Next()
+			}
+		}
+		for _, a := range []netip.Addr{h.V4, h.V6, h.Media4, h.Media6} {
 			if a.IsValid() {
 				steps = append(steps, [2]string{"eth0", netip.PrefixFrom(a, a.BitLen()).String()})
 			}
@@ -191,14 +204,18 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 		if err := route(zn.gw6, h.V6); err != nil {
 			return nil, err
 		}
-		if h.V4.IsValid() {
-			if err := l.GW.IP("-4", "route", "add", h.V4.String()+"/32", "via", h.transfer4.String(), "dev", zn.dev); err != nil {
-				return nil, err
+		for _, a := range []netip.Addr{h.V4, h.Media4} {
+			if a.IsValid() {
+				if err := l.GW.IP("-4", "route", "add", a.String()+"/32", "via", h.transfer4.String(), "dev", zn.dev); err != nil {
+					return nil, err
+				}
 			}
 		}
-		if h.V6.IsValid() {
-			if err := l.GW.IP("-6", "route", "add", h.V6.String()+"/128", "via", h.transfer6.String(), "dev", zn.dev); err != nil {
-				return nil, err
+		for _, a := range []netip.Addr{h.V6, h.Media6} {
+			if a.IsValid() {
+				if err := l.GW.IP("-6", "route", "add", a.String()+"/128", "via", h.transfer6.String(), "dev", zn.dev); err != nil {
+					return nil, err
+				}
 			}
 		}
 		l.Hosts = append(l.Hosts, h)
@@ -231,6 +248,28 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 	for _, r := range prog.Relays {
 		if _, err = add("relay", r.Name, r.Zone, r.Addresses); err != nil {
 			return nil, err
+		}
+	}
+	// Hosts of one zone reach each other directly over their switch, as
+	// a provider's TURN service reaches its media servers: the gateway (and
+	// the ruleset) only sees traffic between zones.
+	for _, a := range l.Hosts {
+		for _, b := range l.Hosts {
+			if a == b || a.Zone != b.Zone {
+				continue
+			}
+			for _, dst := range []netip.Addr{b.V4, b.V6, b.Outside, b.Media4, b.Media6} {
+				if !dst.IsValid() {
+					continue
+				}
+				via := b.transfer4
+				if dst.Is6() {
+					via = b.transfer6
+				}
+				if err = a.NS.IP("route", "add", netip.PrefixFrom(dst, dst.BitLen()).String(), "via", via.String(), "dev", "eth0"); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	return l, nil

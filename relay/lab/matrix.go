@@ -57,9 +57,9 @@ type Cell struct {
 	Required bool   `json:"required,omitempty"`
 	// Peer is the source address the receiving host saw (UDP cells that
 	// arrived): the sender's own address, or the gateway's with source NAT.
-	Peer     netip.Addr `json:"-"`
-	Trouble  string `json:"trouble,omitempty"` // what a failure means to agents
-	OK       bool   `json:"ok"`
+	Peer    netip.Addr `json:"-"`
+	Trouble string     `json:"trouble,omitempty"` // what a failure means to agents
+	OK      bool       `json:"ok"`
 }
 
 // Matrix is the flow matrix of the lab's policy: one representative flow per

@@ -35,6 +35,7 @@ type peer struct {
 
 	mu      sync.Mutex
 	cands   []webrtc.ICECandidate
+	forward func(webrtc.ICECandidateInit) // trickles new candidates to the other side
 	failure string
 	closing bool
 	readers sync.WaitGroup
@@ -156,7 +157,11 @@ func newPeer(ctx context.Context, ep Endpoint, role string, opt Options) (*peer,
 		}
 		p.mu.Lock()
 		p.cands = append(p.cands, *c)
+		fwd := p.forward
 		p.mu.Unlock()
+		if fwd != nil {
+			fwd(c.ToJSON())
+		}
 	})
 	p.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		if s == webrtc.ICEConnectionStateFailed {
@@ -356,6 +361,26 @@ func (p *peer) relayFailures() string {
 		return ""
 	}
 	return " (" + strings.Join(reasons, "; ") + ")"
+}
+
+// trickleTo hands q every candidate p has gathered and every one it gathers
+// from now on (trickle ICE, as browsers do).
+func (p *peer) trickleTo(q *peer) {
+	add := func(c webrtc.ICECandidateInit) {
+		if err := q.pc.AddICECandidate(c); err != nil {
+			q.log.add("trickle", "adding a trickled candidate: "+err.Error())
+		}
+	}
+	p.mu.Lock()
+	p.forward = add
+	have := make([]webrtc.ICECandidateInit, 0, len(p.cands))
+	for _, c := range p.cands {
+		have = append(have, c.ToJSON())
+	}
+	p.mu.Unlock()
+	for _, c := range have {
+		add(c)
+	}
 }
 
 // gather waits until gathering is complete, bounded by ctx.

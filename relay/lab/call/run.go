@@ -15,8 +15,9 @@ import (
 // closeWait bounds how long closing one PeerConnection may take.
 const closeWait = 5 * time.Second
 
-// Run places a call from agent to far: the agent offers, both sides gather
-// completely, the descriptions are exchanged in-process, and once both are
+// Run places a call from agent to far: the agent offers, the far end
+// answers, the agent's candidates trickle to the far end as they are
+// gathered (all in-process), and once both are
 // connected each side sends opt.Media of Opus-sized RTP packets while the
 // other counts them. Everything is bounded by ctx and opt.ConnectTimeout
 // (then opt.Media and a short grace period); both PeerConnections are always
@@ -71,7 +72,10 @@ func Run(ctx context.Context, agent, far Endpoint, opt Options) (res Result) {
 		return fail(StateTimeout, "timeout: %s did not finish within %s", what, time.Since(start).Round(100*time.Millisecond))
 	}
 
-	// Offer, gathered completely.
+	// Trickle ICE, as browsers do: the agent's offer goes out at once and
+	// its candidates follow as they are gathered, so a TURN server that never
+	// answers (UDP dropped) does not hold up the ones that do. The far end
+	// (usually ICE-lite, host candidates only) answers with its candidates.
 	offer, err := a.pc.CreateOffer(nil)
 	if err != nil {
 		return fail(StateError, "agent: creating the offer: %v", err)
@@ -80,30 +84,7 @@ func Run(ctx context.Context, agent, far Endpoint, opt Options) (res Result) {
 	if err := a.pc.SetLocalDescription(offer); err != nil {
 		return fail(StateError, "agent: setting the offer: %v", err)
 	}
-	if err := gather(connectCtx, agentGathered); err != nil {
-		res.Gathered = a.candidates()
-		if agent.RelayOnly && !hasType(res.Gathered, "relay") {
-			r := timedOut("gathering the agent's candidates")
-			if r.State == StateTimeout {
-				why := a.relayFailures()
-				if why == "" {
-					why = " (no answer from " + serverList(agent) + ")"
-				}
-				r.Err = fmt.Sprintf("timeout: no relay candidate within %s: the TURN allocations did not finish%s",
-					time.Since(start).Round(100*time.Millisecond), why)
-			}
-			return r
-		}
-		return timedOut("gathering the agent's candidates")
-	}
-	res.Gathered = a.candidates()
-	if r, bad := noCandidates(agent, res.Gathered, a, "agent"); bad {
-		res.State, res.Err = r.State, r.Err
-		return res
-	}
-
-	// Answer, gathered completely.
-	if err := f.pc.SetRemoteDescription(*a.pc.LocalDescription()); err != nil {
+	if err := f.pc.SetRemoteDescription(offer); err != nil {
 		return fail(StateError, "far end: the agent's offer: %v", err)
 	}
 	answer, err := f.pc.CreateAnswer(nil)
@@ -126,22 +107,44 @@ func Run(ctx context.Context, agent, far Endpoint, opt Options) (res Result) {
 	if err := a.pc.SetRemoteDescription(*f.pc.LocalDescription()); err != nil {
 		return fail(StateError, "agent: the far end's answer: %v", err)
 	}
+	a.trickleTo(f)
 
 	// Both sides connected (ICE and DTLS), or a failure, or the timeout.
+	gathered := agentGathered
 wait:
 	for _, p := range peers {
-		select {
-		case <-p.connected:
-		case <-connectCtx.Done():
-			break wait
-		case <-a.failed:
-			break wait
-		case <-f.failed:
-			break wait
+		for waiting := true; waiting; {
+			select {
+			case <-p.connected:
+				waiting = false
+			case <-gathered:
+				// Gathering done: a side with nothing usable never connects.
+				gathered = nil
+				if !isClosed(a.connected) {
+					res.Gathered = a.candidates()
+					if r, bad := noCandidates(agent, res.Gathered, a, "agent"); bad {
+						res.State, res.Err = r.State, r.Err
+						return res
+					}
+				}
+			case <-connectCtx.Done():
+				break wait
+			case <-a.failed:
+				break wait
+			case <-f.failed:
+				break wait
+			}
 		}
 	}
 	if why := firstFailure(a, f); why != "" {
 		res.Gathered, res.FarGathered = a.candidates(), f.candidates()
+		if strings.HasPrefix(why, "ICE failed") && agent.RelayOnly && !hasType(res.Gathered, "relay") {
+			reasons := a.relayFailures()
+			if reasons == "" {
+				reasons = " (no answer from " + serverList(agent) + ")"
+			}
+			return fail(StateFailed, "no relay candidate: no TURN allocation of the agent succeeded%s", reasons)
+		}
 		if strings.HasPrefix(why, "ICE failed") {
 			return fail(StateFailed, "ICE failed: no candidate pair answered connectivity checks between the agent (%s) and the far end (%s)",
 				list(res.Gathered), list(res.FarGathered))
@@ -150,6 +153,18 @@ wait:
 	}
 	if !isClosed(a.connected) || !isClosed(f.connected) {
 		res.Gathered, res.FarGathered = a.candidates(), f.candidates()
+		if agent.RelayOnly && !hasType(res.Gathered, "relay") {
+			r := timedOut("gathering the agent's candidates")
+			if r.State == StateTimeout {
+				why := a.relayFailures()
+				if why == "" {
+					why = " (no answer from " + serverList(agent) + ")"
+				}
+				r.Err = fmt.Sprintf("timeout: no relay candidate within %s: the TURN allocations did not finish%s",
+					time.Since(start).Round(100*time.Millisecond), why)
+			}
+			return r
+		}
 		r := timedOut("connecting")
 		if r.State == StateTimeout {
 			r.Err = fmt.Sprintf("timeout: not connected within %s (agent: ICE %s, connection %s; far end: ICE %s, connection %s)",

@@ -1,0 +1,243 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/lab/call"
+)
+
+// CallResult is one WebRTC call of an agents group: a browser-like peer on
+// the agents host and a media server peer (ICE-lite, host candidates only)
+// on a provider host.
+type CallResult struct {
+	Group   string   `json:"agents"`
+	Mode    string   `json:"mode"`    // "relay" (iceTransportPolicy relay) or "all"
+	Far     string   `json:"far_end"` // `provider "genesys"`
+	Servers []string `json:"ice_servers"`
+	// Skipped says why the call was not run; a skipped call is not a failure.
+	Skipped string      `json:"skipped,omitempty"`
+	Result  call.Result `json:"result"`
+	OK      bool        `json:"ok"`
+	// Trouble is what agents experience when the call is not OK.
+	Trouble string `json:"trouble,omitempty"`
+}
+
+// FarEnd is where the lab puts the media server an agents group calls.
+type FarEnd struct {
+	Host  *Host
+	Ports [2]uint16 // its host-candidate UDP ports (zero: any)
+	Why   string    // why this host
+}
+
+// FarEnd chooses the media server for group: the provider its agents send
+// media to, else the provider whose TURN service they use (the media server
+// sits behind it), else a provider peer of a relay that serves them.
+func (l *Lab) FarEnd(group string) (FarEnd, bool) {
+	agents := l.host("agents", group)
+	if agents == nil {
+		return FarEnd{}, false
+	}
+	for _, purpose := range []ir.Purpose{ir.PurposeMedia, ir.PurposeSTUNTURN, ir.PurposeTURNTLS} {
+		for i := range l.Prog.Rules {
+			r := &l.Prog.Rules[i]
+			if r.Action != ir.Allow || r.Purpose != purpose || r.Src != l.setOf(agents) {
+				continue
+			}
+			far := l.hostBySet("provider", r.Dst)
+			if far == nil {
+				continue
+			}
+			fe := FarEnd{Host: far, Why: fmt.Sprintf("rule %s", r.Name)}
+			if purpose == ir.PurposeMedia {
+				if svc := l.Prog.Service(r.Service); svc != nil {
+					for _, e := range svc.Entries {
+						if e.Proto == ir.UDP && len(e.Ports) > 0 {
+							fe.Ports = [2]uint16{e.Ports[0].First, e.Ports[0].Last}
+							break
+						}
+					}
+				}
+			}
+			return fe, true
+		}
+	}
+	for _, rel := range l.Prog.Relays {
+		if !serves(&rel, group) {
+			continue
+		}
+		for i := range l.Prog.Rules {
+			r := &l.Prog.Rules[i]
+			if r.Action != ir.Allow || r.Purpose != ir.PurposeRelayMedia || r.Src != rel.Addresses {
+				continue
+			}
+			if far := l.hostBySet("provider", r.Dst); far != nil {
+				return FarEnd{Host: far, Why: fmt.Sprintf("peer of relay %q (rule %s)", rel.Name, r.Name)}, true
+			}
+		}
+	}
+	return FarEnd{}, false
+}
+
+func (l *Lab) hostBySet(kind, set string) *Host {
+	for _, h := range l.Hosts {
+		if h.Kind == kind && l.setOf(h) == set {
+			return h
+		}
+	}
+	return nil
+}
+
+// setOf is the address set of the block a host stands for.
+func (l *Lab) setOf(h *Host) string {
+	p := l.Prog
+	switch h.Kind {
+	case "agents":
+		for _, g := range p.Agents {
+			if g.Name == h.Block {
+				return g.Addresses
+			}
+		}
+	case "provider":
+		for _, pr := range p.Providers {
+			if pr.Name == h.Block {
+				return pr.Addresses
+			}
+		}
+	case "relay":
+		for _, r := range p.Relays {
+			if r.Name == h.Block {
+				return r.Addresses
+			}
+		}
+	}
+	return ""
+}
+
+// CallOptions tune the calls.
+type CallOptions struct {
+	Call     call.Options
+	Progress func(string) // called as each call starts; may be nil
+}
+
+// Calls runs, for every agents group, a call through the relays only
+// (iceTransportPolicy relay, when the group has a TURN server) and then
+// with every candidate (all). Groups run concurrently.
+func (l *Lab) Calls(ctx context.Context, svc *Services, checks map[string][]ServerCheck, opt CallOptions) []CallResult {
+	var groups []string
+	for _, h := range l.Hosts {
+		if h.Kind == "agents" {
+			groups = append(groups, h.Block)
+		}
+	}
+	out := make([][]CallResult, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = l.groupCalls(ctx, svc, g, checks[g], opt)
+		}()
+	}
+	wg.Wait()
+	var all []CallResult
+	for _, o := range out {
+		all = append(all, o...)
+	}
+	return all
+}
+
+func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, checks []ServerCheck, opt CallOptions) []CallResult {
+	agents := l.host("agents", group)
+	servers := svc.ICEServers(group)
+	var urls []string
+	var cs []call.Server
+	turn := false
+	for _, s := range servers {
+		urls = append(urls, s.URL)
+		cs = append(cs, call.Server{URL: s.URL, Username: s.Username, Credential: s.Credential})
+		turn = turn || s.Kind == "turn" || s.Kind == "turns"
+	}
+	fe, ok := l.FarEnd(group)
+	var res []CallResult
+	for _, mode := range []string{"relay", "all"} {
+		cr := CallResult{Group: group, Mode: mode, Servers: urls, OK: true}
+		switch {
+		case !ok:
+			cr.Skipped = "no media server to call: the policy gives these agents no provider media, provider TURN or relay peer"
+		case mode == "relay" && !turn:
+			cr.Skipped = "no TURN server for these agents"
+		}
+		if ok {
+			cr.Far = fe.Host.Name()
+		}
+		if cr.Skipped != "" {
+			res = append(res, cr)
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if opt.Progress != nil {
+			opt.Progress(fmt.Sprintf("call agents %q -> %s (ICE %s)", group, fe.Host.Name(), mode))
+		}
+		a := call.Endpoint{Name: agents.Name(), NS: agents.NS, Addrs: agents.addrs(), Servers: cs, RelayOnly: mode == "relay", RootCAs: svc.RootCAs}
+		f := call.Endpoint{Name: fe.Host.Name(), NS: fe.Host.NS, Addrs: fe.Host.mediaAddrs(), Lite: true, Ports: fe.Ports}
+		cr.Result = call.Run(ctx, a, f, opt.Call)
+		cr.OK = cr.Result.State == "connected" && cr.Result.Audio == "both ways"
+		if !cr.OK {
+			cr.Trouble = trouble(cr, checks)
+		}
+		res = append(res, cr)
+	}
+	return res
+}
+
+// trouble says in plain words what agents experience and why.
+func trouble(cr CallResult, checks []ServerCheck) string {
+	var b strings.Builder
+	switch {
+	case cr.Result.State != "connected":
+		b.WriteString("no audio: the call never connects (agents hang on \"Connecting\", ice:connection-state failed)")
+	case cr.Result.Audio != "":
+		b.WriteString(cr.Result.Audio)
+	default:
+		b.WriteString("no audio")
+	}
+	if cr.Result.Err != "" {
+		b.WriteString(": " + cr.Result.Err)
+	}
+	var why []string
+	for _, c := range checks {
+		if c.Got != "pass" && c.Server.Kind != "stun" {
+			r := c.Server.URL + " " + c.Reason
+			if c.Rule != "" {
+				r += fmt.Sprintf(" (%s, %s)", c.Rule, c.Line)
+			}
+			why = append(why, r)
+		}
+	}
+	sort.Strings(why)
+	if len(why) > 0 {
+		b.WriteString("; TURN servers that failed: " + strings.Join(why, "; "))
+	}
+	return b.String()
+}
+
+// mediaAddrs are the addresses a provider host's media server uses.
+func (h *Host) mediaAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, pair := range [][2]netip.Addr{{h.Media4, h.V4}, {h.Media6, h.V6}} {
+		if pair[0].IsValid() {
+			out = append(out, pair[0])
+		} else if pair[1].IsValid() {
+			out = append(out, pair[1])
+		}
+	}
+	return out
+}
