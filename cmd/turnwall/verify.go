@@ -34,6 +34,7 @@ type verifyReport struct {
 	PolicyErrors int           `json:"policy_errors"`
 	SourceNAT    bool          `json:"source_nat"`
 	Flows        int           `json:"flows"`
+	Ran          int           `json:"flows_run"`
 	Failed       int           `json:"failed"`
 	Servers      int           `json:"ice_servers"`
 	ServersFail  int           `json:"ice_servers_failed"`
@@ -52,6 +53,7 @@ type verifyFlags struct {
 	media   time.Duration
 	noCalls bool
 	quiet   bool
+	minMOS  float64
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -101,6 +103,9 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 			if f.timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout %v: give a positive duration", f.timeout)}
 			}
+			if f.minMOS < 1 || f.minMOS > 4.5 {
+				return usageError{fmt.Errorf("--min-mos %v: give a MOS between 1 and 4.5", f.minMOS)}
+			}
 			if f.media <= 0 || f.media > time.Minute {
 				return usageError{fmt.Errorf("--media %v: give a duration between 1ms and 1m", f.media)}
 			}
@@ -117,6 +122,7 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 	cmd.Flags().DurationVar(&f.media, "media", time.Second, "how long each call sends media both ways")
 	cmd.Flags().BoolVar(&f.noCalls, "no-calls", false, "run the flow matrix only (no relays, ICE servers or calls)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
+	cmd.Flags().Float64Var(&f.minMOS, "min-mos", 3.6, "a connected call whose audio scores below this MOS (simplified E-model) fails")
 	return cmd
 }
 
@@ -167,7 +173,7 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 	flows := l.Matrix()
 	progress(fmt.Sprintf("flow matrix: %s", count(len(flows), "flow")))
 	cells := l.Run(ctx, flows, nil)
-	rep := verifyReport{Policy: path, Flows: len(flows), PolicyErrors: errs, SourceNAT: f.snat}
+	rep := verifyReport{Policy: path, Flows: len(flows), Ran: len(cells), PolicyErrors: errs, SourceNAT: f.snat}
 	if len(cells) < len(flows) {
 		rep.Incomplete = fmt.Sprintf("%d of %d flows not run (%v)", len(flows)-len(cells), len(flows), ctx.Err())
 	}
@@ -186,7 +192,7 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 				checks[h.Block] = svc.Check(ctx, h.Block)
 			}
 		}
-		calls = l.Calls(ctx, svc, checks, lab.CallOptions{Call: call.Options{Media: f.media}, Progress: progress})
+		calls = l.Calls(ctx, svc, checks, lab.CallOptions{Call: call.Options{Media: f.media}, MinMOS: f.minMOS, Progress: progress})
 		if err := svc.Close(); err != nil {
 			return err
 		}
@@ -340,16 +346,13 @@ func writeVerifyText(w io.Writer, rep *verifyReport) {
 					fmt.Fprintf(w, "          pair   %s <-> %s\n", r.Local, r.Remote)
 				}
 				if r.State == "connected" {
-					fmt.Fprintf(w, "          audio  %s: agent -> far end %d/%d (loss %.1f%%, jitter %.1f ms), far end -> agent %d/%d (loss %.1f%%, jitter %.1f ms)\n",
+					fmt.Fprintf(w, "          audio  %s: agent -> far end %d/%d packets (loss %.1f%%, jitter %.1f ms), far end -> agent %d/%d (loss %.1f%%, jitter %.1f ms)\n",
 						r.Audio, r.AgentToFar.Received, r.AgentToFar.Sent, r.AgentToFar.LossPct, r.AgentToFar.JitterMs,
 						r.FarToAgent.Received, r.FarToAgent.Sent, r.FarToAgent.LossPct, r.FarToAgent.JitterMs)
+					fmt.Fprintf(w, "          quality RTT %.1f ms, MOS %.2f\n", r.RTTMs, c.MOS)
 				}
 				if len(r.Gathered) > 0 {
-					var cs []string
-					for _, g := range r.Gathered {
-						cs = append(cs, g.String())
-					}
-					fmt.Fprintf(w, "          agent candidates: %s\n", strings.Join(cs, "; "))
+					fmt.Fprintf(w, "          agent candidates: %s\n", candidateSummary(r.Gathered))
 				}
 				if !c.OK {
 					fmt.Fprintf(w, "          %s\n", c.Trouble)
@@ -359,7 +362,7 @@ func writeVerifyText(w io.Writer, rep *verifyReport) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "%d of %d flows, %d of %d ICE server checks, %d of %d calls as expected",
-		rep.Flows-rep.Failed, rep.Flows, rep.Servers-rep.ServersFail, rep.Servers, rep.Calls-rep.CallsFail, rep.Calls)
+		rep.Ran-rep.Failed, rep.Flows, rep.Servers-rep.ServersFail, rep.Servers, rep.Calls-rep.CallsFail, rep.Calls)
 	if rep.SourceNAT {
 		fmt.Fprint(w, " (source NAT on)")
 	}
@@ -372,4 +375,34 @@ func writeVerifyText(w io.Writer, rep *verifyReport) {
 	for _, t := range rep.Troubles {
 		fmt.Fprintf(w, "  - %s\n", t)
 	}
+}
+
+// candidateSummary counts candidates by type, and relay candidates by how the
+// TURN server was reached: "2 host, 2 srflx, 8 relay (udp 2, tcp 2, tls 4)".
+func candidateSummary(cs []call.Candidate) string {
+	types := map[string]int{}
+	via := map[string]int{}
+	for _, c := range cs {
+		types[c.Type]++
+		if c.Type == "relay" {
+			via[c.RelayProtocol]++
+		}
+	}
+	var parts []string
+	for _, t := range []string{"host", "srflx", "prflx", "relay"} {
+		if n := types[t]; n > 0 {
+			p := fmt.Sprintf("%d %s", n, t)
+			if t == "relay" {
+				var vs []string
+				for _, v := range []string{"udp", "tcp", "tls", "dtls"} {
+					if via[v] > 0 {
+						vs = append(vs, fmt.Sprintf("%s %d", v, via[v]))
+					}
+				}
+				p += " (via " + strings.Join(vs, ", ") + ")"
+			}
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/turnwall/turnwall/relay/lab"
+	"github.com/turnwall/turnwall/relay/lab/call"
 	"github.com/turnwall/turnwall/relay/netns"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
 )
@@ -28,6 +31,28 @@ func TestVerifyExamplePolicies(t *testing.T) {
 			}
 			if !rep.OK || rep.Failed != 0 || rep.Flows == 0 || len(rep.Groups) == 0 {
 				t.Errorf("report: %+v", rep)
+			}
+			// Every agents group placed a real call that connected with
+			// audio both ways; every check of an ICE server held.
+			if rep.Calls == 0 || rep.CallsFail != 0 || rep.ServersFail != 0 {
+				t.Errorf("calls %d (%d failed), ICE servers %d (%d failed)", rep.Calls, rep.CallsFail, rep.Servers, rep.ServersFail)
+			}
+			for _, g := range rep.Groups {
+				if g.Agents == "" {
+					continue
+				}
+				connected := 0
+				for _, c := range g.Calls {
+					if c.Skipped == "" && c.Result.State == call.StateConnected && c.Result.Audio == call.AudioBoth && c.Result.Local != nil && c.MOS >= 4 {
+						connected++
+					}
+				}
+				if connected == 0 {
+					t.Errorf("agents %q: no call connected with audio both ways: %+v", g.Agents, g.Calls)
+				}
+			}
+			if rep.Seconds > 30 {
+				t.Errorf("verify took %.1f s; the budget is 30 s per example", rep.Seconds)
 			}
 		})
 	}
@@ -60,5 +85,200 @@ func TestVerifyUsage(t *testing.T) {
 		if code, _, errOut := runCLI(args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want 2: %s", args, code, errOut)
 		}
+	}
+}
+
+// verifyJSON runs verify on path and decodes its report.
+func verifyJSON(t *testing.T, path string, args ...string) (int, verifyReport, string) {
+	t.Helper()
+	code, out, errOut := runCLI(append([]string{"verify", path, "--format", "json", "--timeout", "60s"}, args...)...)
+	var rep verifyReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("exit %d: %v:\n%s\n%s", code, err, out, errOut)
+	}
+	return code, rep, errOut
+}
+
+func groupOf(t *testing.T, rep verifyReport, agents string) verifyGroup {
+	t.Helper()
+	for _, g := range rep.Groups {
+		if g.Agents == agents {
+			return g
+		}
+	}
+	t.Fatalf("no group %q in %+v", agents, rep)
+	return verifyGroup{}
+}
+
+func callOf(t *testing.T, g verifyGroup, mode string) lab.CallResult {
+	t.Helper()
+	for _, c := range g.Calls {
+		if c.Mode == mode {
+			return c
+		}
+	}
+	t.Fatalf("agents %q: no %s call in %+v", g.Agents, mode, g.Calls)
+	return lab.CallResult{}
+}
+
+// The guide's traps, one regression policy each (testdata/verify): verify
+// shows what each does to real calls through the real kernel.
+func TestVerifyTraps(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	t.Cleanup(func() {
+		if err := netns.WaitGone(5 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("udp-blocked", func(t *testing.T) {
+		t.Parallel()
+		// UDP paths fail, decided by rule no-udp; TURN/TLS on 443 carries
+		// the call, relay-only and with every candidate.
+		code, rep, errOut := verifyJSON(t, "../../testdata/verify/udp-blocked")
+		if code != 0 || !rep.OK {
+			t.Fatalf("exit %d, troubles %q\n%s", code, rep.Troubles, errOut)
+		}
+		g := groupOf(t, rep, "floor")
+		udp := 0
+		for _, c := range g.Servers {
+			if strings.Contains(c.URL, "transport=udp") {
+				udp++
+				if c.Expected != "fail" || c.Got != "fail" || c.Rule != "no-udp" || !strings.Contains(c.Reason, "timed out") {
+					t.Errorf("UDP server: %+v", c)
+				}
+			}
+		}
+		if udp == 0 {
+			t.Error("no UDP TURN server was checked")
+		}
+		for _, c := range g.Cells {
+			if strings.HasPrefix(c.Name, "udp agents ") && c.Expected != "drop" {
+				t.Errorf("UDP flow from the agents expected to pass: %+v", c)
+			}
+		}
+		for _, mode := range []string{"relay", "all"} {
+			c := callOf(t, g, mode)
+			r := c.Result
+			if !c.OK || r.Local == nil || r.Local.Type != "relay" || r.Local.RelayProtocol != "tls" || !strings.Contains(r.Local.URL, ":443") || r.Audio != call.AudioBoth {
+				t.Errorf("%s call: want relay via TLS 443 with audio both ways, got %+v %+v", mode, c, r.Local)
+			}
+		}
+	})
+
+	t.Run("tcp443-blocked", func(t *testing.T) {
+		t.Parallel()
+		// No path at all: both calls fail, verify fails and says why.
+		code, rep, errOut := verifyJSON(t, "../../testdata/verify/tcp443-blocked")
+		if code != exitPolicy || rep.OK {
+			t.Fatalf("exit %d, ok %v", code, rep.OK)
+		}
+		if !strings.Contains(errOut, "TW201") || rep.PolicyErrors != 1 {
+			t.Errorf("the lint error is not shown: %d errors\n%s", rep.PolicyErrors, errOut)
+		}
+		g := groupOf(t, rep, "floor")
+		for _, mode := range []string{"relay", "all"} {
+			c := callOf(t, g, mode)
+			if c.OK || c.Result.State == call.StateConnected || !strings.Contains(c.Trouble, "never connects") {
+				t.Errorf("%s call: %+v", mode, c)
+			}
+		}
+		if !strings.Contains(callOf(t, g, "relay").Trouble, "no relay candidate") {
+			t.Errorf("relay-only call does not say why: %s", callOf(t, g, "relay").Trouble)
+		}
+		for _, c := range g.Servers {
+			if c.Expected != "fail" || c.Got != "fail" || (c.Rule != "no-udp" && c.Rule != "no-tls-443") {
+				t.Errorf("server: %+v", c)
+			}
+		}
+	})
+
+	t.Run("realm-mismatch", func(t *testing.T) {
+		t.Parallel()
+		// The compiler's TW204 in practice: every allocation 401, the relayed
+		// call fails with that reason.
+		code, rep, errOut := verifyJSON(t, "../../testdata/verify/realm-mismatch")
+		if code != exitPolicy || rep.OK || !strings.Contains(errOut, "TW204") {
+			t.Fatalf("exit %d, ok %v\n%s", code, rep.OK, errOut)
+		}
+		g := groupOf(t, rep, "floor")
+		if len(g.Servers) == 0 {
+			t.Fatal("no ICE server checked")
+		}
+		for _, c := range g.Servers {
+			if !c.OK || c.Got != "fail" || !strings.Contains(c.Reason, "401") || !strings.Contains(c.Reason, `"example.com"`) || !strings.Contains(c.Reason, `"corp.example.com"`) {
+				t.Errorf("server: %+v", c)
+			}
+		}
+		c := callOf(t, g, "relay")
+		if c.OK || !strings.Contains(c.Trouble, "401") {
+			t.Errorf("relay-only call: %+v", c)
+		}
+	})
+
+	t.Run("relay-not-opened-back", func(t *testing.T) {
+		t.Parallel()
+		// The agents' own relayed calls work, but media the relay sends
+		// towards them from its relay range is dropped: one-way audio.
+		code, rep, _ := verifyJSON(t, "../../testdata/verify/relay-not-opened-back")
+		if code != exitPolicy || rep.OK {
+			t.Fatalf("exit %d, ok %v", code, rep.OK)
+		}
+		oneWay := false
+		for _, tr := range rep.Troubles {
+			oneWay = oneWay || strings.Contains(tr, "one-way audio")
+		}
+		if !oneWay || len(rep.Troubles) != 1 {
+			t.Errorf("troubles: %q", rep.Troubles)
+		}
+		g := groupOf(t, rep, "floor")
+		failed := 0
+		for _, c := range g.Cells {
+			if !c.OK {
+				failed++
+				if !c.Required || c.Got != "drop" || c.Rule != "default deny" {
+					t.Errorf("cell: %+v", c)
+				}
+			}
+		}
+		if failed != 2 { // IPv4 and IPv6
+			t.Errorf("%d failing cells, want 2", failed)
+		}
+	})
+}
+
+// Two verifies of the same policy at once: their namespaces, interfaces,
+// addresses and relays never clash.
+func TestVerifyTwiceAtOnce(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	t.Cleanup(func() {
+		if err := netns.WaitGone(5 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	for i := 0; i < 2; i++ {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			code, rep, errOut := verifyJSON(t, "../../policies/private-relay")
+			if code != 0 || !rep.OK || rep.Calls == 0 {
+				t.Fatalf("exit %d, troubles %q\n%s", code, rep.Troubles, errOut)
+			}
+		})
+	}
+}
+
+// A verify cut short by --timeout exits 1, says what was not run and
+// leaves nothing behind.
+func TestVerifyTimeoutCleansUp(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	code, out, errOut := runCLI("verify", "../../testdata/verify/tcp443-blocked", "--timeout", "4s")
+	if code != exitPolicy {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "incomplete") {
+		t.Errorf("report does not say it was cut short:\n%s", out)
+	}
+	if err := netns.WaitGone(5 * time.Second); err != nil {
+		t.Error(err)
 	}
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay/lab/call"
+	"github.com/turnwall/turnwall/relay/probe"
 )
 
 // CallResult is one WebRTC call of an agents group: a browser-like peer on
@@ -23,7 +25,10 @@ type CallResult struct {
 	// Skipped says why the call was not run; a skipped call is not a failure.
 	Skipped string      `json:"skipped,omitempty"`
 	Result  call.Result `json:"result"`
-	OK      bool        `json:"ok"`
+	// MOS is the simplified E-model score of the worse direction (one-way
+	// delay from the pair's RTT and the jitter, plus the loss).
+	MOS float64 `json:"mos,omitempty"`
+	OK  bool    `json:"ok"`
 	// Trouble is what agents experience when the call is not OK.
 	Trouble string `json:"trouble,omitempty"`
 }
@@ -122,6 +127,7 @@ func (l *Lab) setOf(h *Host) string {
 // CallOptions tune the calls.
 type CallOptions struct {
 	Call     call.Options
+	MinMOS   float64      // a connected call scoring below is a failure (poor audio)
 	Progress func(string) // called as each call starts; may be nil
 }
 
@@ -189,7 +195,14 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		a := call.Endpoint{Name: agents.Name(), NS: agents.NS, Addrs: agents.addrs(), Servers: cs, RelayOnly: mode == "relay", RootCAs: svc.RootCAs}
 		f := call.Endpoint{Name: fe.Host.Name(), NS: fe.Host.NS, Addrs: fe.Host.mediaAddrs(), Lite: true, Ports: fe.Ports}
 		cr.Result = call.Run(ctx, a, f, opt.Call)
-		cr.OK = cr.Result.State == "connected" && cr.Result.Audio == "both ways"
+		cr.OK = cr.Result.State == call.StateConnected && cr.Result.Audio == call.AudioBoth
+		if cr.Result.State == call.StateConnected {
+			cr.MOS = mos(cr.Result)
+			if cr.OK && cr.MOS < opt.MinMOS {
+				cr.OK = false
+				cr.Result.Err = fmt.Sprintf("poor audio: MOS %.2f is below %.2f", cr.MOS, opt.MinMOS)
+			}
+		}
 		if !cr.OK {
 			cr.Trouble = trouble(cr, checks)
 		}
@@ -240,4 +253,15 @@ func (h *Host) mediaAddrs() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// mos scores the worse direction of a call with the simplified E-model the
+// probe uses.
+func mos(r call.Result) float64 {
+	worst := 5.0
+	for _, d := range []call.Direction{r.AgentToFar, r.FarToAgent} {
+		_, m := probe.EModel(probe.MouthToEar(r.RTTMs, d.JitterMs), d.LossPct)
+		worst = min(worst, m)
+	}
+	return math.Round(worst*100) / 100
 }

@@ -150,10 +150,13 @@ type Result struct {
 	Remote      *Candidate  `json:"remote,omitempty"`
 	Gathered    []Candidate `json:"gathered"`     // the agent's local candidates
 	FarGathered []Candidate `json:"far_gathered"` // the far end's local candidates
-	AgentToFar  Direction   `json:"agent_to_far"`
-	FarToAgent  Direction   `json:"far_to_agent"`
-	Audio       string      `json:"audio"`           // both ways, one way: ..., or no audio (also when never connected)
-	Err         string      `json:"error,omitempty"` // plain-words reason when not connected, or what went wrong
+	// RTTMs is the round-trip time of the selected pair (ICE checks and
+	// keep-alives); 0 when not measured.
+	RTTMs      float64   `json:"rtt_ms"`
+	AgentToFar Direction `json:"agent_to_far"`
+	FarToAgent Direction `json:"far_to_agent"`
+	Audio      string    `json:"audio"`           // both ways, one way: ..., or no audio (also when never connected)
+	Err        string    `json:"error,omitempty"` // plain-words reason when not connected, or what went wrong
 }
 
 // verdict names the audio outcome from both directions.

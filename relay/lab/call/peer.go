@@ -348,6 +348,17 @@ func (p *peer) selected(gathered []Candidate) (*Candidate, *Candidate) {
 	return &local, &remote
 }
 
+// rtt is the round-trip time of the nominated candidate pair, measured by
+// ICE's own connectivity checks and keep-alives, or 0 when not known.
+func (p *peer) rtt() time.Duration {
+	for _, st := range p.pc.GetStats() {
+		if cp, ok := st.(webrtc.ICECandidatePairStats); ok && cp.Nominated && cp.CurrentRoundTripTime > 0 {
+			return time.Duration(cp.CurrentRoundTripTime * float64(time.Second))
+		}
+	}
+	return 0
+}
+
 // relayFailures explains why no relay candidate was gathered.
 func (p *peer) relayFailures() string {
 	reasons := p.net.takeNotes()

@@ -208,6 +208,7 @@ wait:
 	if l, r := a.selected(res.Gathered); l != nil {
 		res.Local, res.Remote = l, r
 	}
+	res.RTTMs = float64(a.rtt().Microseconds()) / 1000
 	return res
 }
 
