@@ -217,8 +217,15 @@ func trouble(cr CallResult, checks []ServerCheck) string {
 	switch {
 	case cr.Result.State != "connected":
 		b.WriteString("no audio: the call never connects (agents hang on \"Connecting\", ice:connection-state failed)")
-	case cr.Result.Audio != "":
-		b.WriteString(cr.Result.Audio)
+	case cr.Result.Audio != "" && cr.Result.Audio != call.AudioBoth:
+		r := cr.Result
+		fmt.Fprintf(&b, "%s (agent -> far end %d/%d packets, far end -> agent %d/%d)", r.Audio,
+			r.AgentToFar.Received, r.AgentToFar.Sent, r.FarToAgent.Received, r.FarToAgent.Sent)
+		if r.Local != nil && r.Remote != nil {
+			fmt.Fprintf(&b, " on %s <-> %s", r.Local, r.Remote)
+		}
+	case cr.Result.Audio == call.AudioBoth:
+		b.WriteString("audio both ways")
 	default:
 		b.WriteString("no audio")
 	}

@@ -193,7 +193,7 @@ func (l *Lab) Matrix() []Flow {
 			add(rl, a, netip.Addr{}, ir.UDP, []ir.PortRange{{First: rel.RelayPorts.Last, Last: rel.RelayPorts.Last}}, 40002, fmt.Sprintf("relayed media back to agents from relay_ports %s (required)", rel.RelayPorts))
 			for i := n; i < len(flows); i++ {
 				flows[i].Required = true
-				flows[i].Trouble = fmt.Sprintf("one-way audio: media relay %q relays towards agents %q is dropped, they hear nothing", rel.Name, a.Block)
+				flows[i].Trouble = fmt.Sprintf("one-way audio: the gateway drops media relay %q sends towards agents %q from its relay ports %s (guide, edge case 2; TW207); a party relayed through it is not heard", rel.Name, a.Block, rel.RelayPorts)
 			}
 		}
 	}
