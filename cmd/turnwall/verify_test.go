@@ -282,3 +282,29 @@ func TestVerifyTimeoutCleansUp(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// With --snat the calls still connect, and the agent's server-reflexive
+// candidates are the gateway's address, as behind a site's NAT.
+func TestVerifySourceNAT(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	code, rep, errOut := verifyJSON(t, "../../policies/genesys-cloud", "--snat")
+	if code != 0 || !rep.OK || !rep.SourceNAT {
+		t.Fatalf("exit %d, troubles %q\n%s", code, rep.Troubles, errOut)
+	}
+	srflx := 0
+	for _, c := range callOf(t, groupOf(t, rep, "floor3"), "all").Result.Gathered {
+		if c.Type != "srflx" {
+			continue
+		}
+		srflx++
+		if strings.HasPrefix(c.Address, "10.20.") || strings.HasPrefix(c.Address, "fd00:20:") {
+			t.Errorf("srflx candidate %s is the agent's own address: no NAT", c)
+		}
+	}
+	if srflx == 0 {
+		t.Error("no server-reflexive candidate")
+	}
+	if err := netns.WaitGone(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+}
