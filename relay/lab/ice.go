@@ -195,6 +195,12 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		a := call.Endpoint{Name: agents.Name(), NS: agents.NS, Addrs: agents.addrs(), Servers: cs, RelayOnly: mode == "relay", RootCAs: svc.RootCAs}
 		f := call.Endpoint{Name: fe.Host.Name(), NS: fe.Host.NS, Addrs: fe.Host.mediaAddrs(), Lite: true, Ports: fe.Ports}
 		cr.Result = call.Run(ctx, a, f, opt.Call)
+		if ctx.Err() != nil && (cr.Result.State != call.StateConnected || cr.Result.Audio != call.AudioBoth) {
+			// Cut short (Ctrl-C, --timeout): not a verdict on the policy.
+			cr.Skipped = "interrupted before it finished (" + ctx.Err().Error() + ")"
+			res = append(res, cr)
+			break
+		}
 		cr.OK = cr.Result.State == call.StateConnected && cr.Result.Audio == call.AudioBoth
 		if cr.Result.State == call.StateConnected {
 			cr.MOS = mos(cr.Result)
