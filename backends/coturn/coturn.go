@@ -181,6 +181,12 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 		w.Line("no-tlsv1")
 		w.Line("no-tlsv1_1")
 		w.Line("")
+	} else if len(r.Listen.TLS) > 0 {
+		w.Line("# TLS 1.2 or newer only. The policy gives this lab_only relay no")
+		w.Line("# certificate: turnserver serves no TLS until cert= and pkey= are added.")
+		w.Line("no-tlsv1")
+		w.Line("no-tlsv1_1")
+		w.Line("")
 	}
 
 	w.Line("# Limits.")

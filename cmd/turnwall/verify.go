@@ -33,6 +33,7 @@ type verifyReport struct {
 	OK           bool          `json:"ok"`
 	PolicyErrors int           `json:"policy_errors"`
 	SourceNAT    bool          `json:"source_nat"`
+	RelayServer  string        `json:"relay_server"`
 	Flows        int           `json:"flows"`
 	Ran          int           `json:"flows_run"`
 	Failed       int           `json:"failed"`
@@ -41,6 +42,7 @@ type verifyReport struct {
 	Calls        int           `json:"calls"`
 	CallsFail    int           `json:"calls_failed"`
 	Troubles     []string      `json:"troubles"`
+	Notes        []string      `json:"notes,omitempty"` // what the lab could not serve as the policy describes
 	Incomplete   string        `json:"incomplete,omitempty"`
 	Groups       []verifyGroup `json:"groups"`
 	Seconds      float64       `json:"seconds"`
@@ -54,6 +56,7 @@ type verifyFlags struct {
 	noCalls bool
 	quiet   bool
 	minMOS  float64
+	server  string
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -103,6 +106,9 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 			if f.timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout %v: give a positive duration", f.timeout)}
 			}
+			if f.server != "bundled" && f.server != "coturn" {
+				return usageError{fmt.Errorf("--relay-server %q: use bundled or coturn", f.server)}
+			}
 			if f.minMOS < 1 || f.minMOS > 4.5 {
 				return usageError{fmt.Errorf("--min-mos %v: give a MOS between 1 and 4.5", f.minMOS)}
 			}
@@ -122,6 +128,7 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 	cmd.Flags().DurationVar(&f.media, "media", time.Second, "how long each call sends media both ways")
 	cmd.Flags().BoolVar(&f.noCalls, "no-calls", false, "run the flow matrix only (no relays, ICE servers or calls)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
+	cmd.Flags().StringVar(&f.server, "relay-server", "bundled", "what runs on relay hosts: bundled (turnwall's relay) or coturn (Debian's turnserver with the coturn target's configuration)")
 	cmd.Flags().Float64Var(&f.minMOS, "min-mos", 3.6, "a connected call whose audio scores below this MOS (simplified E-model) fails")
 	return cmd
 }
@@ -173,15 +180,15 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 	flows := l.Matrix()
 	progress(fmt.Sprintf("flow matrix: %s", count(len(flows), "flow")))
 	cells := l.Run(ctx, flows, nil)
-	rep := verifyReport{Policy: path, Flows: len(flows), Ran: len(cells), PolicyErrors: errs, SourceNAT: f.snat}
+	rep := verifyReport{Policy: path, Flows: len(flows), Ran: len(cells), PolicyErrors: errs, SourceNAT: f.snat, RelayServer: f.server}
 	if len(cells) < len(flows) {
 		rep.Incomplete = fmt.Sprintf("%d of %d flows not run (%v)", len(flows)-len(cells), len(flows), ctx.Err())
 	}
 	checks := map[string][]lab.ServerCheck{}
 	var calls []lab.CallResult
 	if !f.noCalls && rep.Incomplete == "" && ctx.Err() == nil {
-		progress("starting relays and provider STUN/TURN services")
-		svc, err := l.StartServices(ctx, lab.ServiceOptions{})
+		progress(fmt.Sprintf("starting relays (%s) and provider STUN/TURN services", f.server))
+		svc, err := l.StartServices(ctx, lab.ServiceOptions{Coturn: f.server == "coturn"})
 		if err != nil {
 			return err
 		}
@@ -192,6 +199,7 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 				checks[h.Block] = svc.Check(ctx, h.Block)
 			}
 		}
+		rep.Notes = append(rep.Notes, svc.Notes...)
 		calls = l.Calls(ctx, svc, checks, lab.CallOptions{Call: call.Options{Media: f.media}, MinMOS: f.minMOS, Progress: progress})
 		if err := svc.Close(); err != nil {
 			return err
@@ -367,6 +375,9 @@ func writeVerifyText(w io.Writer, rep *verifyReport) {
 		fmt.Fprint(w, " (source NAT on)")
 	}
 	fmt.Fprintf(w, " in %.1f s\n", rep.Seconds)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	if rep.OK {
 		fmt.Fprintln(w, "verify: OK, agents get working audio")
 		return

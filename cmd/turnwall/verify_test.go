@@ -308,3 +308,38 @@ func TestVerifySourceNAT(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// --relay-server coturn runs Debian's turnserver on the relay hosts with the
+// configuration the coturn target emits: the example's calls connect through
+// it, and the UDP-blocked trap's call goes over its TURN/TLS on 443.
+func TestVerifyCoturn(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft", "turnserver")
+	t.Cleanup(func() {
+		if err := netns.WaitGone(5 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("private-relay", func(t *testing.T) {
+		t.Parallel()
+		code, rep, errOut := verifyJSON(t, "../../policies/private-relay", "--relay-server", "coturn")
+		if code != 0 || !rep.OK || rep.RelayServer != "coturn" || rep.Calls != 4 || rep.Servers == 0 {
+			t.Fatalf("exit %d, calls %d, servers %d, troubles %q\n%s", code, rep.Calls, rep.Servers, rep.Troubles, errOut)
+		}
+		// coturn's REST configuration cannot take the platform's users:
+		// the report says so.
+		if len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "REST") {
+			t.Errorf("notes: %q", rep.Notes)
+		}
+	})
+	t.Run("udp-blocked", func(t *testing.T) {
+		t.Parallel()
+		code, rep, errOut := verifyJSON(t, "../../testdata/verify/udp-blocked", "--relay-server", "coturn")
+		if code != 0 || !rep.OK {
+			t.Fatalf("exit %d, troubles %q\n%s", code, rep.Troubles, errOut)
+		}
+		c := callOf(t, groupOf(t, rep, "floor"), "relay")
+		if c.Result.Local == nil || c.Result.Local.RelayProtocol != "tls" {
+			t.Errorf("relay-only call not over TLS: %+v", c.Result.Local)
+		}
+	})
+}

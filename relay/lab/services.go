@@ -68,6 +68,8 @@ type Services struct {
 	restUser  string
 	restPass  string
 	relays    []*relay.Server
+	coturns   []*coturnProc
+	coturn    bool
 	stuns     []*stunResponder
 	listening map[string]bool // "udp/addr:port", "tcp/addr:port"
 	placed    []netip.Addr    // addresses the services added to hosts
@@ -82,6 +84,9 @@ type ServiceOptions struct {
 	// with the addresses it resolves names to; "turnwall" when empty.
 	Table  string
 	Logger *slog.Logger // the relays' logs; discarded when nil
+	// Coturn runs Debian's turnserver on the relay hosts, with the
+	// configuration the coturn target emits, instead of the bundled relay.
+	Coturn bool
 }
 
 // ICEServer is one entry of the ICE server list an agents group's browsers
@@ -154,7 +159,7 @@ const (
 //
 // On error, everything started is stopped.
 func (l *Lab) StartServices(ctx context.Context, opt ServiceOptions) (_ *Services, err error) {
-	s := &Services{lab: l, table: opt.Table, log: opt.Logger, listening: map[string]bool{}, groups: map[string][]ICEServer{}}
+	s := &Services{lab: l, table: opt.Table, log: opt.Logger, coturn: opt.Coturn, listening: map[string]bool{}, groups: map[string][]ICEServer{}}
 	if s.table == "" {
 		s.table = "turnwall"
 	}
@@ -176,7 +181,7 @@ func (l *Lab) StartServices(ctx context.Context, opt ServiceOptions) (_ *Service
 	}
 	s.RootCAs = s.ca.pool
 	s.restUser, s.restPass = creds.Generate(s.Secret, agentUser, time.Now().Add(time.Hour))
-	if err = s.startRelays(); err != nil {
+	if err = s.startRelays(ctx); err != nil {
 		return nil, err
 	}
 	if err = s.startProviderTURN(); err != nil {
@@ -196,12 +201,15 @@ func (s *Services) Close() error {
 		return nil
 	}
 	s.mu.Lock()
-	relays, stuns := s.relays, s.stuns
-	s.relays, s.stuns = nil, nil
+	relays, stuns, coturns := s.relays, s.stuns, s.coturns
+	s.relays, s.stuns, s.coturns = nil, nil, nil
 	s.mu.Unlock()
 	var errs []error
 	for _, r := range relays {
 		errs = append(errs, r.Close())
+	}
+	for _, p := range coturns {
+		errs = append(errs, p.stop())
 	}
 	for _, r := range stuns {
 		errs = append(errs, r.Close())
@@ -339,8 +347,15 @@ func tenantRealm(p *ir.Program, r *ir.Relay) string {
 
 // startRelays runs the bundled relay on every relay host, as the policy
 // configures it.
-func (s *Services) startRelays() error {
+func (s *Services) startRelays(ctx context.Context) error {
 	l := s.lab
+	var confs map[string][]byte
+	if s.coturn {
+		var err error
+		if confs, err = coturnConfs(l.Prog); err != nil {
+			return fmt.Errorf("coturn configuration: %w", err)
+		}
+	}
 	for i := range l.Prog.Relays {
 		r := &l.Prog.Relays[i]
 		h := l.host("relay", r.Name)
@@ -377,22 +392,49 @@ func (s *Services) startRelays() error {
 			user, credRealm = agentUser, tr
 			users = []creds.User{{Name: agentUser, Key: creds.Key(agentUser, tr, pass)}}
 		}
-		cfg.Auth = relay.NewAuth(cfg.Realm, users, []string{s.Secret})
-		cfg.Limits = labLimits
-		cfg.UDPSockets = 1
-		cfg.Logger = s.log
-		srv, err := relay.New(cfg)
-		if err != nil {
-			return fmt.Errorf("relay %q in the lab: %w", r.Name, err)
+		if s.coturn && len(users) > 0 {
+			// The coturn target emits TURN REST auth (use-auth-secret), and
+			// coturn then ignores every static user: the platform has to
+			// mint REST credentials for this relay.
+			s.note("relay %q runs coturn with the coturn target's TURN REST configuration, which accepts no user provisioned in tenant_realm %q: agents get REST credentials", r.Name, credRealm)
+			users, user, pass, credRealm = nil, s.restUser, s.restPass, ""
 		}
-		s.addRelay(srv)
+		var listeners []relay.Listener
+		if s.coturn {
+			p, lns, err := s.startCoturn(ctx, r, h, confs[r.Name], cfg.Certificate)
+			if err != nil {
+				return fmt.Errorf("relay %q in the lab: %w", r.Name, err)
+			}
+			s.mu.Lock()
+			s.coturns = append(s.coturns, p)
+			for _, ln := range lns {
+				nw := "tcp"
+				if ln.Transport == relay.UDP {
+					nw = "udp"
+				}
+				s.listening[nw+"/"+ln.Addr.String()] = true
+			}
+			s.mu.Unlock()
+			listeners = lns
+		} else {
+			cfg.Auth = relay.NewAuth(cfg.Realm, users, []string{s.Secret})
+			cfg.Limits = labLimits
+			cfg.UDPSockets = 1
+			cfg.Logger = s.log
+			srv, err := relay.New(cfg)
+			if err != nil {
+				return fmt.Errorf("relay %q in the lab: %w", r.Name, err)
+			}
+			s.addRelay(srv)
+			listeners = srv.Listeners()
+		}
 		owner := fmt.Sprintf("relay %q", r.Name)
 		for _, g := range r.Clients {
 			ah := l.host("agents", g)
 			if ah == nil {
 				continue
 			}
-			for _, ln := range srv.Listeners() {
+			for _, ln := range listeners {
 				if !ah.source(ln.Addr.Addr()).IsValid() {
 					continue
 				}

@@ -148,7 +148,7 @@ type Result struct {
 	// Local and Remote are the selected candidate pair seen from the agent.
 	Local       *Candidate  `json:"local,omitempty"`
 	Remote      *Candidate  `json:"remote,omitempty"`
-	Gathered    []Candidate `json:"gathered"`     // the agent's local candidates
+	Gathered    []Candidate `json:"gathered"`     // the agent's local candidates, by the end of the call
 	FarGathered []Candidate `json:"far_gathered"` // the far end's local candidates
 	// RTTMs is the round-trip time of the selected pair (ICE checks and
 	// keep-alives); 0 when not measured.

@@ -204,7 +204,9 @@ wait:
 	res.AgentToFar = direction(sentAF, f.recv)
 	res.FarToAgent = direction(sentFA, a.recv)
 	res.Audio = verdict(res.AgentToFar, res.FarToAgent)
-	// The pair may have changed during media (renomination).
+	// Candidates trickled in during the call count too; the pair may have
+	// changed during media (renomination).
+	res.Gathered = a.candidates()
 	if l, r := a.selected(res.Gathered); l != nil {
 		res.Local, res.Remote = l, r
 	}
