@@ -271,7 +271,7 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 		rep.Calls++
 		if !c.OK {
 			rep.CallsFail++
-			trouble(fmt.Sprintf("agents %q, ICE %s: %s", c.Group, c.Mode, c.Trouble))
+			trouble(fmt.Sprintf("agents %q, %s: %s", c.Group, modeLabel(c.Mode), c.Trouble))
 		}
 	}
 	if errs > 0 {
@@ -336,10 +336,7 @@ func writeVerifyText(w io.Writer, rep *verifyReport) {
 		if len(g.Calls) > 0 {
 			fmt.Fprintln(w, "  calls")
 			for _, c := range g.Calls {
-				mode := "ICE " + c.Mode
-				if c.Mode == "relay" {
-					mode = "ICE relay only"
-				}
+				mode := modeLabel(c.Mode)
 				if c.Skipped != "" {
 					fmt.Fprintf(w, "    --    %s: skipped: %s\n", mode, c.Skipped)
 					continue
@@ -362,8 +359,8 @@ func writeVerifyText(w io.Writer, rep *verifyReport) {
 				if len(r.Gathered) > 0 {
 					fmt.Fprintf(w, "          agent candidates: %s\n", candidateSummary(r.Gathered))
 				}
-				if !c.OK {
-					fmt.Fprintf(w, "          %s\n", c.Trouble)
+				if !c.OK && r.Err != "" {
+					fmt.Fprintf(w, "          why    %s\n", r.Err)
 				}
 			}
 		}
@@ -416,4 +413,12 @@ func candidateSummary(cs []call.Candidate) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// modeLabel names a call's ICE transport policy.
+func modeLabel(mode string) string {
+	if mode == "relay" {
+		return "ICE relay only"
+	}
+	return "ICE " + mode
 }

@@ -183,8 +183,9 @@ func TestVerifyTraps(t *testing.T) {
 				t.Errorf("%s call: %+v", mode, c)
 			}
 		}
-		if !strings.Contains(callOf(t, g, "relay").Trouble, "no relay candidate") {
-			t.Errorf("relay-only call does not say why: %s", callOf(t, g, "relay").Trouble)
+		relayOnly := callOf(t, g, "relay")
+		if !strings.Contains(relayOnly.Result.Err, "no relay candidate") || !strings.Contains(relayOnly.Trouble, "timed out") {
+			t.Errorf("relay-only call does not say why: %s / %s", relayOnly.Result.Err, relayOnly.Trouble)
 		}
 		for _, c := range g.Servers {
 			if c.Expected != "fail" || c.Got != "fail" || (c.Rule != "no-udp" && c.Rule != "no-tls-443") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -217,42 +218,67 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 	return res
 }
 
-// trouble says in plain words what agents experience and why.
+// trouble says in plain words what agents experience and why, short enough
+// for a summary line: the failing ICE server checks grouped by what
+// happened, else the call's own reason.
 func trouble(cr CallResult, checks []ServerCheck) string {
-	var b strings.Builder
+	r := cr.Result
+	var head string
 	switch {
-	case cr.Result.State != "connected":
-		b.WriteString("no audio: the call never connects (agents hang on \"Connecting\", ice:connection-state failed)")
-	case cr.Result.Audio != "" && cr.Result.Audio != call.AudioBoth:
-		r := cr.Result
-		fmt.Fprintf(&b, "%s (agent -> far end %d/%d packets, far end -> agent %d/%d)", r.Audio,
+	case r.State != call.StateConnected:
+		head = "no audio: the call never connects (agents hang on \"Connecting\", ice:connection-state failed)"
+	case r.Audio != call.AudioBoth:
+		head = fmt.Sprintf("%s (agent -> far end %d/%d packets, far end -> agent %d/%d)", r.Audio,
 			r.AgentToFar.Received, r.AgentToFar.Sent, r.FarToAgent.Received, r.FarToAgent.Sent)
 		if r.Local != nil && r.Remote != nil {
-			fmt.Fprintf(&b, " on %s <-> %s", r.Local, r.Remote)
+			head += fmt.Sprintf(" on %s <-> %s", r.Local, r.Remote)
 		}
-	case cr.Result.Audio == call.AudioBoth:
-		b.WriteString("audio both ways")
+		return head
 	default:
-		b.WriteString("no audio")
+		return r.Err // poor audio
 	}
-	if cr.Result.Err != "" {
-		b.WriteString(": " + cr.Result.Err)
+	type cause struct {
+		reason string
+		n      int
+		rules  []string
 	}
-	var why []string
+	var causes []*cause
+	byReason := map[string]*cause{}
 	for _, c := range checks {
-		if c.Got != "pass" && c.Server.Kind != "stun" {
-			r := c.Server.URL + " " + c.Reason
-			if c.Rule != "" {
-				r += fmt.Sprintf(" (%s, %s)", c.Rule, c.Line)
-			}
-			why = append(why, r)
+		if c.Got == "pass" || c.Server.Kind == "stun" {
+			continue
+		}
+		k := byReason[c.Reason]
+		if k == nil {
+			k = &cause{reason: c.Reason}
+			byReason[c.Reason] = k
+			causes = append(causes, k)
+		}
+		k.n++
+		if rl := fmt.Sprintf("%s %s", c.Rule, c.Line); c.Rule != "" && !slices.Contains(k.rules, rl) {
+			k.rules = append(k.rules, rl)
 		}
 	}
-	sort.Strings(why)
-	if len(why) > 0 {
-		b.WriteString("; TURN servers that failed: " + strings.Join(why, "; "))
+	if len(causes) == 0 {
+		if r.Err != "" {
+			return head + ": " + r.Err
+		}
+		return head
 	}
-	return b.String()
+	var parts []string
+	for _, k := range causes {
+		what := "1 TURN server"
+		if k.n > 1 {
+			what = fmt.Sprintf("%d TURN servers", k.n)
+		}
+		p := fmt.Sprintf("%s: %s", what, k.reason)
+		if len(k.rules) > 0 {
+			sort.Strings(k.rules)
+			p += " [" + strings.Join(k.rules, ", ") + "]"
+		}
+		parts = append(parts, p)
+	}
+	return head + "; " + strings.Join(parts, "; ")
 }
 
 // mediaAddrs are the addresses a provider host's media server uses.
