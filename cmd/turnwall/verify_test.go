@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -343,4 +347,74 @@ func TestVerifyCoturn(t *testing.T) {
 			t.Errorf("relay-only call not over TLS: %+v", c.Result.Local)
 		}
 	})
+}
+
+// Ctrl-C in the middle of the calls: the turnwall process exits 1, says the
+// run is incomplete, and leaves no namespace and no turnserver behind.
+func TestVerifyInterruptCleansUp(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft", "turnserver")
+	bin := filepath.Join(t.TempDir(), "turnwall")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "verify", "../../policies/private-relay", "--relay-server", "coturn")
+	var stdout bytes.Buffer
+	stderr := &nstest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "verify: call agents") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no call started within 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The relays are coturn processes now: find them by their parent.
+	if !hasChildNamed(pid, "turnserver") {
+		t.Errorf("no turnserver runs under turnwall (pid %d)", pid)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitPolicy {
+		t.Errorf("exit: %v, want status 1\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "incomplete") {
+		t.Errorf("report does not say it was interrupted:\n%s", stdout.String())
+	}
+	if err := netns.WaitGoneOf(pid, 5*time.Second); err != nil {
+		t.Error(err)
+	}
+	if hasChildNamed(pid, "turnserver") {
+		t.Error("a turnserver outlived turnwall verify")
+	}
+}
+
+// hasChildNamed reports whether a process named name has parent ppid.
+func hasChildNamed(ppid int, name string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		fields := strings.Fields(s[close+1:])
+		if s[open+1:close] == name && len(fields) > 1 && fields[1] == fmt.Sprint(ppid) {
+			return true
+		}
+	}
+	return false
 }

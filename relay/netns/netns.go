@@ -188,9 +188,12 @@ func (n *NS) Router() error {
 
 // WaitGone waits until no namespace of this process remains (for tests that
 // assert cleanup), up to the timeout.
-func WaitGone(timeout time.Duration) error {
+func WaitGone(timeout time.Duration) error { return WaitGoneOf(os.Getpid(), timeout) }
+
+// WaitGoneOf waits until no namespace of process pid remains.
+func WaitGoneOf(pid int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	prefix := fmt.Sprintf("tw-%d-", os.Getpid())
+	prefix := fmt.Sprintf("tw-%d-", pid)
 	for {
 		entries, _ := os.ReadDir("/var/run/netns")
 		left := 0
@@ -203,7 +206,7 @@ func WaitGone(timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d namespaces of this process are left", left)
+			return fmt.Errorf("%d namespaces of process %d are left", left, pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
