@@ -194,7 +194,7 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 		}
 		defer svc.Close()
 		for _, h := range l.Hosts {
-			if h.Kind == "agents" {
+			if h.Kind == "agents" && h.Via == "" {
 				progress(fmt.Sprintf("ICE servers from agents %q", h.Block))
 				checks[h.Block] = svc.Check(ctx, h.Block)
 			}

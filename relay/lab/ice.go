@@ -137,10 +137,8 @@ type CallOptions struct {
 // with every candidate (all). Groups run concurrently.
 func (l *Lab) Calls(ctx context.Context, svc *Services, checks map[string][]ServerCheck, opt CallOptions) []CallResult {
 	var groups []string
-	for _, h := range l.Hosts {
-		if h.Kind == "agents" {
-			groups = append(groups, h.Block)
-		}
+	for _, h := range l.agentHosts() {
+		groups = append(groups, h.Block)
 	}
 	out := make([][]CallResult, len(groups))
 	var wg sync.WaitGroup

@@ -1,23 +1,28 @@
-// Package lab builds a policy's network in throwaway network namespaces and
-// runs a flow matrix through the real kernel's nftables: the first slice of
-// `turnwall verify`.
+// Package lab is `turnwall verify`: it builds a policy's network in
+// throwaway network namespaces, loads the compiled ruleset into the gateway
+// and proves it with a flow matrix (matrix.go), the policy's relays and
+// providers' STUN/TURN services (services.go, coturn.go) and real WebRTC
+// calls (ice.go, package call).
 //
 // Topology. A gateway namespace has one veth per zone interface, named
 // exactly as the policy names it, so the compiled ruleset applies unchanged.
-// The first interface of each zone leads to a per-zone switch namespace (a
-// plain Linux bridge); every host of the zone hangs off that bridge with its
-// own namespace and eth0. Further interfaces of a zone exist in the gateway
-// but lead to an unbridged port.
+// Every interface of a zone leads to its own bridge in the zone's switch
+// namespace; the zone's hosts hang off the first interface's bridge, each in
+// its own namespace with eth0, and every agents group gets one more host
+// behind each further interface of its zone (Host.Via), which repeats the
+// group's flows there.
 //
 // Addressing. Policy ranges are usually not on-link anywhere, so hosts carry
-// their policy addresses as /32 (/128) on eth0, and each zone gets a small
-// transfer network the gateway and its hosts share: 100.64.Z.0/24 and
-// fd7e:7a11:0:Z::/64 (Z the zone's index; other bases are tried when a
-// policy range overlaps). The gateway is .1 / ::1, hosts .10, .11, ...; each
-// host routes everything via the gateway, and the gateway routes each host's
-// policy addresses via that host's transfer address. Packets are always sent
-// from the policy addresses (sockets bind them), never from the transfer
-// addresses.
+// their policy addresses as /32 (/128) on eth0, and each zone interface gets a
+// small transfer network the gateway and its hosts share: 100.64.Z.0/24 and
+// fd7e:7a11:0:Z::/64 (Z the zone's index for a first interface, numbers after
+// every zone for further ones; other bases are tried when a policy range
+// overlaps). The gateway is .1 / ::1, hosts .10, .11, ...; each host routes
+// everything via the gateway with its policy address as the preferred
+// source, and the gateway routes each host's policy addresses via that
+// host's transfer address. Hosts behind the same interface reach each other
+// directly. Packets are always sent from the policy addresses, never from
+// the transfer addresses.
 package lab
 
 import (
@@ -51,20 +56,33 @@ type Host struct {
 	// the range has no room; the media server then uses V4/V6.
 	Media4, Media6 netip.Addr
 
+	// Via is the gateway interface of an agents host behind a zone's
+	// second or later interface ("" behind the first): such a host repeats
+	// its group's flows there and takes no part in calls.
+	Via string
+
 	transfer4, transfer6 netip.Addr
 	dev                  string // gateway interface the host sits behind
 }
 
-// Name renders `agents "floor3"`.
-func (h *Host) Name() string { return fmt.Sprintf("%s %q", h.Kind, h.Block) }
+// Name renders `agents "floor3"`, or `agents "hq" via bond0.111`.
+func (h *Host) Name() string {
+	if h.Via != "" {
+		return fmt.Sprintf("%s %q via %s", h.Kind, h.Block, h.Via)
+	}
+	return fmt.Sprintf("%s %q", h.Kind, h.Block)
+}
 
+// zoneNet is one interface of a zone: its gateway device, the bridge its
+// hosts share and its transfer networks.
 type zoneNet struct {
 	name       string
-	dev        string // first interface: where hosts are
+	dev        string // the gateway's interface
+	bridge     string // in the zone's switch namespace
 	gw4, gw6   netip.Addr
 	net4, net6 netip.Prefix
 	sw         *netns.NS
-	hosts      int
+	hosts      *int // ports on the zone's switch, shared by its interfaces
 }
 
 // Lab is a policy's network in namespaces.
@@ -101,73 +119,92 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 	if err = l.GW.Router(); err != nil {
 		return nil, err
 	}
-	zones := map[string]*zoneNet{}
+	// zones: every interface of every zone, the first one first. The first
+	// interface's transfer networks are numbered by the zone's index, further
+	// interfaces' after every zone.
+	zones := map[string][]*zoneNet{}
+	extra := 0
 	for i, z := range prog.Zones {
 		if len(z.Interfaces) == 0 {
 			continue
 		}
-		zn := &zoneNet{name: z.Name}
-		if zn.net4, zn.net6, err = transferNets(prog, i); err != nil {
+		sw, err := ns("sw")
+		if err != nil {
 			return nil, err
 		}
-		zn.gw4, zn.gw6 = zn.net4.Addr().Next(), zn.net6.Addr().Next()
-		if zn.sw, err = ns("sw"); err != nil {
-			return nil, err
-		}
-		if err = zn.sw.IP("link", "add", "br0", "type", "bridge"); err != nil {
-			return nil, err
-		}
-		if err = zn.sw.IP("link", "set", "br0", "up"); err != nil {
-			return nil, err
-		}
+		ports := 0
 		for j, ifname := range z.Interfaces {
-			dev := concreteIf(ifname)
-			port := fmt.Sprintf("up%d", j)
-			if err = netns.Link(l.GW, dev, zn.sw, port); err != nil {
-				return nil, err
-			}
+			zn := &zoneNet{name: z.Name, dev: concreteIf(ifname), bridge: fmt.Sprintf("br%d", j), sw: sw, hosts: &ports}
+			k := i
 			if j > 0 {
-				continue
+				k = len(prog.Zones) + extra
+				extra++
 			}
-			zn.dev = dev
-			if err = zn.sw.IP("link", "set", port, "master", "br0"); err != nil {
+			if zn.net4, zn.net6, err = transferNets(prog, k); err != nil {
 				return nil, err
 			}
-			if err = l.GW.Addr(dev, netip.PrefixFrom(zn.gw4, zn.net4.Bits()).String()); err != nil {
+			zn.gw4, zn.gw6 = zn.net4.Addr().Next(), zn.net6.Addr().Next()
+			if err = sw.IP("link", "add", zn.bridge, "type", "bridge"); err != nil {
 				return nil, err
 			}
-			if err = l.GW.Addr(dev, netip.PrefixFrom(zn.gw6, zn.net6.Bits()).String()); err != nil {
+			if err = sw.IP("link", "set", zn.bridge, "up"); err != nil {
 				return nil, err
 			}
+			port := fmt.Sprintf("up%d", j)
+			if err = netns.Link(l.GW, zn.dev, sw, port); err != nil {
+				return nil, err
+			}
+			if err = sw.IP("link", "set", port, "master", zn.bridge); err != nil {
+				return nil, err
+			}
+			if err = l.GW.Addr(zn.dev, netip.PrefixFrom(zn.gw4, zn.net4.Bits()).String()); err != nil {
+				return nil, err
+			}
+			if err = l.GW.Addr(zn.dev, netip.PrefixFrom(zn.gw6, zn.net6.Bits()).String()); err != nil {
+				return nil, err
+			}
+			zones[z.Name] = append(zones[z.Name], zn)
 		}
-		zones[z.Name] = zn
 	}
-	add := func(kind, block, zone, set string) (*Host, error) {
+	// add builds the host of a block behind interface seg of its zone; the
+	// n-th interface's host takes the n-th address after the first pick.
+	add := func(kind, block, zone, set string, seg int) (*Host, error) {
 		s := prog.AddressSet(set)
-		zn := zones[zone]
-		if s == nil || zn == nil || (len(s.V4) == 0 && len(s.V6) == 0) {
+		if s == nil || seg >= len(zones[zone]) || (len(s.V4) == 0 && len(s.V6) == 0) {
 			return nil, nil
 		}
+		zn := zones[zone][seg]
 		h := &Host{Kind: kind, Block: block, Zone: zone, dev: zn.dev}
+		if seg > 0 {
+			h.Via = zn.dev
+		}
 		if len(s.V4) > 0 {
-			h.V4 = pick(s.V4[0])
+			if a := nth(pick(s.V4[0]), seg); s.V4[0].Contains(a) {
+				h.V4 = a
+			}
 		}
 		if len(s.V6) > 0 {
-			h.V6 = pick(s.V6[0])
+			if a := nth(pick(s.V6[0]), seg); s.V6[0].Contains(a) {
+				h.V6 = a
+			}
+		}
+		if !h.V4.IsValid() && !h.V6.IsValid() {
+			return nil, nil // no room in a tiny range for another host
 		}
 		if h.NS, err = ns(kind); err != nil {
 			return nil, err
 		}
-		zn.hosts++
-		port := fmt.Sprintf("h%d", zn.hosts)
+		*zn.hosts++
+		n := *zn.hosts
+		port := fmt.Sprintf("h%d", n)
 		if err := netns.Link(zn.sw, port, h.NS, "eth0"); err != nil {
 			return nil, err
 		}
-		if err := zn.sw.IP("link", "set", port, "master", "br0"); err != nil {
+		if err := zn.sw.IP("link", "set", port, "master", zn.bridge); err != nil {
 			return nil, err
 		}
-		h.transfer4 = nth(zn.net4.Addr(), 9+zn.hosts)
-		h.transfer6 = nth(zn.net6.Addr(), 9+zn.hosts)
+		h.transfer4 = nth(zn.net4.Addr(), 9+n)
+		h.transfer6 = nth(zn.net6.Addr(), 9+n)
 		steps := [][2]string{
 			{"eth0", netip.PrefixFrom(h.transfer4, zn.net4.Bits()).String()},
 			{"eth0", netip.PrefixFrom(h.transfer6, zn.net6.Bits()).String()},
@@ -222,13 +259,22 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 		return h, nil
 	}
 	for _, g := range prog.Agents {
-		if _, err = add("agents", g.Name, g.Zone, g.Addresses); err != nil {
+		if _, err = add("agents", g.Name, g.Zone, g.Addresses, 0); err != nil {
 			return nil, err
+		}
+	}
+	// Agents behind a zone's further interfaces: the same group again, so
+	// that every interface the ruleset names carries real traffic.
+	for _, g := range prog.Agents {
+		for seg := 1; seg < len(zones[g.Zone]); seg++ {
+			if _, err = add("agents", g.Name, g.Zone, g.Addresses, seg); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, p := range prog.Providers {
 		var h *Host
-		if h, err = add("provider", p.Name, p.Zone, p.Addresses); err != nil {
+		if h, err = add("provider", p.Name, p.Zone, p.Addresses, 0); err != nil {
 			return nil, err
 		}
 		if h == nil || !h.V4.IsValid() {
@@ -246,7 +292,7 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 		}
 	}
 	for _, r := range prog.Relays {
-		if _, err = add("relay", r.Name, r.Zone, r.Addresses); err != nil {
+		if _, err = add("relay", r.Name, r.Zone, r.Addresses, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -255,7 +301,7 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 	// the ruleset) only sees traffic between zones.
 	for _, a := range l.Hosts {
 		for _, b := range l.Hosts {
-			if a == b || a.Zone != b.Zone {
+			if a == b || a.dev != b.dev {
 				continue
 			}
 			for _, dst := range []netip.Addr{b.V4, b.V6, b.Outside, b.Media4, b.Media6} {

@@ -176,3 +176,39 @@ func TestSourceNAT(t *testing.T) {
 		})
 	}
 }
+
+// A zone with two interfaces: agents hosts sit behind both, and a ruleset
+// that forgets the second interface fails exactly the flows through it.
+func TestEveryInterfaceCarriesTraffic(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	want := compile(t, "../../policies/microsoft-teams")
+	broken := compile(t, "../../policies/microsoft-teams")
+	var zone *ir.Zone
+	for i := range broken.Zones {
+		if len(broken.Zones[i].Interfaces) > 1 {
+			zone = &broken.Zones[i]
+		}
+	}
+	if zone == nil {
+		t.Fatal("the example has no zone with two interfaces")
+	}
+	second := zone.Interfaces[1]
+	zone.Interfaces = zone.Interfaces[:1]
+	failed, via := 0, 0
+	for _, c := range verify(t, want, broken) {
+		through := strings.Contains(c.Name, "via "+second)
+		if through {
+			via++
+		}
+		if c.OK {
+			continue
+		}
+		failed++
+		if !through || c.Expected != "pass" || c.Got != "drop" {
+			t.Errorf("unexpected failing cell: %s (%s): expected %s, got %s", c.Name, c.Why, c.Expected, c.Got)
+		}
+	}
+	if via == 0 || failed == 0 {
+		t.Errorf("%d cells through %s, %d failed; want some of each", via, second, failed)
+	}
+}

@@ -69,6 +69,9 @@ func (l *Lab) Matrix() []Flow {
 	p := l.Prog
 	byset := map[string]*Host{}
 	for _, h := range l.Hosts {
+		if h.Via != "" {
+			continue
+		}
 		set := ""
 		switch h.Kind {
 		case "agents":
@@ -145,7 +148,7 @@ func (l *Lab) Matrix() []Flow {
 	}
 	// Generated flows that a sane policy drops; the IR decides what is expected.
 	for _, a := range l.Hosts {
-		if a.Kind != "agents" {
+		if a.Kind != "agents" || a.Via != "" {
 			continue
 		}
 		for _, pr := range l.Hosts {
@@ -195,6 +198,33 @@ func (l *Lab) Matrix() []Flow {
 				flows[i].Required = true
 				flows[i].Trouble = fmt.Sprintf("one-way audio: the gateway drops media relay %q sends towards agents %q from its relay ports %s (guide, edge case 2; TW207); a party relayed through it is not heard", rel.Name, a.Block, rel.RelayPorts)
 			}
+		}
+	}
+	// Agents behind a zone's further interfaces repeat every flow of their
+	// group there: the ruleset must name every interface.
+	for _, h := range l.Hosts {
+		if h.Via == "" {
+			continue
+		}
+		primary := byset[l.setOf(h)]
+		n := len(flows)
+		for i := 0; i < n; i++ {
+			f := flows[i]
+			switch {
+			case f.From == primary:
+				f.From, f.Src = h, h.source(f.Src)
+			case f.To == primary:
+				f.To, f.Dst = h, h.source(f.Dst)
+			default:
+				continue
+			}
+			if !f.Src.IsValid() || !f.Dst.IsValid() {
+				continue
+			}
+			// Same ports: the agent's address differs, so do the 5-tuple
+			// (conntrack) and the cell's locks.
+			f.Why += " (via " + h.Via + ")"
+			flows = append(flows, f)
 		}
 	}
 	return flows

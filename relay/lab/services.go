@@ -274,7 +274,7 @@ func (l *Lab) host(kind, block string) *Host {
 func (l *Lab) agentHosts() []*Host {
 	var out []*Host
 	for _, h := range l.Hosts {
-		if h.Kind == "agents" {
+		if h.Kind == "agents" && h.Via == "" {
 			out = append(out, h)
 		}
 	}
