@@ -8,7 +8,7 @@ FUZZTIME  ?= 15s
 PKGS      := ./...
 DEB_PKGS  := nftables iproute2 coturn
 
-.PHONY: all build demo test unit vet fmt fmt-check bench fuzz deps clean golden
+.PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden
 
 all: build
 
@@ -19,6 +19,11 @@ build:
 demo: build
 	$(BIN) validate $(DEMO)
 	$(BIN) compile $(DEMO) --target ir,nftables
+
+# Prove every shipped example end to end in network namespaces: flows, the
+# relays, ICE servers and WebRTC calls (root, iproute2, nftables).
+verify: build deps
+	@for p in policies/*/; do echo "== turnwall verify $$p"; $(BIN) verify -q $$p || exit 1; done
 
 # Every test: formatting, vet, unit, golden, CLI scripts, fuzz seed corpora
 # (go test runs them as regression tests) and kernel tests where they exist.
