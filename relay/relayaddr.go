@@ -23,6 +23,16 @@ type relayGen struct {
 
 	mu       sync.Mutex
 	tcpPorts map[netip.AddrPort]bool // TCP relayed ports in use (listeners share them with SO_REUSEPORT)
+	held     map[netip.AddrPort]heldPort
+}
+
+// heldPort is the odd port next to an EVEN-PORT allocation, bound while its
+// RESERVATION-TOKEN is valid. pion/turn only remembers the number, so any
+// other socket on the host could take the port and the reserving client
+// would get 508 (RFC 8656 section 7.2 says the reservation holds it).
+type heldPort struct {
+	pc    net.PacketConn
+	until time.Time
 }
 
 var errNoFamily = errors.New("the relay has no address of the requested family")
@@ -79,13 +89,23 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		return nil, nil, err
 	}
 	var pc net.PacketConn
-	err = g.ports(conf.RequestedPort, func(port uint16) error {
-		var err error
-		pc, err = g.s.cfg.Net.ListenPacket(conf.Network, netip.AddrPortFrom(ip, port), false)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
+	if conf.RequestedPort != 0 {
+		pc = g.takeHeld(netip.AddrPortFrom(ip, uint16(conf.RequestedPort)))
+	}
+	if pc == nil {
+		err = g.ports(conf.RequestedPort, func(port uint16) error {
+			var err error
+			pc, err = g.s.cfg.Net.ListenPacket(conf.Network, netip.AddrPortFrom(ip, port), false)
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if p := conf.RequestedPort; p != 0 && p%2 == 0 && uint16(p) < g.s.cfg.RelayPorts.Last {
+		// An EVEN-PORT allocation: pion reserves the next port for the
+		// RTCP allocation; hold it.
+		g.hold(conf.Network, netip.AddrPortFrom(ip, uint16(p+1)))
 	}
 	rc := g.s.newRelayConn(pc)
 	return rc, net.UDPAddrFromAddrPort(rc.local), nil
@@ -129,6 +149,59 @@ func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Liste
 	rl := &relayListener{Listener: ln, g: g, ap: ap, stats: stats, in: newBucket(g.s.cfg.Limits.MaxBPS), out: newBucket(g.s.cfg.Limits.MaxBPS)}
 	rl.register()
 	return rl, net.TCPAddrFromAddrPort(ap), nil
+}
+
+// hold binds ap for a reservation; a port some other socket has is left
+// alone (the reserving allocation then gets 508, as before).
+func (g *relayGen) hold(network string, ap netip.AddrPort) {
+	pc, err := g.s.cfg.Net.ListenPacket(network, ap, false)
+	if err != nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.expireHeld(time.Now())
+	if g.held == nil {
+		g.held = map[netip.AddrPort]heldPort{}
+	}
+	if old, ok := g.held[ap]; ok {
+		old.pc.Close()
+	}
+	g.held[ap] = heldPort{pc: pc, until: time.Now().Add(reservationLifetime)}
+}
+
+// takeHeld hands over the socket held for ap, or nil.
+func (g *relayGen) takeHeld(ap netip.AddrPort) net.PacketConn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.expireHeld(time.Now())
+	h, ok := g.held[ap]
+	if !ok {
+		return nil
+	}
+	delete(g.held, ap)
+	return h.pc
+}
+
+// expireHeld closes the sockets of reservations past their lifetime; with
+// g.mu held.
+func (g *relayGen) expireHeld(now time.Time) {
+	for ap, h := range g.held {
+		if now.After(h.until) {
+			h.pc.Close()
+			delete(g.held, ap)
+		}
+	}
+}
+
+// closeHeld closes every held socket (the relay is closing).
+func (g *relayGen) closeHeld() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for ap, h := range g.held {
+		h.pc.Close()
+		delete(g.held, ap)
+	}
 }
 
 func (g *relayGen) release(ap netip.AddrPort) {

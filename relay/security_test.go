@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -390,5 +391,27 @@ func TestShutdown(t *testing.T) {
 	}
 	if !strings.Contains(ts.log.String(), "relay stopped") {
 		t.Error("no stop in the log")
+	}
+}
+
+// TestReservationIsHeld: the port an EVEN-PORT allocation reserves is bound
+// by the relay until the RESERVATION-TOKEN is used, so no other socket on the
+// host can take it from the client that reserved it (pion/turn only keeps
+// the number; under load another socket took it and the client got 508).
+func TestReservationIsHeld(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	rtp, rtcp := ts.dial(t, UDP, "alice", "alice-password"), ts.dial(t, UDP, "bob", "bob-password")
+	p1, _, err := rtp.Allocate(ctx(t), turnclient.AllocateOptions{EvenPort: true})
+	if err != nil || rtp.ReservationToken() == nil {
+		t.Fatalf("even port %s: %v", p1, err)
+	}
+	next := netip.AddrPortFrom(p1.Addr(), p1.Port()+1)
+	if c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(next)); err == nil {
+		c.Close()
+		t.Fatalf("another socket could bind the reserved port %s", next)
+	}
+	p2, _, err := rtcp.Allocate(ctx(t), turnclient.AllocateOptions{ReservationToken: rtp.ReservationToken()})
+	if err != nil || p2 != next {
+		t.Fatalf("reserved allocation %s, want %s: %v", p2, next, err)
 	}
 }

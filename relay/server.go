@@ -331,6 +331,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.draining.Store(true)
 		s.closeErr = s.turn.Close()
+		s.gen.closeHeld()
 		for _, l := range s.listeners {
 			l.Close()
 		}
