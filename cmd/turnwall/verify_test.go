@@ -418,3 +418,21 @@ func hasChildNamed(ppid int, name string) bool {
 	}
 	return false
 }
+
+// A relay that serves the agents but may not relay to the media server they
+// call: the relay-only call fails, and verify names the missing peer.
+func TestVerifyRelayMissingPeer(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	code, rep, errOut := verifyJSON(t, "../../testdata/golden/cases/rules-and-functions.hcl")
+	if code != exitPolicy || rep.OK || rep.Failed != 0 {
+		t.Fatalf("exit %d, ok %v, %d flows failed\n%s", code, rep.OK, rep.Failed, errOut)
+	}
+	g := groupOf(t, rep, "voice")
+	relayOnly, all := callOf(t, g, "relay"), callOf(t, g, "all")
+	if relayOnly.OK || !strings.Contains(relayOnly.Result.Err, `relay "lab" does not list provider "carrier"`) {
+		t.Errorf("relay-only call: %+v", relayOnly)
+	}
+	if !all.OK {
+		t.Errorf("the direct call should still work: %+v", all)
+	}
+}

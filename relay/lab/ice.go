@@ -121,6 +121,8 @@ func (l *Lab) setOf(h *Host) string {
 				return r.Addresses
 			}
 		}
+	case "addresses":
+		return h.Block
 	}
 	return ""
 }
@@ -201,6 +203,11 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 			break
 		}
 		cr.OK = cr.Result.State == call.StateConnected && cr.Result.Audio == call.AudioBoth
+		if !cr.OK && cr.Result.State != call.StateConnected {
+			if why := l.notPeer(group, fe.Host); why != "" {
+				cr.Result.Err += "; " + why
+			}
+		}
 		if cr.Result.State == call.StateConnected {
 			cr.MOS = mos(cr.Result)
 			if cr.OK && cr.MOS < opt.MinMOS {
@@ -301,4 +308,25 @@ func mos(r call.Result) float64 {
 		worst = min(worst, m)
 	}
 	return math.Round(worst*100) / 100
+}
+
+// notPeer explains a relay serving group that may not relay to the far end:
+// the policy does not list it among the relay's peers, so the relay refuses
+// the permission (403) and relayed candidates can never pair with it.
+func (l *Lab) notPeer(group string, far *Host) string {
+	var out []string
+	for i := range l.Prog.Relays {
+		r := &l.Prog.Relays[i]
+		if !serves(r, group) {
+			continue
+		}
+		peers := l.Prog.AddressSet(r.Peers)
+		for _, a := range far.mediaAddrs() {
+			if peers == nil || !peers.IPSet().Contains(a) {
+				out = append(out, fmt.Sprintf("relay %q does not list %s (%s) among its peers: it refuses to relay to it (403)", r.Name, far.Name(), a))
+				break
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -166,6 +166,7 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 			zones[z.Name] = append(zones[z.Name], zn)
 		}
 	}
+	used := map[netip.Addr]bool{}
 	// add builds the host of a block behind interface seg of its zone; the
 	// n-th interface's host takes the n-th address after the first pick.
 	add := func(kind, block, zone, set string, seg int) (*Host, error) {
@@ -178,15 +179,23 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 		if seg > 0 {
 			h.Via = zn.dev
 		}
-		if len(s.V4) > 0 {
-			if a := nth(pick(s.V4[0]), seg); s.V4[0].Contains(a) {
-				h.V4 = a
+		// The seg-th address after the first pick, skipping addresses
+		// another host has (overlapping sets: a /27 and a /28 in it).
+		free := func(p netip.Prefix) netip.Addr {
+			a := nth(pick(p), seg)
+			for i := 0; i < 256 && p.Contains(a); i, a = i+1, a.Next() {
+				if !used[a] {
+					used[a] = true
+					return a
+				}
 			}
+			return netip.Addr{}
+		}
+		if len(s.V4) > 0 {
+			h.V4 = free(s.V4[0])
 		}
 		if len(s.V6) > 0 {
-			if a := nth(pick(s.V6[0]), seg); s.V6[0].Contains(a) {
-				h.V6 = a
-			}
+			h.V6 = free(s.V6[0])
 		}
 		if !h.V4.IsValid() && !h.V6.IsValid() {
 			return nil, nil // no room in a tiny range for another host
@@ -210,11 +219,11 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 			{"eth0", netip.PrefixFrom(h.transfer6, zn.net6.Bits()).String()},
 		}
 		if kind == "provider" {
-			if len(s.V4) > 0 && s.V4[0].Contains(h.V4.Next()) {
-				h.Media4 = h.V4.Next()
+			if a := h.V4.Next(); len(s.V4) > 0 && s.V4[0].Contains(a) && !used[a] {
+				h.Media4, used[a] = a, true
 			}
-			if len(s.V6) > 0 && s.V6[0].Contains(h.V6.Next()) {
-				h.Media6 = h.V6.Next()
+			if a := h.V6.Next(); len(s.V6) > 0 && s.V6[0].Contains(a) && !used[a] {
+				h.Media6, used[a] = a, true
 			}
 		}
 		for _, a := range []netip.Addr{h.V4, h.V6, h.Media4, h.Media6} {
@@ -296,6 +305,12 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
+	// Address sets that allow rules name but no block stands for (a SIP
+	// trunk's `to`, a relay's literal peers) get a host of their own, so
+	// that every flow the policy allows is exercised.
+	if err = l.addressHosts(zones, add); err != nil {
+		return nil, err
+	}
 	// Hosts of one zone reach each other directly over their switch, as
 	// a provider's TURN service reaches its media servers: the gateway (and
 	// the ruleset) only sees traffic between zones.
@@ -319,6 +334,69 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 		}
 	}
 	return l, nil
+}
+
+// addressHosts adds a host (Kind "addresses", Block the set's name) for
+// every address set an allow rule names on one side when no lab host stands
+// for it, in the rule's zone for that side; for a rule open to any zone, in
+// a zone other than the other side's, preferring one that holds a provider.
+func (l *Lab) addressHosts(zones map[string][]*zoneNet, add func(kind, block, zone, set string, seg int) (*Host, error)) error {
+	have := map[string]bool{}
+	for _, h := range l.Hosts {
+		have[l.setOf(h)] = true
+	}
+	providerZone := map[string]bool{}
+	for _, pr := range l.Prog.Providers {
+		providerZone[pr.Zone] = true
+		if pr.STUN != "" {
+			have[pr.STUN] = true // the services put STUN on the provider's host
+		}
+	}
+	pickZone := func(zone, other string) string {
+		if zone != "" {
+			return zone
+		}
+		best := ""
+		for _, z := range l.Prog.Zones {
+			if z.Name == other || len(zones[z.Name]) == 0 {
+				continue
+			}
+			if providerZone[z.Name] {
+				return z.Name
+			}
+			if best == "" {
+				best = z.Name
+			}
+		}
+		return best
+	}
+	for i := range l.Prog.Rules {
+		r := &l.Prog.Rules[i]
+		if r.Action != ir.Allow {
+			continue
+		}
+		for _, side := range []struct{ set, zone, other string }{{r.Dst, r.ToZone, r.FromZone}, {r.Src, r.FromZone, r.ToZone}} {
+			if have[side.set] {
+				continue
+			}
+			s := l.Prog.AddressSet(side.set)
+			if s == nil || len(s.V4)+len(s.V6) == 0 {
+				continue // FQDN-only: resolved by the services where they can
+			}
+			zone := pickZone(side.zone, side.other)
+			if zone == "" {
+				continue
+			}
+			h, err := add("addresses", side.set, zone, side.set, 0)
+			if err != nil {
+				return err
+			}
+			if h != nil {
+				have[side.set] = true
+			}
+		}
+	}
+	return nil
 }
 
 // Apply loads rs into the gateway namespace with the code `turnwall apply`

@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,5 +211,36 @@ func TestEveryInterfaceCarriesTraffic(t *testing.T) {
 	}
 	if via == 0 || failed == 0 {
 		t.Errorf("%d cells through %s, %d failed; want some of each", via, second, failed)
+	}
+}
+
+// Address sets only rules name (a SIP trunk's `to`, a relay's literal peers)
+// get hosts of their own, so their flows are exercised too; overlapping sets
+// (a /27 and a /28 in it) get distinct addresses.
+func TestRuleDestinationsGetHosts(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	p := compile(t, "../../testdata/golden/cases/rules-and-functions.hcl")
+	want := map[string]bool{
+		`agents "voice" 10.67.0.10:* -> addresses "rule.trunk.dst" 203.0.113.10:5060`:                false,
+		`agents "voice" 10.67.0.10:* -> addresses "rule.trunk-again.dst" 203.0.113.11:5060`:          false,
+		`relay "lab" 192.0.2.1:* -> addresses "relay.lab.peer-addresses" *:40000`:                    false,
+		`addresses "relay.lab.peer-addresses" *:* -> relay "lab" 192.0.2.1:40000`:                    false,
+		`agents "voice" via eth2 10.67.0.11:* -> addresses "rule.trunk.dst" 203.0.113.10:5060`:       false,
+		`agents "voice" via eth2 10.67.0.11:* -> addresses "rule.trunk-again.dst" 203.0.113.11:5060`: false,
+	}
+	for _, c := range verify(t, p, p) {
+		if !c.OK {
+			t.Errorf("%s (%s): expected %s, got %s", c.Name, c.Why, c.Expected, c.Got)
+		}
+		for pat := range want {
+			if ok, _ := path.Match(pat, strings.TrimPrefix(strings.TrimPrefix(c.Name, "udp "), "tcp ")); ok && c.Expected == "pass" {
+				want[pat] = true
+			}
+		}
+	}
+	for pat, seen := range want {
+		if !seen {
+			t.Errorf("no passing cell like %s", pat)
+		}
 	}
 }

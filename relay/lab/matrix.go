@@ -72,28 +72,7 @@ func (l *Lab) Matrix() []Flow {
 		if h.Via != "" {
 			continue
 		}
-		set := ""
-		switch h.Kind {
-		case "agents":
-			for _, g := range p.Agents {
-				if g.Name == h.Block {
-					set = g.Addresses
-				}
-			}
-		case "provider":
-			for _, pr := range p.Providers {
-				if pr.Name == h.Block {
-					set = pr.Addresses
-				}
-			}
-		case "relay":
-			for _, r := range p.Relays {
-				if r.Name == h.Block {
-					set = r.Addresses
-				}
-			}
-		}
-		if set != "" {
+		if set := l.setOf(h); set != "" {
 			byset[set] = h
 		}
 	}
