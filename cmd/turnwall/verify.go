@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -147,8 +148,11 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 		return exitError{exitPolicy}
 	}
 	errs, _ := diag.Count(res.Diags)
+	var progressMu sync.Mutex // calls of several agents groups report at once
 	progress := func(msg string) {
 		if !f.quiet {
+			progressMu.Lock()
+			defer progressMu.Unlock()
 			fmt.Fprintf(a.stderr, "verify: %s\n", msg)
 		}
 	}
