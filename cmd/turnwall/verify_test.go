@@ -436,3 +436,43 @@ func TestVerifyRelayMissingPeer(t *testing.T) {
 		t.Errorf("the direct call should still work: %+v", all)
 	}
 }
+
+// The platform's WebRTC settings shape what agents are given: with UDP
+// blocked, tcp_fallback = false (no TURN over TCP/TLS) or use_turn = false
+// (no TURN at all) leaves no path, and verify names the setting.
+func TestVerifyPlatformSettings(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	src, err := os.ReadFile("../../testdata/verify/udp-blocked/policy.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ from, to, want string }{
+		{"tcp_fallback        = true", "tcp_fallback        = false", "tcp_fallback = false: agents get no TURN over TCP or TLS"},
+		{"use_turn            = true", "use_turn            = false", "use_turn = false: agents get no TURN server"},
+	} {
+		t.Run(tc.to, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if !bytes.Contains(src, []byte(tc.from)) {
+				t.Fatalf("policy lacks %q", tc.from)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), bytes.Replace(src, []byte(tc.from), []byte(tc.to), 1), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, rep, errOut := verifyJSON(t, dir)
+			if code != exitPolicy || rep.OK {
+				t.Fatalf("exit %d, ok %v\n%s", code, rep.OK, errOut)
+			}
+			g := groupOf(t, rep, "floor")
+			for _, s := range g.Servers {
+				if strings.HasPrefix(s.URL, "turns:") || strings.Contains(s.URL, "transport=tcp") {
+					t.Errorf("agents were given %s", s.URL)
+				}
+			}
+			all := callOf(t, g, "all")
+			if all.OK || !strings.Contains(all.Trouble, tc.want) {
+				t.Errorf("call: %s", all.Trouble)
+			}
+		})
+	}
+}

@@ -217,6 +217,9 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		}
 		if !cr.OK {
 			cr.Trouble = trouble(cr, checks)
+			if cr.Result.State != call.StateConnected {
+				cr.Trouble += l.platformHint()
+			}
 		}
 		res = append(res, cr)
 	}
@@ -329,4 +332,20 @@ func (l *Lab) notPeer(group string, far *Host) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// platformHint names the platform settings that keep TURN servers from the
+// agents, for a call that never connected.
+func (l *Lab) platformHint() string {
+	if len(l.Prog.Platforms) == 0 {
+		return ""
+	}
+	pl := l.Prog.Platforms[0]
+	switch {
+	case !pl.UseTURN:
+		return fmt.Sprintf("; platform %q sets use_turn = false: agents get no TURN server (%s)", pl.Name, pl.Origin.At("use_turn"))
+	case !pl.TCPFallback:
+		return fmt.Sprintf("; platform %q sets tcp_fallback = false: agents get no TURN over TCP or TLS (%s)", pl.Name, pl.Origin.At("tcp_fallback"))
+	}
+	return ""
 }

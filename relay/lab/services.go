@@ -221,10 +221,29 @@ func (s *Services) Close() error {
 // relays serving the group, the providers' TURN services, then public STUN,
 // each in IPv4 and then IPv6 where the agents host and the server both
 // have that family.
+//
+// The platform's WebRTC settings apply, as the platform hands the list to
+// the browsers: with use_turn = false agents get no TURN server, with
+// tcp_fallback = false none reached over TCP or TLS (the first platform block
+// decides; without one agents get every server).
 func (s *Services) ICEServers(group string) []ICEServer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]ICEServer(nil), s.groups[group]...)
+	useTURN, tcp := true, true
+	if len(s.lab.Prog.Platforms) > 0 {
+		pl := s.lab.Prog.Platforms[0]
+		useTURN, tcp = pl.UseTURN, pl.TCPFallback
+	}
+	var out []ICEServer
+	for _, srv := range s.groups[group] {
+		switch {
+		case srv.Kind != "stun" && !useTURN:
+		case srv.Kind != "stun" && srv.Proto == ir.TCP && !tcp:
+		default:
+			out = append(out, srv)
+		}
+	}
+	return out
 }
 
 func (s *Services) addServer(group string, srv ICEServer) {
