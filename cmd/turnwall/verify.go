@@ -421,8 +421,11 @@ func candidateSummary(cs []call.Candidate) string {
 
 // modeLabel names a call's ICE transport policy.
 func modeLabel(mode string) string {
-	if mode == "relay" {
+	switch mode {
+	case "relay":
 		return "ICE relay only"
+	case "ipv6":
+		return "ICE all, IPv6 only"
 	}
 	return "ICE " + mode
 }

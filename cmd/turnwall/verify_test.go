@@ -54,6 +54,11 @@ func TestVerifyExamplePolicies(t *testing.T) {
 				if connected == 0 {
 					t.Errorf("agents %q: no call connected with audio both ways: %+v", g.Agents, g.Calls)
 				}
+				for _, c := range g.Calls {
+					if c.Mode == "ipv6" && (c.Result.Local == nil || !strings.Contains(c.Result.Local.Address, ":") || !strings.Contains(c.Result.Remote.Address, ":")) {
+						t.Errorf("agents %q: the IPv6 call did not use an IPv6 pair: %+v", g.Agents, c.Result)
+					}
+				}
 			}
 			if rep.Seconds > 30 {
 				t.Errorf("verify took %.1f s; the budget is 30 s per example", rep.Seconds)

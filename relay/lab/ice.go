@@ -20,7 +20,7 @@ import (
 // on a provider host.
 type CallResult struct {
 	Group   string   `json:"agents"`
-	Mode    string   `json:"mode"`    // "relay" (iceTransportPolicy relay) or "all"
+	Mode    string   `json:"mode"`    // "relay" (iceTransportPolicy relay), "all", or "ipv6" (all, IPv6 addresses and servers only)
 	Far     string   `json:"far_end"` // `provider "genesys"`
 	Servers []string `json:"ice_servers"`
 	// Skipped says why the call was not run; a skipped call is not a failure.
@@ -172,7 +172,13 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 	}
 	fe, ok := l.FarEnd(group)
 	var res []CallResult
-	for _, mode := range []string{"relay", "all"} {
+	modes := []string{"relay", "all"}
+	if ok && agents.V6.IsValid() && fe.Host.V6.IsValid() {
+		// Both ends have IPv6: one more call on IPv6 alone, so v6 media
+		// crosses the ruleset too (ICE prefers IPv4 pairs otherwise).
+		modes = append(modes, "ipv6")
+	}
+	for _, mode := range modes {
 		cr := CallResult{Group: group, Mode: mode, Servers: urls, OK: true}
 		switch {
 		case !ok:
@@ -195,6 +201,16 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		}
 		a := call.Endpoint{Name: agents.Name(), NS: agents.NS, Addrs: agents.addrs(), Servers: cs, RelayOnly: mode == "relay", RootCAs: svc.RootCAs}
 		f := call.Endpoint{Name: fe.Host.Name(), NS: fe.Host.NS, Addrs: fe.Host.mediaAddrs(), Lite: true, Ports: fe.Ports}
+		if mode == "ipv6" {
+			a.Addrs, f.Addrs, a.Servers = only6(a.Addrs), only6(f.Addrs), nil
+			cr.Servers = nil
+			for _, srv := range servers {
+				if srv.Addr.Addr().Is6() {
+					a.Servers = append(a.Servers, call.Server{URL: srv.URL, Username: srv.Username, Credential: srv.Credential})
+					cr.Servers = append(cr.Servers, srv.URL)
+				}
+			}
+		}
 		cr.Result = call.Run(ctx, a, f, opt.Call)
 		if ctx.Err() != nil && (cr.Result.State != call.StateConnected || cr.Result.Audio != call.AudioBoth) {
 			// Cut short (Ctrl-C, --timeout): not a verdict on the policy.
@@ -348,4 +364,14 @@ func (l *Lab) platformHint() string {
 		return fmt.Sprintf("; platform %q sets tcp_fallback = false: agents get no TURN over TCP or TLS (%s)", pl.Name, pl.Origin.At("tcp_fallback"))
 	}
 	return ""
+}
+
+func only6(as []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range as {
+		if a.Is6() && !a.Is4In6() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
