@@ -56,6 +56,12 @@ type Host struct {
 	// the range has no room; the media server then uses V4/V6.
 	Media4, Media6 netip.Addr
 
+	// Extra are addresses in further ranges of the block (the last one and
+	// up to six spread between, per family): the flow matrix repeats the
+	// block's allowed flows from or to them, so a set the kernel holds only
+	// in part (a truncated element list) fails.
+	Extra []RangeAddr
+
 	// Via is the gateway interface of an agents host behind a zone's
 	// second or later interface ("" behind the first): such a host repeats
 	// its group's flows there and takes no part in calls.
@@ -63,6 +69,29 @@ type Host struct {
 
 	transfer4, transfer6 netip.Addr
 	dev                  string // gateway interface the host sits behind
+}
+
+// RangeAddr is an address the lab put in one range of a block.
+type RangeAddr struct {
+	Addr  netip.Addr
+	Range netip.Prefix
+}
+
+// sampleRanges picks the ranges after the first that the matrix covers: all
+// of them up to seven, else six spread evenly and the last.
+func sampleRanges(ps []netip.Prefix) []netip.Prefix {
+	if len(ps) <= 1 {
+		return nil
+	}
+	rest := ps[1:]
+	if len(rest) <= 7 {
+		return rest
+	}
+	var out []netip.Prefix
+	for i := 0; i < 6; i++ {
+		out = append(out, rest[i*(len(rest)-1)/6])
+	}
+	return append(out, rest[len(rest)-1])
 }
 
 // Name renders `agents "floor3"`, or `agents "hq" via bond0.111`.
@@ -226,10 +255,20 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 				h.Media6, used[a] = a, true
 			}
 		}
+		if seg == 0 && kind != "relay" {
+			for _, p := range append(sampleRanges(s.V4), sampleRanges(s.V6)...) {
+				if a := free(p); a.IsValid() {
+					h.Extra = append(h.Extra, RangeAddr{Addr: a, Range: p})
+				}
+			}
+		}
 		for _, a := range []netip.Addr{h.V4, h.V6, h.Media4, h.Media6} {
 			if a.IsValid() {
 				steps = append(steps, [2]string{"eth0", netip.PrefixFrom(a, a.BitLen()).String()})
 			}
+		}
+		for _, x := range h.Extra {
+			steps = append(steps, [2]string{"eth0", netip.PrefixFrom(x.Addr, x.Addr.BitLen()).String()})
 		}
 		for _, s := range steps {
 			if err := h.NS.Addr(s[0], s[1]); err != nil {
@@ -262,6 +301,15 @@ func New(prog *ir.Program) (_ *Lab, err error) {
 				if err := l.GW.IP("-6", "route", "add", a.String()+"/128", "via", h.transfer6.String(), "dev", zn.dev); err != nil {
 					return nil, err
 				}
+			}
+		}
+		for _, x := range h.Extra {
+			via, fam := h.transfer4, "-4"
+			if x.Addr.Is6() {
+				via, fam = h.transfer6, "-6"
+			}
+			if err := l.GW.IP(fam, "route", "add", netip.PrefixFrom(x.Addr, x.Addr.BitLen()).String(), "via", via.String(), "dev", zn.dev); err != nil {
+				return nil, err
 			}
 		}
 		l.Hosts = append(l.Hosts, h)

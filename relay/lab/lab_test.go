@@ -244,3 +244,41 @@ func TestRuleDestinationsGetHosts(t *testing.T) {
 		}
 	}
 }
+
+// Flows reach the further ranges of a block too (the last one always): a
+// ruleset whose provider set lost its last range (a truncated element list)
+// fails exactly the cells to that range.
+func TestEveryRangeSampled(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	want := compile(t, "../../policies/genesys-cloud")
+	broken := compile(t, "../../policies/genesys-cloud")
+	var set *ir.AddressSet
+	for i := range broken.AddressSets {
+		if broken.AddressSets[i].Name == broken.Providers[0].Addresses {
+			set = &broken.AddressSets[i]
+		}
+	}
+	if set == nil || len(set.V4) < 2 {
+		t.Fatalf("provider set: %+v", set)
+	}
+	last := set.V4[len(set.V4)-1]
+	set.V4 = set.V4[:len(set.V4)-1]
+	broken.Index()
+	failed, toLast := 0, 0
+	for _, c := range verify(t, want, broken) {
+		in := c.Flow.Dst.IsValid() && last.Contains(c.Flow.Dst)
+		if in && c.Expected == "pass" {
+			toLast++
+		}
+		if c.OK {
+			continue
+		}
+		failed++
+		if !in || c.Expected != "pass" || c.Got != "drop" {
+			t.Errorf("unexpected failing cell: %s (%s): expected %s, got %s", c.Name, c.Why, c.Expected, c.Got)
+		}
+	}
+	if toLast == 0 || failed != toLast {
+		t.Errorf("%d passing cells to %s, %d failed; want them all failed", toLast, last, failed)
+	}
+}

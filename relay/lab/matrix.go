@@ -125,6 +125,25 @@ func (l *Lab) Matrix() []Flow {
 			add(from, to, netip.Addr{}, e.Proto, e.SrcPorts, first(e.Ports, 40000), fmt.Sprintf("rule %s: %s %s", r.Name, e.Proto, portsString(e.Ports)))
 		}
 	}
+	// The same flows from and to the further ranges of each block.
+	n := len(flows)
+	for i := 0; i < n; i++ {
+		f := flows[i]
+		for _, x := range f.From.Extra {
+			if x.Addr.Is4() == f.Src.Is4() {
+				g := f
+				g.Src, g.Why = x.Addr, f.Why+" (from range "+x.Range.String()+")"
+				flows = append(flows, g)
+			}
+		}
+		for _, x := range f.To.Extra {
+			if x.Addr.Is4() == f.Dst.Is4() {
+				g := f
+				g.Dst, g.Why = x.Addr, f.Why+" (to range "+x.Range.String()+")"
+				flows = append(flows, g)
+			}
+		}
+	}
 	// Generated flows that a sane policy drops; the IR decides what is expected.
 	for _, a := range l.Hosts {
 		if a.Kind != "agents" || a.Via != "" {
@@ -189,13 +208,14 @@ func (l *Lab) Matrix() []Flow {
 		n := len(flows)
 		for i := 0; i < n; i++ {
 			f := flows[i]
+			own := func(a netip.Addr) bool { return a == primary.V4 || a == primary.V6 }
 			switch {
-			case f.From == primary:
+			case f.From == primary && own(f.Src):
 				f.From, f.Src = h, h.source(f.Src)
-			case f.To == primary:
+			case f.To == primary && own(f.Dst):
 				f.To, f.Dst = h, h.source(f.Dst)
 			default:
-				continue
+				continue // other ranges are covered behind the first interface
 			}
 			if !f.Src.IsValid() || !f.Dst.IsValid() {
 				continue
