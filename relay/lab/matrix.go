@@ -37,6 +37,18 @@ type Flow struct {
 	// Trouble names what users experience when the flow fails ("one-way
 	// audio"); empty for ordinary cells.
 	Trouble string
+
+	srcFixed bool // the source port comes from the rule (relay ports, 3478)
+}
+
+// copyFlow is f for another pair of addresses, with a source port of its
+// own unless the rule fixes it: a socket just closed on the same address and
+// port would make the next bind fail.
+func copyFlow(f Flow, nextPort func([]ir.PortRange) uint16) Flow {
+	if !f.srcFixed {
+		f.SrcPort = nextPort(nil)
+	}
+	return f
 }
 
 // String renders "udp agents "floor3" 10.20.0.10:20001 -> provider "genesys" 52.129.96.10:3478".
@@ -102,7 +114,7 @@ func (l *Lab) Matrix() []Flow {
 			if !pr[0].IsValid() || !pr[1].IsValid() || pr[0].Is4() != pr[1].Is4() {
 				continue
 			}
-			flows = append(flows, Flow{Group: group, Why: why, From: from, To: to, Src: pr[0], Dst: pr[1], Proto: proto, SrcPort: nextPort(srcPorts), DstPort: dport})
+			flows = append(flows, Flow{Group: group, Why: why, From: from, To: to, Src: pr[0], Dst: pr[1], Proto: proto, SrcPort: nextPort(srcPorts), DstPort: dport, srcFixed: len(srcPorts) > 0})
 		}
 	}
 	first := func(r []ir.PortRange, dflt uint16) uint16 {
@@ -131,14 +143,14 @@ func (l *Lab) Matrix() []Flow {
 		f := flows[i]
 		for _, x := range f.From.Extra {
 			if x.Addr.Is4() == f.Src.Is4() {
-				g := f
+				g := copyFlow(f, nextPort)
 				g.Src, g.Why = x.Addr, f.Why+" (from range "+x.Range.String()+")"
 				flows = append(flows, g)
 			}
 		}
 		for _, x := range f.To.Extra {
 			if x.Addr.Is4() == f.Dst.Is4() {
-				g := f
+				g := copyFlow(f, nextPort)
 				g.Dst, g.Why = x.Addr, f.Why+" (to range "+x.Range.String()+")"
 				flows = append(flows, g)
 			}
@@ -207,7 +219,7 @@ func (l *Lab) Matrix() []Flow {
 		primary := byset[l.setOf(h)]
 		n := len(flows)
 		for i := 0; i < n; i++ {
-			f := flows[i]
+			f := copyFlow(flows[i], nextPort)
 			own := func(a netip.Addr) bool { return a == primary.V4 || a == primary.V6 }
 			switch {
 			case f.From == primary && own(f.Src):
@@ -220,8 +232,6 @@ func (l *Lab) Matrix() []Flow {
 			if !f.Src.IsValid() || !f.Dst.IsValid() {
 				continue
 			}
-			// Same ports: the agent's address differs, so do the 5-tuple
-			// (conntrack) and the cell's locks.
 			f.Why += " (via " + h.Via + ")"
 			flows = append(flows, f)
 		}
@@ -448,10 +458,12 @@ func sendTCP(f Flow, wait time.Duration) string {
 		}
 	}()
 	var conn net.Conn
-	err := f.From.NS.Do(func() (err error) {
-		d := net.Dialer{Timeout: wait, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(f.Src, f.SrcPort))}
-		conn, err = d.Dial("tcp", netip.AddrPortFrom(f.Dst, f.DstPort).String())
-		return err
+	err := retry(func() error {
+		return f.From.NS.Do(func() (err error) {
+			d := net.Dialer{Timeout: wait, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(f.Src, f.SrcPort))}
+			conn, err = d.Dial("tcp", netip.AddrPortFrom(f.Dst, f.DstPort).String())
+			return err
+		})
 	})
 	if conn != nil {
 		// RST rather than TIME_WAIT: the port is free for the next run.
