@@ -411,7 +411,9 @@ func candidateSummary(cs []call.Candidate) string {
 						vs = append(vs, fmt.Sprintf("%s %d", v, via[v]))
 					}
 				}
-				p += " (via " + strings.Join(vs, ", ") + ")"
+				if len(vs) > 0 {
+					p += " (via " + strings.Join(vs, ", ") + ")"
+				}
 			}
 			parts = append(parts, p)
 		}
