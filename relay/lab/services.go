@@ -262,7 +262,19 @@ func (s *Services) addRelay(r *relay.Server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.relays = append(s.relays, r)
-	for _, ln := range r.Listeners() {
+	s.markListening(r.Listeners())
+}
+
+func (s *Services) addCoturn(p *coturnProc, lns []relay.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.coturns = append(s.coturns, p)
+	s.markListening(lns)
+}
+
+// markListening records the listeners' ports as served; with s.mu held.
+func (s *Services) markListening(lns []relay.Listener) {
+	for _, ln := range lns {
 		nw := "tcp"
 		if ln.Transport == relay.UDP {
 			nw = "udp"
@@ -424,16 +436,7 @@ func (s *Services) startRelays(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("relay %q in the lab: %w", r.Name, err)
 			}
-			s.mu.Lock()
-			s.coturns = append(s.coturns, p)
-			for _, ln := range lns {
-				nw := "tcp"
-				if ln.Transport == relay.UDP {
-					nw = "udp"
-				}
-				s.listening[nw+"/"+ln.Addr.String()] = true
-			}
-			s.mu.Unlock()
+			s.addCoturn(p, lns)
 			listeners = lns
 		} else {
 			cfg.Auth = relay.NewAuth(cfg.Realm, users, []string{s.Secret})
