@@ -54,7 +54,15 @@ func TestVerifyExamplePolicies(t *testing.T) {
 				if connected == 0 {
 					t.Errorf("agents %q: no call connected with audio both ways: %+v", g.Agents, g.Calls)
 				}
+				udpTURN := false
+				for _, sc := range g.Servers {
+					udpTURN = udpTURN || (strings.HasPrefix(sc.URL, "turn:") && strings.Contains(sc.URL, "transport=udp") && sc.Got == "pass")
+				}
 				for _, c := range g.Calls {
+					// Relay over UDP wins when it works, as in browsers.
+					if c.Mode == "relay" && c.Skipped == "" && udpTURN && (c.Result.Local == nil || c.Result.Local.RelayProtocol != "udp") {
+						t.Errorf("agents %q: relay-only call not over UDP although TURN/UDP works: %+v", g.Agents, c.Result.Local)
+					}
 					if c.Mode == "ipv6" && (c.Result.Local == nil || !strings.Contains(c.Result.Local.Address, ":") || !strings.Contains(c.Result.Remote.Address, ":")) {
 						t.Errorf("agents %q: the IPv6 call did not use an IPv6 pair: %+v", g.Agents, c.Result)
 					}

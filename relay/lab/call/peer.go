@@ -45,6 +45,7 @@ type peer struct {
 // working pair; keep-alives every second keep a quiet path (one-way media)
 // from being declared disconnected.
 const (
+	relayOnlyWait   = 500 * time.Millisecond
 	iceDisconnected = 3 * time.Second
 	iceFailed       = 2 * time.Second
 	iceKeepalive    = time.Second
@@ -73,8 +74,11 @@ func newPeer(ctx context.Context, ep Endpoint, role string, opt Options) (*peer,
 	}
 	se.SetSTUNGatherTimeout(stunWait)
 	if ep.RelayOnly {
-		// Only relay pairs exist: waiting for better ones only delays.
-		se.SetRelayAcceptanceMinWait(0)
+		// Only relay pairs exist: no point in pion's 2 s wait for host
+		// pairs, but wait a moment so that a relay over UDP, when it works,
+		// wins over TCP/TLS ones that happened to answer first (pion, like
+		// browsers, ranks relay UDP above TCP above TLS).
+		se.SetRelayAcceptanceMinWait(relayOnlyWait)
 	}
 	loopback := false
 	for _, a := range p.net.addrs {
