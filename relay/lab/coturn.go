@@ -19,12 +19,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pion/stun/v4"
-
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/coturn"
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay"
+	"github.com/turnwall/turnwall/relay/probe"
 )
 
 // coturnProc is Debian's turnserver running in a relay host's namespace
@@ -179,25 +178,13 @@ func ready(h *Host, ln relay.Listener) error {
 			}
 			return c.Close()
 		}
-		c, err := net.Dial("udp", ln.Addr.String())
+		pc, err := net.ListenPacket("udp", ":0")
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
-		if _, err := c.Write(req.Raw); err != nil {
-			return err
-		}
-		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		buf := make([]byte, 1500)
-		n, err := c.Read(buf)
-		if err != nil {
-			return err
-		}
-		if !stun.IsMessage(buf[:n]) {
-			return errors.New("not a STUN answer")
-		}
-		return nil
+		defer pc.Close()
+		_, _, _, err = probe.Binding(context.Background(), pc, ln.Addr, 300*time.Millisecond)
+		return err
 	})
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/turnwall/turnwall/relay"
 	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/netns"
+	"github.com/turnwall/turnwall/relay/probe"
 	"github.com/turnwall/turnwall/relay/turnclient"
 )
 
@@ -1054,12 +1055,15 @@ func dialFrom(ns *netns.NS, src netip.Addr, timeout time.Duration) func(network,
 }
 
 func (s *Services) checkSTUN(ctx context.Context, ah *Host, src netip.Addr, srv ICEServer) (string, error) {
-	conn, err := dialFrom(ah.NS, src, checkTimeout)("udp", srv.Addr.String())
-	if err != nil {
+	var pc net.PacketConn
+	if err := ah.NS.Do(func() (err error) {
+		pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)))
+		return err
+	}); err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	mapped, err := stunBinding(ctx, conn, checkTimeout)
+	defer pc.Close()
+	mapped, _, _, err := probe.Binding(ctx, pc, srv.Addr, checkTimeout)
 	if err != nil {
 		return "", err
 	}

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -191,60 +190,4 @@ func (r *stunResponder) serveConn(c net.Conn) {
 			}
 		}
 	}
-}
-
-// stunBinding sends a Binding request on a connected UDP socket,
-// retransmitting (RTO 250 ms, doubling) until timeout, and returns the
-// mapped address.
-func stunBinding(ctx context.Context, conn net.Conn, timeout time.Duration) (netip.AddrPort, error) {
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	rto := 250 * time.Millisecond
-	buf := make([]byte, 1500)
-	for attempt := 0; attempt < 8 && time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
-		if _, err := conn.Write(req.Raw); err != nil {
-			return netip.AddrPort{}, err
-		}
-		wait := time.Now().Add(rto)
-		if wait.After(deadline) {
-			wait = deadline
-		}
-		for {
-			conn.SetReadDeadline(wait)
-			n, err := conn.Read(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					break
-				}
-				return netip.AddrPort{}, err
-			}
-			m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-			if m.Decode() != nil || m.TransactionID != req.TransactionID {
-				continue
-			}
-			if m.Type.Class == stun.ClassErrorResponse {
-				var code stun.ErrorCodeAttribute
-				code.GetFrom(m)
-				return netip.AddrPort{}, fmt.Errorf("binding error %d %s", code.Code, code.Reason)
-			}
-			var xa stun.XORMappedAddress
-			if err := xa.GetFrom(m); err != nil {
-				return netip.AddrPort{}, errors.New("binding response without XOR-MAPPED-ADDRESS")
-			}
-			ip, _ := netip.AddrFromSlice(xa.IP)
-			return netip.AddrPortFrom(ip.Unmap(), uint16(xa.Port)), nil
-		}
-		rto *= 2
-	}
-	if err := ctx.Err(); err != nil {
-		return netip.AddrPort{}, err
-	}
-	return netip.AddrPort{}, fmt.Errorf("no binding response: %w", context.DeadlineExceeded)
 }

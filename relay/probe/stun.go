@@ -11,10 +11,11 @@ import (
 	"github.com/pion/stun/v4"
 )
 
-// binding sends a STUN Binding request from pc to dst, retransmitting over
+// Binding sends a STUN Binding request from pc to dst, retransmitting over
 // UDP (RTO 250 ms, doubling) until timeout, and returns the mapped address
-// and the server's OTHER-ADDRESS (RFC 5780), if any.
-func binding(ctx context.Context, pc net.PacketConn, dst netip.AddrPort, timeout time.Duration) (mapped, other netip.AddrPort, rtt time.Duration, err error) {
+// and the server's OTHER-ADDRESS (RFC 5780), if any. The probe and the
+// verify lab share it.
+func Binding(ctx context.Context, pc net.PacketConn, dst netip.AddrPort, timeout time.Duration) (mapped, other netip.AddrPort, rtt time.Duration, err error) {
 	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	if err != nil {
 		return mapped, other, 0, err
@@ -127,7 +128,7 @@ func stunChecks(ctx context.Context, cfg *Config) []Check {
 		if local.IsValid() {
 			c.Local = local.String()
 		}
-		mapped, other, rtt, err := binding(ctx, pc, dst, cfg.Timeout)
+		mapped, other, rtt, err := Binding(ctx, pc, dst, cfg.Timeout)
 		c.Millis = ms(rtt)
 		if err != nil {
 			c.Status, c.Error = Fail, err.Error()
@@ -156,14 +157,14 @@ func stunChecks(ctx context.Context, cfg *Config) []Check {
 		nat.NAT = "none"
 		nat.Reason = "no NAT: the host address is what servers see"
 	case a0.other.IsValid() && a0.other.Addr() != a0.dst.Addr():
-		m2, _, _, err2 := binding(ctx, pc, netip.AddrPortFrom(a0.other.Addr(), a0.dst.Port()), cfg.Timeout)
+		m2, _, _, err2 := Binding(ctx, pc, netip.AddrPortFrom(a0.other.Addr(), a0.dst.Port()), cfg.Timeout)
 		switch {
 		case err2 != nil:
 			nat.NAT, nat.Reason = "unknown", "the server's alternate address did not answer"
 		case m2 == a0.mapped:
 			nat.NAT, nat.Reason = "endpoint-independent", "endpoint-independent mapping (RFC 5780 test II): server-reflexive candidates work towards any peer"
 		default:
-			m3, _, _, err3 := binding(ctx, pc, a0.other, cfg.Timeout)
+			m3, _, _, err3 := Binding(ctx, pc, a0.other, cfg.Timeout)
 			switch {
 			case err3 != nil:
 				nat.NAT, nat.Reason = "address-dependent", "the mapping changes with the destination address (symmetric-like NAT): direct paths need a relay"
