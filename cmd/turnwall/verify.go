@@ -197,11 +197,9 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 			return err
 		}
 		defer svc.Close()
-		for _, h := range l.Hosts {
-			if h.Kind == "agents" && h.Via == "" {
-				progress(fmt.Sprintf("ICE servers from agents %q", h.Block))
-				checks[h.Block] = svc.Check(ctx, h.Block)
-			}
+		for _, h := range l.AgentHosts() {
+			progress(fmt.Sprintf("ICE servers from agents %q", h.Block))
+			checks[h.Block] = svc.Check(ctx, h.Block)
 		}
 		rep.Notes = append(rep.Notes, svc.Notes...)
 		calls = l.Calls(ctx, svc, checks, lab.CallOptions{Call: call.Options{Media: f.media}, MinMOS: f.minMOS, Progress: progress})
@@ -226,10 +224,8 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 		}
 		return &rep.Groups[i]
 	}
-	for _, h := range l.Hosts {
-		if h.Kind == "agents" {
-			group(h.Block)
-		}
+	for _, h := range l.AgentHosts() {
+		group(h.Block)
 	}
 	seen := map[string]bool{}
 	trouble := func(t string) {

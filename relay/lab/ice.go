@@ -139,7 +139,7 @@ type CallOptions struct {
 // with every candidate (all). Groups run concurrently.
 func (l *Lab) Calls(ctx context.Context, svc *Services, checks map[string][]ServerCheck, opt CallOptions) []CallResult {
 	var groups []string
-	for _, h := range l.agentHosts() {
+	for _, h := range l.AgentHosts() {
 		groups = append(groups, h.Block)
 	}
 	out := make([][]CallResult, len(groups))

@@ -447,6 +447,18 @@ func (l *Lab) addressHosts(zones map[string][]*zoneNet, add func(kind, block, zo
 	return nil
 }
 
+// AgentHosts returns one host per agents group (behind the zone's first
+// interface), in the policy's order.
+func (l *Lab) AgentHosts() []*Host {
+	var out []*Host
+	for _, h := range l.Hosts {
+		if h.Kind == "agents" && h.Via == "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Apply loads rs into the gateway namespace with the code `turnwall apply`
 // uses (netlink, one transaction, read back and compared).
 func (l *Lab) Apply(rs *nftables.Ruleset) error {

@@ -302,17 +302,6 @@ func (l *Lab) host(kind, block string) *Host {
 	return nil
 }
 
-// agentHosts returns the hosts of the agents groups, in the policy's order.
-func (l *Lab) agentHosts() []*Host {
-	var out []*Host
-	for _, h := range l.Hosts {
-		if h.Kind == "agents" && h.Via == "" {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // addrs returns a host's policy addresses: IPv4 first.
 func (h *Host) addrs() []netip.Addr {
 	var out []netip.Addr
@@ -613,7 +602,7 @@ func (s *Services) startProviderTURN() error {
 			s.note("provider %q: its TURN service runs but agents are not given it: the platform's turn_server_override names %s", p.Name, o)
 			continue
 		}
-		for _, ah := range l.agentHosts() {
+		for _, ah := range l.AgentHosts() {
 			if ah.Zone == h.Zone {
 				continue
 			}
@@ -915,7 +904,7 @@ func (s *Services) startSTUN(ctx context.Context) error {
 				s.mu.Unlock()
 			}
 			// Browsers use STUN over UDP only (stun: URIs have no transport).
-			for _, ah := range l.agentHosts() {
+			for _, ah := range l.AgentHosts() {
 				if ah.Zone == t.host.Zone || !ah.source(t.addr).IsValid() {
 					continue
 				}
