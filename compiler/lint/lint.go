@@ -95,6 +95,9 @@ func (c *checker) mediaPaths() {
 		rules := c.allowsFrom(g.Addresses)
 		var udp, tcp443, anyTCP bool
 		for _, r := range rules {
+			if !c.mediaPeer(r) {
+				continue // a STUN server yields a candidate, never a media path
+			}
 			// An entry a deny rule takes away entirely is no path.
 			live := func(match func(ir.ServiceEntry) bool) func(ir.ServiceEntry) bool {
 				return func(e ir.ServiceEntry) bool { return match(e) && !c.deniedEntry(r, e) }
@@ -120,6 +123,19 @@ func (c *checker) mediaPaths() {
 				"No rule lets agents %q reach a provider or relay on TCP 443. When UDP is dropped or throttled, ICE has no TURN/TLS fallback and the call fails (ice:connection-state failed). Set `https = true` on the provider, or give a relay a TLS listener on 443.", g.Name)
 		}
 	}
+}
+
+// mediaPeer reports whether a rule reaches something that can carry media: a
+// provider's media or TURN addresses, a relay, or an explicit rule to literal
+// addresses. Public STUN servers (purpose stun, or destinations given only by
+// name) answer Binding requests and give server-reflexive candidates, but no
+// media flows to them: a UDP rule to a STUN server is not a media path.
+func (c *checker) mediaPeer(r *ir.Rule) bool {
+	if r.Purpose == ir.PurposeSTUN {
+		return false
+	}
+	dst := c.p.AddressSet(r.Dst)
+	return dst != nil && len(dst.V4)+len(dst.V6) > 0
 }
 
 func (c *checker) platforms() {

@@ -141,6 +141,73 @@ rule "no-udp" {
   udp    = ["1-65535"]
   tcp    = [443]
 }`, "E:TW201 W:TW202 W:TW211 W:TW211", ""},
+		{"udp to a public STUN server is no media path (tcp443-blocked trap with stun_fqdns)", `
+provider "p" {
+  zone       = zone.internet
+  ranges     = ["52.129.96.0/20"]
+  https      = true
+  stun_fqdns = ["stun.l.google.com"]
+}
+rule "no-udp" {
+  action = "deny"
+  from   = agents.floor
+  to     = [provider.p]
+  udp    = ["1-65535"]
+}
+rule "no-tls-443" {
+  action = "deny"
+  from   = agents.floor
+  to     = [provider.p]
+  tcp    = [443]
+}`, "E:TW201 W:TW202 W:TW211", ""},
+		{"stun alone, udp open to stun only", `
+provider "p" {
+  zone       = zone.internet
+  ranges     = ["52.129.96.0/20"]
+  https      = true
+  stun_fqdns = ["stun.l.google.com"]
+}`, "W:TW201", ""},
+		{"a deny to every address covers stun by name", `
+provider "p" {
+  zone       = zone.internet
+  ranges     = ["52.129.96.0/20"]
+  https      = true
+  media      = { udp = ["16384-65535"] }
+  stun_fqdns = ["stun.l.google.com"]
+}
+rule "no-udp" {
+  action = "deny"
+  from   = agents.floor
+  to     = ["0.0.0.0/0", "::/0"]
+  udp    = ["1-65535"]
+}`, "W:TW201 W:TW211 W:TW211", ""},
+		{"a deny to 0.0.0.0/0 covers stun by name for IPv4-only agents", `
+provider "p" {
+  zone       = zone.internet
+  ranges     = ["52.129.96.0/20"]
+  https      = true
+  stun_fqdns = ["stun.l.google.com"]
+}
+rule "no-udp4" {
+  action = "deny"
+  from   = agents.floor
+  to     = ["0.0.0.0/0"]
+  udp    = [19302]
+}`, "W:TW201 W:TW211", v4Only},
+		{"a deny to 0.0.0.0/0 leaves stun by name over IPv6", `
+provider "p" {
+  zone       = zone.internet
+  ranges     = ["52.129.96.0/20"]
+  https      = true
+  media      = { udp = ["16384-65535"] }
+  stun_fqdns = ["stun.l.google.com"]
+}
+rule "no-udp4" {
+  action = "deny"
+  from   = agents.floor
+  to     = ["0.0.0.0/0"]
+  udp    = [19302]
+}`, "", ""},
 		{"a deny rule on part of the media range leaves a path", `
 provider "p" {
   zone   = zone.internet

@@ -6,17 +6,8 @@ import (
 )
 
 func hasDefault(s *ir.AddressSet) bool {
-	for _, p := range s.V4 {
-		if p.Bits() == 0 {
-			return true
-		}
-	}
-	for _, p := range s.V6 {
-		if p.Bits() == 0 {
-			return true
-		}
-	}
-	return false
+	v4, v6 := defaultRoutes(s)
+	return v4 || v6
 }
 
 // shadowed reports rules that an earlier rule covers completely: everything
@@ -49,7 +40,7 @@ func (c *checker) deniedEntry(r *ir.Rule, e ir.ServiceEntry) bool {
 		if d.Action != ir.Deny || (d.FromZone != "" && d.FromZone != r.FromZone) || (d.ToZone != "" && d.ToZone != r.ToZone) {
 			continue
 		}
-		if !c.setCovers(d.Src, r.Src) || !c.setCovers(d.Dst, r.Dst) {
+		if !c.setCovers(d.Src, r.Src) || !c.dstCovers(d.Dst, r.Dst, r.Src) {
 			continue
 		}
 		if c.serviceCovers(c.p.Service(d.Service), &ir.ServiceSet{Entries: []ir.ServiceEntry{e}}) {
@@ -69,7 +60,44 @@ func (c *checker) ruleCovers(a, b *ir.Rule) bool {
 	if !c.serviceCovers(c.p.Service(a.Service), c.p.Service(b.Service)) {
 		return false
 	}
-	return c.setCovers(a.Src, b.Src) && c.setCovers(a.Dst, b.Dst)
+	return c.setCovers(a.Src, b.Src) && c.dstCovers(a.Dst, b.Dst, b.Src)
+}
+
+// dstCovers reports whether destination set outer covers destination set
+// inner for traffic from src. Names (FQDN members) resolve to addresses of
+// either family, so a set holding the whole address space of every family
+// src sends from covers any name: a deny to 0.0.0.0/0 decides a STUN rule to
+// stun.l.google.com for IPv4-only agents, and 0.0.0.0/0 with ::/0 for all.
+func (c *checker) dstCovers(outer, inner, src string) bool {
+	if c.setCovers(outer, inner) {
+		return true
+	}
+	a, b, s := c.p.AddressSet(outer), c.p.AddressSet(inner), c.p.AddressSet(src)
+	if a == nil || b == nil || s == nil || len(b.FQDNs) == 0 {
+		return false
+	}
+	v4, v6 := defaultRoutes(a)
+	if (len(s.V4) > 0 && !v4) || (len(s.V6) > 0 && !v6) {
+		return false
+	}
+	// The names are covered; the literal members must be too.
+	for _, r := range b.IPSet().Ranges() {
+		if !a.IPSet().ContainsRange(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultRoutes reports whether a set holds 0.0.0.0/0 and ::/0.
+func defaultRoutes(s *ir.AddressSet) (v4, v6 bool) {
+	for _, p := range s.V4 {
+		v4 = v4 || p.Bits() == 0
+	}
+	for _, p := range s.V6 {
+		v6 = v6 || p.Bits() == 0
+	}
+	return v4, v6
 }
 
 func (c *checker) serviceCovers(a, b *ir.ServiceSet) bool {
