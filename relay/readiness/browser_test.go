@@ -6,10 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"math/big"
 	"net"
 	"net/http"
@@ -135,7 +135,7 @@ func newBrowserLab(t *testing.T, mintSecret string, noRelay bool, trusted bool) 
 	must(err)
 	store := readiness.NewMemStore(0)
 	rs, err := readiness.New(readiness.Options{Program: prog, Secrets: []string{mintSecret}, Store: store,
-		Media: readiness.MediaOptions{Addrs: []netip.Addr{netip.MustParseAddr(serverAddr)}, Net: mediaNet, Duration: 2 * time.Second},
+		Media:     readiness.MediaOptions{Addrs: []netip.Addr{netip.MustParseAddr(serverAddr)}, Net: mediaNet, Duration: 2 * time.Second},
 		LintCodes: map[string]bool{}})
 	must(err)
 	var ln net.Listener
