@@ -68,6 +68,11 @@ const (
 func needChromium(t *testing.T) string {
 	t.Helper()
 	nstest.NeedKernel(t, "ip", "nft")
+	return needChromiumOnly(t)
+}
+
+func needChromiumOnly(t *testing.T) string {
+	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
