@@ -6,9 +6,9 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn
+DEB_PKGS  := nftables iproute2 coturn chromium
 
-.PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden
+.PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden screenshots
 
 all: build
 
@@ -48,6 +48,10 @@ GOLDEN_PKGS := ./compiler/ ./compiler/ranges/ ./backends/asa/ ./backends/coturn/
 golden:
 	$(GO) test $(GOLDEN_PKGS) -update
 
+# Pictures of the readiness pages for docs/, taken by the browser test.
+screenshots:
+	TURNWALL_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestBrowserWorkingPath$$' ./relay/readiness/
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
@@ -69,6 +73,7 @@ deps:
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \

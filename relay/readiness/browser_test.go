@@ -148,6 +148,13 @@ func newBrowserLab(t *testing.T, mintSecret string, noRelay bool, trusted bool) 
 	hs := &http.Server{Handler: rs, ReadHeaderTimeout: 5 * time.Second}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
+	// The security team's view, on the namespace's loopback.
+	var adminLn net.Listener
+	must(dmz.IP("link", "set", "lo", "up"))
+	must(dmz.Do(func() (err error) { adminLn, err = net.Listen("tcp", "127.0.0.1:8081"); return }))
+	as := &http.Server{Handler: rs, ReadHeaderTimeout: 5 * time.Second}
+	go as.Serve(adminLn)
+	t.Cleanup(func() { as.Close() })
 	return &browserLab{t: t, agent: agent, dmz: dmz, prog: prog, store: store, url: "http://" + serverAddr + ":8080/", chromium: chromium}
 }
 
@@ -260,6 +267,30 @@ func TestBrowserWorkingPath(t *testing.T) {
 	if rec.Verdict != readiness.Ready {
 		t.Errorf("verdict %s: %s", rec.Verdict, rec.Summary)
 	}
+	if took > 15*time.Second {
+		t.Errorf("the verdict took %v (more than 15 s)", took)
+	}
+	// make screenshots: pictures of both pages for docs/.
+	if dir := os.Getenv("TURNWALL_SCREENSHOTS"); dir != "" {
+		l.screenshot(filepath.Join(dir, "readiness-agent.png"), "http://127.0.0.1:8081/?result="+rec.ID, "1100,900")
+		l.screenshot(filepath.Join(dir, "readiness-dashboard.png"), "http://127.0.0.1:8081/dashboard", "1300,800")
+	}
+}
+
+// screenshot saves a page as the security team sees it (loopback of the dmz
+// namespace, so no admin token is needed).
+func (l *browserLab) screenshot(file, url, size string) {
+	t := l.t
+	abs, _ := filepath.Abs(file)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.dmz.Name, l.chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+		"--user-data-dir="+t.TempDir(), "--window-size="+size, "--virtual-time-budget=3000", "--screenshot="+abs, url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v\n%s", url, err, out)
+	}
+	t.Logf("wrote %s", abs)
 }
 
 // UDP to the relay is dropped (a firewall in front of it): TCP and TLS carry
@@ -300,7 +331,7 @@ func TestBrowserTLSUntrusted(t *testing.T) {
 func TestBrowserWrongCredentials(t *testing.T) {
 	l := newBrowserLab(t, "another-secret-0123456789abcdef", false, true)
 	rec, _ := l.run(60 * time.Second)
-	if rec.Verdict != readiness.NotReady || !strings.Contains(rec.Summary, "no TURN server gave a relay candidate") {
+	if rec.Verdict != readiness.NotReady || !strings.Contains(rec.Summary, "No TURN server gave a relay candidate") {
 		t.Errorf("verdict %s: %s", rec.Verdict, rec.Summary)
 	}
 	c := checkOf(rec, "relay-dmz-udp-3478")

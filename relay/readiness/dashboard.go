@@ -147,6 +147,24 @@ func (s *Server) handleExportJSON(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, recs)
 }
 
+// handleResult returns one stored result, for the agent page's view of it
+// (/?result=ID) that the dashboard links to.
+func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	recs, err := s.opt.Store.List(time.Time{}, maxExport)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "the result store cannot be read")
+		return
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].ID == id {
+			writeJSON(w, recs[i])
+			return
+		}
+	}
+	httpError(w, http.StatusNotFound, "no such result")
+}
+
 // csvCell keeps a spreadsheet from reading a cell as a formula.
 func csvCell(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {

@@ -129,7 +129,7 @@ func TestJudge(t *testing.T) {
 		summary string
 	}{
 		{"ready over UDP", []readiness.Check{ok("relay-dmz-udp-3478", "udp"), ok("relay-dmz-tcp-3478", "tcp")},
-			[]readiness.Call{good("relay-dmz-tcp-3478"), good("relay-dmz-udp-3478")}, readiness.Ready, `Ready: calls connect through relay "dmz" over UDP (MOS 4.`},
+			[]readiness.Call{good("relay-dmz-tcp-3478"), good("relay-dmz-udp-3478")}, readiness.Ready, `Calls connect through relay "dmz" over UDP (MOS 4.`},
 		{"udp blocked", []readiness.Check{fail("relay-dmz-udp-3478", 701), ok("relay-dmz-tls-5349", "tls")},
 			[]readiness.Call{good("relay-dmz-tls-5349")}, readiness.Degraded, "UDP to the relays is blocked, so calls fall back to TURN over TLS"},
 		{"nothing", []readiness.Check{fail("relay-dmz-udp-3478", 401)}, nil, readiness.NotReady, "refused the credentials (401 Unauthorized)"},

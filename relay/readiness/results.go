@@ -349,10 +349,10 @@ func verdict(rec *Record, targets map[string]Target) (string, string) {
 		return Ready, "STUN answers over UDP; the policy gives agents no TURN relay to test calls through."
 	}
 	if len(relayOK) == 0 {
-		return NotReady, "Not ready: no TURN server gave a relay candidate, so calls hang on \"Connecting\"." + firstFailure()
+		return NotReady, "No TURN server gave a relay candidate, so calls hang on \"Connecting\"." + firstFailure()
 	}
 	if best == nil {
-		return NotReady, "Not ready: relays answer but no test call connected." + firstFailure()
+		return NotReady, "Relays answer, but no test call connected." + firstFailure()
 	}
 	t := targets[best.Target]
 	via := fmt.Sprintf("%s over %s", t.Owner, strings.ToUpper(t.Transport))
@@ -367,7 +367,7 @@ func verdict(rec *Record, targets map[string]Target) (string, string) {
 		sort.Strings(others)
 		return Degraded, fmt.Sprintf("Works with more delay: UDP to the relays is blocked, so calls fall back to TURN over %s (best call MOS %.2f, %s).", strings.Join(others, " and "), best.MOS, best.Band) + firstFailure()
 	}
-	return Ready, fmt.Sprintf("Ready: calls connect through %s (MOS %.2f, %s).", via, best.MOS, best.Band)
+	return Ready, fmt.Sprintf("Calls connect through %s (MOS %.2f, %s).", via, best.MOS, best.Band)
 }
 
 func rank(t Target) int {

@@ -175,6 +175,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/results", s.handleResults)
 	m.HandleFunc("GET /api/dashboard", s.admin(s.handleDashboard))
 	m.HandleFunc("GET /api/results.json", s.admin(s.handleExportJSON))
+	m.HandleFunc("GET /api/results/{id}", s.admin(s.handleResult))
 	m.HandleFunc("GET /api/results.csv", s.admin(s.handleExportCSV))
 	m.Handle("GET /metrics", s.admin(promhttp.HandlerFor(s.opt.Gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	s.mux = m

@@ -238,5 +238,14 @@
   $('copy').addEventListener('click', () => {
     if (result && navigator.clipboard) navigator.clipboard.writeText(JSON.stringify(result, null, 2));
   });
-  if (new URLSearchParams(location.search).get('auto') === '1') run();
+  const params = new URLSearchParams(location.search);
+  if (params.get('result')) {
+    // A stored result, as the agent saw it (the dashboard links here).
+    fetch('/api/results/' + encodeURIComponent(params.get('result')), { credentials: 'same-origin' })
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
+      .then((rec) => { result = rec; render(rec); })
+      .catch((e) => progress('The result could not be loaded: ' + String(e.message || e)));
+  } else if (params.get('auto') === '1') {
+    run();
+  }
 })();

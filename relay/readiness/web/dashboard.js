@@ -67,7 +67,11 @@
     tb.textContent = '';
     for (const rec of d.recent) {
       const tr = el('tr');
-      cell(tr, rec.at);
+      const at = el('td');
+      const a = el('a', rec.at);
+      a.href = '/?result=' + encodeURIComponent(rec.id);
+      at.appendChild(a);
+      tr.appendChild(at);
       cell(tr, rec.group || '(none)');
       cell(tr, rec.source);
       cell(tr, rec.verdict, rec.verdict === 'ready' ? 'ok' : 'fail');
