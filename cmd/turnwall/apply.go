@@ -65,6 +65,7 @@ func (a *app) planUsage(cmd *cobra.Command, err error) error {
 type compiledRuleset struct {
 	rs    *nftables.Ruleset
 	path  string // as given
+	name  string // the policy block's name
 	label string // `policy "NAME"` and where it came from, for messages
 	zones []ir.Zone
 }
@@ -87,7 +88,7 @@ func (a *app) ruleset(args []string, f *policyFlags, table string) (*compiledRul
 	if err != nil {
 		return nil, err
 	}
-	return &compiledRuleset{rs: rs, path: path, label: policyLabel(res.Program.Policy.Name, path), zones: res.Program.Zones}, nil
+	return &compiledRuleset{rs: rs, path: path, name: res.Program.Policy.Name, label: policyLabel(res.Program.Policy.Name, path), zones: res.Program.Zones}, nil
 }
 
 // policyLabel names a policy in messages: its name, and the path it was
@@ -187,11 +188,14 @@ not at all:
 Afterwards the table is read back and compared with what was meant, every set
 element included; any difference restores the previous table and fails.
 
---confirm DURATION saves the previous table and starts a detached watcher: unless
-'turnwall confirm' runs within DURATION, the previous table is restored (a
-remote operator who cut their own access gets it back). --dry-run is
-'turnwall plan'. A lock in --state-dir keeps two applies apart. Needs root or
-CAP_NET_ADMIN.
+--confirm DURATION saves the previous table in --state-dir and starts a
+detached watcher: unless 'turnwall confirm' runs within DURATION, the previous
+table is restored (a remote operator who cut their own access gets it back).
+If the watcher dies, a systemd timer (when systemd runs) or the next turnwall
+invocation (apply, plan, status, confirm, rollback) rolls back after the
+deadline and says so; 'turnwall rollback' does it at once. --dry-run is
+'turnwall plan'. A lock in --state-dir keeps two applies apart. Zone interfaces
+the gateway does not have are warned about. Needs root or CAP_NET_ADMIN.
 
 Exit status: 0 applied (or nothing to do), 1 errors, 2 usage errors; with
 --dry-run as turnwall plan: 0 no change, 2 changes, 1 errors.`,
@@ -328,7 +332,7 @@ type setDelta struct {
 }
 
 func (a *app) reportApply(format string, c *compiledRuleset, t apply.Target, res *apply.Result, pending *apply.Pending) error {
-	r := applyReport{Action: string(res.Plan.Action), Table: t.Table, NetNS: t.NetNS, Policy: c.path, PolicyName: c.label, Summary: res.Plan.Summary(),
+	r := applyReport{Action: string(res.Plan.Action), Table: t.Table, NetNS: t.NetNS, Policy: c.path, PolicyName: c.name, Summary: res.Plan.Summary(),
 		Messages: res.Messages, Bytes: res.Bytes, Intervals: res.Intervals, Uncertain: res.Uncertain,
 		ElapsedSec: (res.Read + res.Send + res.Verify).Seconds()}
 	for _, d := range res.Plan.Deltas {
@@ -587,7 +591,9 @@ rule, the kernel rules that implement it (one per address family and protocol),
 their summed packet and byte counters and where the rule is in the policy, so
 you can see which rules carry traffic and which never match; then turnwall's
 own rules (state tracking, the default action), the sets, and a pending confirm
-window. Needs root or CAP_NET_ADMIN.
+window: its deadline, whether its watcher still runs, and what will roll it
+back. A window past its deadline is rolled back first, and status says so.
+Needs root or CAP_NET_ADMIN.
 
 Exit status: 0, 1 errors, 2 usage errors.`,
 		Args: cobra.NoArgs,

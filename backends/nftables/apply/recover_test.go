@@ -60,12 +60,12 @@ func recoverLocked(t *testing.T, st State, target Target) *Recovery {
 	return rec
 }
 
-// TestWatcherKilled: a rollback does not depend on the watcher surviving.
+// TestConfirmWatcherKilled: a rollback does not depend on the watcher surviving.
 // With the watcher SIGKILLed the window stays on disk; the next turnwall
 // after the deadline (Recover, Confirm) rolls back first and says so; a
 // confirm before the deadline keeps the change; Rollback restores at once;
 // and a record from another boot is dropped without touching the kernel.
-func TestWatcherKilled(t *testing.T) {
+func TestConfirmWatcherKilled(t *testing.T) {
 	needKernel(t)
 	ns := newNS(t, "killwatch")
 	target := Target{Table: "turnwall", NetNS: ns.Name}
@@ -189,12 +189,12 @@ func TestWatcherKilled(t *testing.T) {
 	})
 }
 
-// TestSystemdTimer: when systemd runs, the window gets a transient timer
+// TestConfirmSystemdTimer: when systemd runs, the window gets a transient timer
 // that rolls back at the deadline even with the watcher dead and no
 // turnwall running again; confirm stops it. systemd-run and systemctl are
 // stand-ins here: the fake systemd-run runs the command after --on-active,
 // as the timer would.
-func TestSystemdTimer(t *testing.T) {
+func TestConfirmSystemdTimer(t *testing.T) {
 	needKernel(t)
 	ns := newNS(t, "timer")
 	target := Target{Table: "turnwall", NetNS: ns.Name}
@@ -296,10 +296,10 @@ func writeScript(t *testing.T, path, body string) {
 	}
 }
 
-// TestPendingRecord: the record round-trips through JSON (the saved
+// TestConfirmPendingRecord: the record round-trips through JSON (the saved
 // ruleset included), and a window's watcher is told apart from a process
 // that reused its pid.
-func TestPendingRecord(t *testing.T) {
+func TestConfirmPendingRecord(t *testing.T) {
 	st := State{Dir: t.TempDir()}
 	p := &Pending{ID: "00ff", Table: "turnwall", NetNS: "lab", Applied: time.Unix(1700000000, 0).UTC(), Deadline: time.Unix(1700000060, 0).UTC(),
 		Watcher: os.Getpid(), Timer: TimerUnit("00ff"), Policy: `policy "x"`, BootID: bootID(), NetNSID: "net:[1]",
@@ -329,9 +329,9 @@ func TestPendingRecord(t *testing.T) {
 	}
 }
 
-// TestMissingInterfaces: names must exist; a pattern ending in '*' is
+// TestApplyMissingInterfaces: names must exist; a pattern ending in '*' is
 // there when any interface starts with its prefix.
-func TestMissingInterfaces(t *testing.T) {
+func TestApplyMissingInterfaces(t *testing.T) {
 	src := ir.Source{File: "policy.hcl", Line: 3}
 	zones := []ir.Zone{
 		{Name: "agents", Interfaces: []string{"vlan20", "vlan*"}, Source: src},
@@ -351,10 +351,10 @@ func TestMissingInterfaces(t *testing.T) {
 	}
 }
 
-// TestStaleRecords: a window recorded in another network namespace is
+// TestConfirmStaleRecords: a window recorded in another network namespace is
 // never rolled back into this one: Recover refuses for the caller's own
 // namespace, and drops the record when the named namespace is gone.
-func TestStaleRecords(t *testing.T) {
+func TestConfirmStaleRecords(t *testing.T) {
 	st := State{Dir: t.TempDir()}
 	past := time.Now().Add(-time.Minute)
 	here := Target{Table: "turnwall"}
@@ -383,9 +383,9 @@ func TestStaleRecords(t *testing.T) {
 	}
 }
 
-// TestInterfacesInNamespace: the interfaces are listed inside the
+// TestApplyInterfacesInNamespace: the interfaces are listed inside the
 // target's namespace, not the caller's.
-func TestInterfacesInNamespace(t *testing.T) {
+func TestApplyInterfacesInNamespace(t *testing.T) {
 	needKernel(t)
 	ns := newNS(t, "ifaces")
 	got, err := Interfaces(Target{Table: "turnwall", NetNS: ns.Name})
