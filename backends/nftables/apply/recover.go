@@ -41,11 +41,11 @@ func (st State) Recover(t Target, by string) (*Recovery, error) {
 	if msg, err := st.stale(t, p); err != nil {
 		return nil, err
 	} else if msg != "" {
+		st.cancel(p)
+		st.writeOutcome(t, "%s", msg)
 		if err := st.removePending(t); err != nil {
 			return nil, err
 		}
-		st.cancel(p)
-		st.writeOutcome(t, "%s", msg)
 		return &Recovery{Closed: p, Outcome: msg}, nil
 	}
 	alive := WatcherAlive(p)
@@ -140,11 +140,11 @@ func (st State) Rollback(t Target, o RollbackOptions) (*Pending, string, error) 
 	if msg, err := st.stale(t, p); err != nil {
 		return nil, "", err
 	} else if msg != "" {
+		st.cancel(p)
+		st.writeOutcome(t, "%s", msg)
 		if err := st.removePending(t); err != nil {
 			return nil, "", err
 		}
-		st.cancel(p)
-		st.writeOutcome(t, "%s", msg)
 		return p, msg, nil
 	}
 	if o.IfExpired && time.Now().Before(p.Deadline) {
@@ -178,15 +178,17 @@ func (st State) rollback(t Target, p *Pending, expired bool, by string) (string,
 		msg = fmt.Sprintf("rolled back at %s by %s: the apply of %s (window until %s) was undone; %s holds the previous ruleset again (read back and verified)",
 			now, by, p.Applied.Format(time.RFC3339), p.Deadline.Format(time.RFC3339), t)
 	}
-	if err := st.removePending(t); err != nil {
-		return "", err
-	}
 	if p.Timer != "" {
 		if err := st.cancelErr(p); err != nil {
 			msg += fmt.Sprintf("; stopping the timer %s failed (%v): when it runs it finds nothing to roll back", p.Timer, err)
 		}
 	}
+	// The outcome is written before the record goes: whoever sees the
+	// record gone finds the outcome.
 	st.writeOutcome(t, "%s", msg)
+	if err := st.removePending(t); err != nil {
+		return "", err
+	}
 	return msg, nil
 }
 

@@ -333,9 +333,6 @@ func (st State) Confirm(t Target) (*Pending, error) {
 	if p == nil {
 		return nil, &NothingPendingError{Verb: "confirm", Target: t, Last: st.Outcome(t)}
 	}
-	if err := st.removePending(t); err != nil {
-		return nil, err
-	}
 	msg := fmt.Sprintf("confirmed at %s: the apply of %s (window until %s) stays", time.Now().Format(time.RFC3339), p.Applied.Format(time.RFC3339), p.Deadline.Format(time.RFC3339))
 	if p.Timer != "" {
 		if err := st.cancelErr(p); err != nil {
@@ -343,6 +340,9 @@ func (st State) Confirm(t Target) (*Pending, error) {
 		}
 	}
 	st.writeOutcome(t, "%s", msg)
+	if err := st.removePending(t); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
