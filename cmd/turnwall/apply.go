@@ -512,7 +512,7 @@ the window is closed (its watcher exits, its systemd timer is stopped).
 
 With --if-expired only a window whose deadline has passed is rolled back
 (the systemd timer that apply --confirm schedules runs this); nothing to do is
-then not an error. Needs root or CAP_NET_ADMIN.
+then not an error. Restoring needs root or CAP_NET_ADMIN.
 
 Exit status: 0 rolled back (or, with --if-expired, nothing due), 1 nothing to
 roll back or errors, 2 usage errors.`,
@@ -520,9 +520,6 @@ roll back or errors, 2 usage errors.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := t.check(); err != nil {
 				return usageError{err}
-			}
-			if err := apply.CheckPrivileges(); err != nil {
-				return err
 			}
 			st := t.state()
 			unlock, err := st.Lock(t.lockWait)

@@ -53,12 +53,12 @@ disagrees with the IR, 2 usage errors.`,
 			if !ok {
 				return usageError{fmt.Errorf("unknown target %q; targets are %s", target, strings.Join(reg.Names(), ", "))}
 			}
-			if _, stateful := replyMechanism[target]; reply && !stateful {
-				return usageError{fmt.Errorf("--reply: turnwall has no connection-tracking model of target %s", target)}
-			}
 			tb, ok := b.(backends.Traceable)
 			if !ok && target != "ir" {
 				return usageError{fmt.Errorf("target %s has no firewall rules to trace; traceable targets: %s", target, strings.Join(traceable(reg), ", "))}
+			}
+			if _, stateful := replyMechanism[target]; reply && !stateful {
+				return usageError{fmt.Errorf("--reply: turnwall has no connection-tracking model of target %s", target)}
 			}
 			diagFlags := f
 			diagFlags.format = "text"
