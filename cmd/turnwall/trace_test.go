@@ -32,7 +32,10 @@ func TestTraceReplyDecision(t *testing.T) {
 		t.Fatalf("describePacket: %q", got)
 	}
 	called := false
-	asNew := func() backends.Decision { called = true; return backends.Decision{Action: ir.Allow, Rule: "r2", Source: "p.hcl:9"} }
+	asNew := func() backends.Decision {
+		called = true
+		return backends.Decision{Action: ir.Allow, Rule: "r2", Source: "p.hcl:9"}
+	}
 	action, line := decideReply("nftables", backends.Decision{Action: ir.Allow, Rule: "r1", Source: "p.hcl:3"}, asNew)
 	if action != ir.Allow || called || line != "ALLOW as a reply (ct state established,related accept); the connection was allowed by rule r1 (p.hcl:3)" {
 		t.Fatalf("allowed connection: %v %q (asked as new: %v)", action, line, called)
