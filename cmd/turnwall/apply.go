@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,7 +32,7 @@ type targetFlags struct {
 func (f *targetFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.table, "table", "turnwall", "the inet table turnwall owns (no other table is touched)")
 	cmd.Flags().StringVar(&f.netns, "netns", "", "work inside this network namespace: a name under /var/run/netns, or a path")
-	cmd.Flags().StringVar(&f.stateDir, "state-dir", apply.DefaultStateDir(), "directory of the apply lock and of the rulesets saved for confirm windows ($TURNWALL_STATE_DIR)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", apply.DefaultStateDir(), "directory of the apply lock and of the pending confirm windows with their saved rulesets ($TURNWALL_STATE_DIR)")
 	cmd.Flags().DurationVar(&f.lockWait, "lock-timeout", 10*time.Second, "how long to wait for another turnwall process that is changing the ruleset")
 }
 
@@ -58,22 +61,110 @@ func (a *app) planUsage(cmd *cobra.Command, err error) error {
 	return exitError{exitPolicy}
 }
 
+// compiledRuleset is a policy compiled into the nftables model.
+type compiledRuleset struct {
+	rs    *nftables.Ruleset
+	path  string // as given
+	name  string // the policy block's name
+	label string // `policy "NAME"` and where it came from, for messages
+	zones []ir.Zone
+}
+
 // ruleset compiles a policy into the nftables model; diagnostics go to
 // stderr as text.
-func (a *app) ruleset(args []string, f *policyFlags, table string) (*nftables.Ruleset, string, error) {
+func (a *app) ruleset(args []string, f *policyFlags, table string) (*compiledRuleset, error) {
 	path := policyArg(args)
 	diagFlags := *f
 	diagFlags.format = "text"
 	res, err := a.compilePolicy(path, &diagFlags)
 	if err != nil {
-		return nil, path, err
+		return nil, err
 	}
 	if res.HasErrors() {
 		fmt.Fprintf(a.stderr, "nothing applied: %s\n", summary(res))
-		return nil, path, exitError{exitPolicy}
+		return nil, exitError{exitPolicy}
 	}
 	rs, err := nftables.Build(res.Program, table)
-	return rs, path, err
+	if err != nil {
+		return nil, err
+	}
+	return &compiledRuleset{rs: rs, path: path, name: res.Program.Policy.Name, label: policyLabel(res.Program.Policy.Name, path), zones: res.Program.Zones}, nil
+}
+
+// policyLabel names a policy in messages: its name, and the path it was
+// loaded from unless that is the current directory. Both are quoted when
+// they hold anything a terminal could take for a line or an escape.
+func policyLabel(name, path string) string {
+	label := fmt.Sprintf("policy %q", name)
+	if path == "." || path == "" {
+		return label
+	}
+	if q := strconv.Quote(path); q != `"`+path+`"` || strings.ContainsAny(path, " ") {
+		path = q
+	}
+	return label + " from " + path
+}
+
+// warnInterfaces tells, on stderr, about zone interfaces the gateway does
+// not have: their rules would filter nothing.
+func (a *app) warnInterfaces(t apply.Target, c *compiledRuleset) {
+	missing, have, err := apply.MissingInterfaces(t, c.zones)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "turnwall: warning: cannot list the network interfaces to check the zones: %v\n", err)
+		return
+	}
+	for _, m := range missing {
+		what := fmt.Sprintf("interface %q does not exist", m.Interface)
+		if m.Wildcard {
+			what = fmt.Sprintf("no interface matches %q", m.Interface)
+		}
+		fmt.Fprintf(a.stderr, "turnwall: warning: %s: zone %q: %s on this gateway%s, so the zone's rules filter nothing there (interfaces: %s)\n",
+			m.Source, m.Zone, what, inNS(t), interfaceList(have))
+	}
+}
+
+func inNS(t apply.Target) string {
+	if t.NetNS == "" {
+		return ""
+	}
+	return " (network namespace " + t.NetNS + ")"
+}
+
+// interfaceList shows at most 12 interface names.
+func interfaceList(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	quoted := make([]string, 0, len(names))
+	for i, n := range names {
+		if i == 12 {
+			quoted = append(quoted, fmt.Sprintf("and %d more", len(names)-12))
+			break
+		}
+		quoted = append(quoted, strconv.Quote(n))
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// recover closes a confirm window whose deadline passed while its watcher
+// was gone (or that a reboot made meaningless) and says so on stderr. The
+// caller holds the lock when locked is true.
+func (a *app) recover(t *targetFlags, by string, locked bool) (*apply.Recovery, error) {
+	st, target := t.state(), t.target()
+	var rec *apply.Recovery
+	var err error
+	if locked {
+		rec, err = st.Recover(target, by)
+	} else {
+		rec, err = st.RecoverLocking(target, t.lockWait, by)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Closed != nil {
+		fmt.Fprintf(a.stderr, "turnwall: a confirm window was closed first: %s\n", rec.Outcome)
+	}
+	return rec, nil
 }
 
 func (a *app) applyCmd() *cobra.Command {
@@ -97,11 +188,14 @@ not at all:
 Afterwards the table is read back and compared with what was meant, every set
 element included; any difference restores the previous table and fails.
 
---confirm DURATION saves the previous table and starts a detached watcher: unless
-'turnwall confirm' runs within DURATION, the previous table is restored (a
-remote operator who cut their own access gets it back). --dry-run is
-'turnwall plan'. A lock in --state-dir keeps two applies apart. Needs root or
-CAP_NET_ADMIN.
+--confirm DURATION saves the previous table in --state-dir and starts a
+detached watcher: unless 'turnwall confirm' runs within DURATION, the previous
+table is restored (a remote operator who cut their own access gets it back).
+If the watcher dies, a systemd timer (when systemd runs) or the next turnwall
+invocation (apply, plan, status, confirm, rollback) rolls back after the
+deadline and says so; 'turnwall rollback' does it at once. --dry-run is
+'turnwall plan'. A lock in --state-dir keeps two applies apart. Zone interfaces
+the gateway does not have are warned about. Needs root or CAP_NET_ADMIN.
 
 Exit status: 0 applied (or nothing to do), 1 errors, 2 usage errors; with
 --dry-run as turnwall plan: 0 no change, 2 changes, 1 errors.`,
@@ -143,7 +237,7 @@ Exit status: 0 applied (or nothing to do), 1 errors, 2 usage errors; with
 			if err := apply.CheckPrivileges(); err != nil {
 				return err
 			}
-			rs, path, err := a.ruleset(args, &f, t.table)
+			c, err := a.ruleset(args, &f, t.table)
 			if err != nil {
 				return err
 			}
@@ -154,24 +248,30 @@ Exit status: 0 applied (or nothing to do), 1 errors, 2 usage errors; with
 			}
 			defer unlock()
 			target := t.target()
+			rec, err := a.recover(&t, "turnwall apply", true)
+			if err != nil {
+				return err
+			}
+			if p := rec.Pending; p != nil {
+				return fmt.Errorf("an apply of %s is waiting for `turnwall confirm%s` until %s; confirm it, roll it back now with 'turnwall rollback%s', or let it roll back first", target, targetArgs(target), p.Deadline.Format(time.RFC3339), targetArgs(target))
+			}
+			a.warnInterfaces(target, c)
 			var res *apply.Result
 			var pending *apply.Pending
 			if confirm > 0 {
-				res, pending, err = st.ApplyConfirmed(target, rs, apply.ConfirmOptions{Window: confirm, Policy: path, Watcher: func(id string) *exec.Cmd {
-					return watcherCmd(&t, id)
-				}})
+				res, pending, err = st.ApplyConfirmed(target, c.rs, apply.ConfirmOptions{Window: confirm, Policy: c.label,
+					Watcher: func(id string) *exec.Cmd { return watcherCmd(&t, id) },
+					Timer:   apply.DefaultSystemdTimer(func(id string) []string { return timerCmd(&t, id) })})
 			} else {
-				if p, perr := st.ReadPending(target); perr != nil {
-					return perr
-				} else if p != nil {
-					return fmt.Errorf("an apply of %s is waiting for `turnwall confirm` until %s; confirm it or let it roll back first", target, p.Deadline.Format(time.RFC3339))
-				}
-				res, err = apply.Apply(target, rs)
+				res, err = apply.Apply(target, c.rs)
 			}
 			if err != nil {
 				return err
 			}
-			return a.reportApply(f.format, path, target, res, pending)
+			for _, w := range res.Warnings {
+				fmt.Fprintf(a.stderr, "turnwall: warning: %s\n", w)
+			}
+			return a.reportApply(f.format, c, target, res, pending)
 		},
 	}
 	f.add(cmd, "output format: text or json (diagnostics are text on stderr)")
@@ -194,17 +294,33 @@ func watcherCmd(t *targetFlags, id string) *exec.Cmd {
 	return cmd
 }
 
+// timerCmd is the command a systemd timer runs when a window ends: this
+// binary's rollback of that window only, with absolute paths.
+func timerCmd(t *targetFlags, id string) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	dir, err := filepath.Abs(t.stateDir)
+	if err != nil {
+		dir = t.stateDir
+	}
+	return []string{exe, "rollback", "--if-expired", "--id", id, "--state-dir", dir, "--table", t.table, "--netns", t.netns}
+}
+
 type applyReport struct {
 	Action     string     `json:"action"`
 	Table      string     `json:"table"`
 	NetNS      string     `json:"netns,omitempty"`
 	Policy     string     `json:"policy"`
+	PolicyName string     `json:"policy_name"`
 	Summary    string     `json:"summary"`
 	Messages   int        `json:"messages"`
 	Bytes      int        `json:"bytes"`
 	Intervals  int        `json:"verified_intervals"`
 	Deltas     []setDelta `json:"deltas,omitempty"`
 	ConfirmBy  *time.Time `json:"confirm_by,omitempty"`
+	Timer      string     `json:"rollback_timer,omitempty"`
 	Uncertain  bool       `json:"answer_lost,omitempty"`
 	ElapsedSec float64    `json:"elapsed_seconds"`
 }
@@ -215,8 +331,8 @@ type setDelta struct {
 	Deleted int    `json:"deleted"`
 }
 
-func (a *app) reportApply(format, path string, t apply.Target, res *apply.Result, pending *apply.Pending) error {
-	r := applyReport{Action: string(res.Plan.Action), Table: t.Table, NetNS: t.NetNS, Policy: path, Summary: res.Plan.Summary(),
+func (a *app) reportApply(format string, c *compiledRuleset, t apply.Target, res *apply.Result, pending *apply.Pending) error {
+	r := applyReport{Action: string(res.Plan.Action), Table: t.Table, NetNS: t.NetNS, Policy: c.path, PolicyName: c.name, Summary: res.Plan.Summary(),
 		Messages: res.Messages, Bytes: res.Bytes, Intervals: res.Intervals, Uncertain: res.Uncertain,
 		ElapsedSec: (res.Read + res.Send + res.Verify).Seconds()}
 	for _, d := range res.Plan.Deltas {
@@ -224,24 +340,33 @@ func (a *app) reportApply(format, path string, t apply.Target, res *apply.Result
 	}
 	if pending != nil {
 		r.ConfirmBy = &pending.Deadline
+		r.Timer = pending.Timer
 	}
 	if format == "json" {
 		return writeJSON(a, r)
 	}
 	where := t.String()
 	if res.Plan.Action == apply.NoChange {
-		fmt.Fprintf(a.stdout, "no change: %s already holds %s; nothing was sent to the kernel\n", where, path)
+		fmt.Fprintf(a.stdout, "no change: %s already holds %s; nothing was sent to the kernel\n", where, c.label)
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "applied %s to %s: %s\n", path, where, res.Plan.Summary())
+	fmt.Fprintf(a.stdout, "applied %s to %s: %s\n", c.label, where, res.Plan.Summary())
 	fmt.Fprintf(a.stdout, "one transaction of %s (%d bytes); read back and verified\n", count(res.Messages, "message"), res.Bytes)
 	if res.Uncertain {
 		fmt.Fprintln(a.stdout, "note: the kernel's answer was lost; the read-back shows the ruleset was applied")
 	}
 	if pending != nil {
-		fmt.Fprintf(a.stdout, "confirm with 'turnwall confirm%s' by %s, or the previous ruleset is restored\n", targetArgs(t), pending.Deadline.Format("15:04:05"))
+		fmt.Fprintf(a.stdout, "confirm with 'turnwall confirm%s' by %s, or the previous ruleset is restored (by the watcher, pid %d%s, or by the next turnwall invocation after that time)\n",
+			targetArgs(t), pending.Deadline.Format("15:04:05"), pending.Watcher, timerNote(pending))
 	}
 	return nil
+}
+
+func timerNote(p *apply.Pending) string {
+	if p.Timer == "" {
+		return ""
+	}
+	return "; by the systemd timer " + p.Timer
 }
 
 // targetArgs repeats non-default target flags for a suggested command.
@@ -298,16 +423,20 @@ func (a *app) runPlan(args []string, f *policyFlags, t *targetFlags) error {
 	if err := apply.CheckPrivileges(); err != nil {
 		return err
 	}
-	rs, path, err := a.ruleset(args, f, t.table)
+	c, err := a.ruleset(args, f, t.table)
 	if err != nil {
 		return err
 	}
 	target := t.target()
-	p, err := apply.PlanFor(target, rs)
+	if _, err := a.recover(t, "turnwall plan", false); err != nil {
+		return err
+	}
+	a.warnInterfaces(target, c)
+	p, err := apply.PlanFor(target, c.rs)
 	if err != nil {
 		return err
 	}
-	diffText := p.Diff("live "+target.String(), path)
+	diffText := p.Diff("live "+target.String(), c.path)
 	if f.format == "json" {
 		out := struct {
 			Action  string     `json:"action"`
@@ -339,7 +468,9 @@ func (a *app) confirmCmd() *cobra.Command {
 		Use:   "confirm",
 		Short: "Keep the ruleset of an 'apply --confirm' before its window ends",
 		Long: `Confirm keeps the ruleset that 'turnwall apply --confirm' loaded: the watcher
-that would restore the previous ruleset when the window ends stops.
+that would restore the previous ruleset when the window ends stops, and the
+systemd timer, if one was scheduled, is stopped. A window whose deadline has
+passed (its watcher was killed) is rolled back instead, and confirm says so.
 
 Exit status: 0 confirmed, 1 nothing to confirm (never applied with --confirm,
 already confirmed, or already rolled back: the message says which), 2 usage
@@ -365,6 +496,59 @@ errors.`,
 		},
 	}
 	t.add(cmd)
+	return cmd
+}
+
+func (a *app) rollbackCmd() *cobra.Command {
+	var t targetFlags
+	var ifExpired bool
+	var id string
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Restore the ruleset from before an 'apply --confirm' now",
+		Long: `Rollback undoes the pending 'turnwall apply --confirm' at once: the ruleset
+saved before it is restored in one transaction, read back and verified, and
+the window is closed (its watcher exits, its systemd timer is stopped).
+
+With --if-expired only a window whose deadline has passed is rolled back
+(the systemd timer that apply --confirm schedules runs this); nothing to do is
+then not an error. Restoring needs root or CAP_NET_ADMIN.
+
+Exit status: 0 rolled back (or, with --if-expired, nothing due), 1 nothing to
+roll back or errors, 2 usage errors.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := t.check(); err != nil {
+				return usageError{err}
+			}
+			st := t.state()
+			unlock, err := st.Lock(t.lockWait)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			by := "turnwall rollback"
+			if ifExpired {
+				by += " --if-expired"
+			}
+			_, msg, err := st.Rollback(t.target(), apply.RollbackOptions{ID: id, IfExpired: ifExpired, By: by})
+			var none *apply.NothingPendingError
+			if ifExpired && errors.As(err, &none) {
+				fmt.Fprintln(a.stdout, none.Error())
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			// Not due (--if-expired) is no error either: msg says so.
+			fmt.Fprintln(a.stdout, msg)
+			return nil
+		},
+	}
+	t.add(cmd)
+	cmd.Flags().BoolVar(&ifExpired, "if-expired", false, "roll back only a window whose deadline has passed")
+	cmd.Flags().StringVar(&id, "id", "", "roll back only this window (the systemd timer's)")
+	cmd.Flags().MarkHidden("id")
 	return cmd
 }
 
@@ -404,7 +588,9 @@ rule, the kernel rules that implement it (one per address family and protocol),
 their summed packet and byte counters and where the rule is in the policy, so
 you can see which rules carry traffic and which never match; then turnwall's
 own rules (state tracking, the default action), the sets, and a pending confirm
-window. Needs root or CAP_NET_ADMIN.
+window: its deadline, whether its watcher still runs, and what will roll it
+back. A window past its deadline is rolled back first, and status says so.
+Needs root or CAP_NET_ADMIN.
 
 Exit status: 0, 1 errors, 2 usage errors.`,
 		Args: cobra.NoArgs,
@@ -419,25 +605,43 @@ Exit status: 0, 1 errors, 2 usage errors.`,
 				return err
 			}
 			target := t.target()
+			st := t.state()
+			rec, err := st.RecoverLocking(target, t.lockWait, "turnwall status")
+			if err != nil {
+				return err
+			}
 			s, err := apply.StatusOf(target)
 			if err != nil {
 				return err
 			}
-			pending, _ := t.state().ReadPending(target)
-			last := t.state().Outcome(target)
+			last := st.Outcome(target)
 			if format == "json" {
+				type pendingJSON struct {
+					Until        time.Time `json:"until"`
+					Applied      time.Time `json:"applied"`
+					Policy       string    `json:"policy,omitempty"`
+					WatcherPID   int       `json:"watcher_pid"`
+					WatcherAlive bool      `json:"watcher_alive"`
+					Timer        string    `json:"rollback_timer,omitempty"`
+				}
 				out := struct {
 					*apply.Status
 					PolicyRules []apply.PolicyRuleStatus `json:"policy_rules"`
 					ConfirmBy   *time.Time               `json:"confirm_by,omitempty"`
+					Pending     *pendingJSON             `json:"pending_confirm,omitempty"`
+					ClosedNow   string                   `json:"closed_now,omitempty"`
 					Last        string                   `json:"last_confirm_outcome,omitempty"`
 				}{Status: s, PolicyRules: s.PolicyRules(), Last: last}
-				if pending != nil {
-					out.ConfirmBy = &pending.Deadline
+				if p := rec.Pending; p != nil {
+					out.ConfirmBy = &p.Deadline
+					out.Pending = &pendingJSON{Until: p.Deadline, Applied: p.Applied, Policy: p.Policy, WatcherPID: p.Watcher, WatcherAlive: rec.WatcherAlive, Timer: p.Timer}
+				}
+				if rec.Closed != nil {
+					out.ClosedNow = rec.Outcome
 				}
 				return writeJSON(a, out)
 			}
-			return a.writeStatus(target, s, pending, last)
+			return a.writeStatus(target, s, rec, last)
 		},
 	}
 	t.add(cmd)
@@ -445,9 +649,39 @@ Exit status: 0, 1 errors, 2 usage errors.`,
 	return cmd
 }
 
-func (a *app) writeStatus(t apply.Target, s *apply.Status, pending *apply.Pending, last string) error {
+// pendingLine tells the truth about an open confirm window: when it ends,
+// whether its watcher still runs, and what will roll it back.
+func pendingLine(t apply.Target, rec *apply.Recovery) string {
+	p := rec.Pending
+	until := p.Deadline.Format("15:04:05")
+	var how string
+	switch {
+	case rec.WatcherAlive && p.Timer != "":
+		how = fmt.Sprintf("watcher pid %d alive; the rollback will run by the watcher or by timer %s", p.Watcher, p.Timer)
+	case rec.WatcherAlive:
+		how = fmt.Sprintf("watcher pid %d alive; the rollback will run by the watcher, or on the next turnwall invocation", p.Watcher)
+	case p.Timer != "":
+		how = fmt.Sprintf("watcher pid %d dead; the rollback will run by timer %s, or on the next turnwall invocation", p.Watcher, p.Timer)
+	default:
+		how = fmt.Sprintf("watcher pid %d dead; the rollback will run on the next turnwall invocation", p.Watcher)
+	}
+	policy := ""
+	if p.Policy != "" {
+		policy = " of " + p.Policy
+	}
+	return fmt.Sprintf("pending confirm until %s (%s)\n  unless 'turnwall confirm%s' runs first; the apply%s was at %s\n",
+		until, how, targetArgs(t), policy, p.Applied.Format("15:04:05"))
+}
+
+func (a *app) writeStatus(t apply.Target, s *apply.Status, rec *apply.Recovery, last string) error {
+	if rec.Closed != nil {
+		fmt.Fprintln(a.stdout, rec.Outcome)
+	}
 	if !s.Exists {
 		fmt.Fprintf(a.stdout, "%s does not exist: nothing applied here\n", t)
+		if rec.Pending != nil {
+			fmt.Fprint(a.stdout, pendingLine(t, rec))
+		}
 		return nil
 	}
 	intervals := 0
@@ -455,10 +689,9 @@ func (a *app) writeStatus(t apply.Target, s *apply.Status, pending *apply.Pendin
 		intervals += set.Intervals
 	}
 	fmt.Fprintf(a.stdout, "%s: %s (%s), %s\n", t, count(len(s.Sets), "set"), count(intervals, "interval"), count(len(s.Rules), "rule"))
-	if pending != nil {
-		fmt.Fprintf(a.stdout, "confirm pending: the previous ruleset is restored at %s unless 'turnwall confirm%s' runs (applied %s from %s)\n",
-			pending.Deadline.Format("15:04:05"), targetArgs(t), pending.Applied.Format("15:04:05"), pending.Policy)
-	} else if last != "" {
+	if rec.Pending != nil {
+		fmt.Fprint(a.stdout, pendingLine(t, rec))
+	} else if last != "" && rec.Closed == nil {
 		fmt.Fprintf(a.stdout, "last confirm window: %s\n", last)
 	}
 	rules := s.PolicyRules()

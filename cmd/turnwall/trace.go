@@ -15,6 +15,7 @@ func (a *app) traceCmd() *cobra.Command {
 	var f policyFlags
 	var target, src, dst, proto, fromZone, toZone, dstHost string
 	var sport, dport int
+	var reply bool
 	var params []string
 	reg := registry()
 	cmd := &cobra.Command{
@@ -28,6 +29,13 @@ the policy line it came from, and checks that the IR decides the same.
 Zones are found from the addresses (the agents, provider or relay block that
 holds them) unless --from-zone/--to-zone are given. --dst-host names the FQDN
 a client resolved, for rules that allow a destination by name.
+
+--reply decides the reply packet of the connection the flags describe (from
+--dst:--dport back to --src:--sport). Every traceable target is stateful: a
+reply of an allowed connection passes (nftables: ct state established; PAN-OS
+and FortiOS: the session; ASA: the connection), and trace names the rule that
+allowed the original direction. A reply of a denied connection has no
+connection to belong to and is decided as a new connection of its own.
 
 Exit status: 0 traced (whatever the verdict), 1 policy errors or the target
 disagrees with the IR, 2 usage errors.`,
@@ -48,6 +56,9 @@ disagrees with the IR, 2 usage errors.`,
 			tb, ok := b.(backends.Traceable)
 			if !ok && target != "ir" {
 				return usageError{fmt.Errorf("target %s has no firewall rules to trace; traceable targets: %s", target, strings.Join(traceable(reg), ", "))}
+			}
+			if _, stateful := replyMechanism[target]; reply && !stateful {
+				return usageError{fmt.Errorf("--reply: turnwall has no connection-tracking model of target %s", target)}
 			}
 			diagFlags := f
 			diagFlags.format = "text"
@@ -70,9 +81,24 @@ disagrees with the IR, 2 usage errors.`,
 			if pkt.FromZone == "" || pkt.ToZone == "" {
 				return usageError{fmt.Errorf("cannot tell the zones of %s -> %s from the policy; give --from-zone and --to-zone (zones: %s)", pkt.Src, pkt.Dst, zoneNames(prog))}
 			}
+			if reply {
+				back := replyPacket(pkt)
+				fmt.Fprintf(a.stdout, "%-9s %s (reply of %s)\n", "packet", describePacket(back), describePacket(pkt))
+			} else {
+				fmt.Fprintf(a.stdout, "%-9s %s\n", "packet", describePacket(pkt))
+			}
 			want := prog.Allows(pkt)
-			fmt.Fprintf(a.stdout, "%-9s %s %s:%d -> %s:%d, zone %s -> %s\n", "packet", pkt.Proto, pkt.Src, pkt.SrcPort, pkt.Dst, pkt.DstPort, pkt.FromZone, pkt.ToZone)
-			fmt.Fprintf(a.stdout, "%-9s %s\n", "ir", describeVerdict(want.Action, ruleName(want.Rule), ruleSource(want.Rule)))
+			wantAction := want.Action
+			if reply {
+				var line string
+				wantAction, line = decideReply("ir", backends.Decision{Action: want.Action, Rule: ruleName(want.Rule), Source: ruleSource(want.Rule)}, func() backends.Decision {
+					v := prog.Allows(replyPacket(pkt))
+					return backends.Decision{Action: v.Action, Rule: ruleName(v.Rule), Source: ruleSource(v.Rule)}
+				})
+				fmt.Fprintf(a.stdout, "%-9s %s\n", "ir", line)
+			} else {
+				fmt.Fprintf(a.stdout, "%-9s %s\n", "ir", describeVerdict(want.Action, ruleName(want.Rule), ruleSource(want.Rule)))
+			}
 			if target == "ir" {
 				return nil
 			}
@@ -85,8 +111,15 @@ disagrees with the IR, 2 usage errors.`,
 				return fmt.Errorf("reading back the %s rules: %w", target, err)
 			}
 			got := cfg.Decide(pkt)
-			fmt.Fprintf(a.stdout, "%-9s %s\n", target, describeVerdict(got.Action, got.Rule, got.Source))
-			if got.Action != want.Action {
+			gotAction := got.Action
+			if reply {
+				var line string
+				gotAction, line = decideReply(target, got, func() backends.Decision { return cfg.Decide(replyPacket(pkt)) })
+				fmt.Fprintf(a.stdout, "%-9s %s\n", target, line)
+			} else {
+				fmt.Fprintf(a.stdout, "%-9s %s\n", target, describeVerdict(got.Action, got.Rule, got.Source))
+			}
+			if gotAction != wantAction {
 				fmt.Fprintf(a.stderr, "turnwall: the %s rules decide differently from the policy; please report this\n", target)
 				return exitError{exitPolicy}
 			}
@@ -105,6 +138,7 @@ disagrees with the IR, 2 usage errors.`,
 	cmd.Flags().StringVar(&toZone, "to-zone", "", "egress zone (default: from the destination address)")
 	cmd.Flags().StringVar(&dstHost, "dst-host", "", "FQDN the client resolved to reach --dst")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&reply, "reply", false, "decide the reply packet of the connection (--dst:--dport back to --src:--sport)")
 	return cmd
 }
 
@@ -173,4 +207,42 @@ func describeVerdict(action ir.Action, rule, source string) string {
 		return verdict + " by the policy's default action"
 	}
 	return fmt.Sprintf("%s by rule %s (%s)", verdict, rule, source)
+}
+
+// replyMechanism names what lets a reply of an allowed connection through,
+// per traceable target: all of them track connections.
+var replyMechanism = map[string]string{
+	"ir":       "the policy allows connections, and their replies with them",
+	"nftables": "ct state established,related accept",
+	"panos":    "the session of the connection",
+	"fortios":  "the session of the connection",
+	"asa":      "the connection entry",
+}
+
+// replyPacket is the reply direction of a connection's first packet.
+func replyPacket(p ir.Packet) ir.Packet {
+	return ir.Packet{FromZone: p.ToZone, ToZone: p.FromZone, Src: p.Dst, Dst: p.Src, Proto: p.Proto, SrcPort: p.DstPort, DstPort: p.SrcPort}
+}
+
+// decideReply decides the reply of a connection whose first packet got
+// orig: it passes when the connection was allowed; otherwise there is no
+// connection and the reply is a new connection of its own (asNew).
+func decideReply(target string, orig backends.Decision, asNew func() backends.Decision) (ir.Action, string) {
+	if orig.Action == ir.Allow {
+		by := "the policy's default action"
+		if orig.Rule != "" {
+			by = fmt.Sprintf("rule %s (%s)", orig.Rule, orig.Source)
+		}
+		return ir.Allow, fmt.Sprintf("ALLOW as a reply (%s); the connection was allowed by %s", replyMechanism[target], by)
+	}
+	d := asNew()
+	word, _, _ := strings.Cut(describeVerdict(d.Action, "", ""), " ")
+	return d.Action, fmt.Sprintf("%s: no allowed connection to reply to (the original direction: %s); as a new connection: %s",
+		word, describeVerdict(orig.Action, orig.Rule, orig.Source), describeVerdict(d.Action, d.Rule, d.Source))
+}
+
+// describePacket renders a packet with its endpoints as address:port
+// ([address]:port for IPv6) and its zones.
+func describePacket(p ir.Packet) string {
+	return fmt.Sprintf("%s %s -> %s, zone %s -> %s", p.Proto, netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort), p.FromZone, p.ToZone)
 }

@@ -104,6 +104,9 @@ type Result struct {
 	// RolledBack: the read-back differed and the previous table was
 	// restored.
 	RolledBack bool
+	// Warnings are things the caller should tell the operator (a confirm
+	// window without its systemd timer).
+	Warnings []string
 }
 
 // maxAttempts bounds re-planning when other programs keep changing the

@@ -17,6 +17,8 @@ import (
 //	       to TW_NETNS (the process the kill test kills)
 //	watch: run the confirm watcher for TW_STATE, TW_NETNS, TW_TABLE, TW_ID
 //	lock:  take the lock in TW_STATE, say "locked", and sleep
+//	rollback: what the systemd timer runs: roll back window TW_ID if it
+//	       has expired
 func runChild(role string) int {
 	st := State{Dir: os.Getenv("TW_STATE")}
 	target := Target{Table: os.Getenv("TW_TABLE"), NetNS: os.Getenv("TW_NETNS")}
@@ -55,6 +57,18 @@ func runChild(role string) int {
 		}
 		fmt.Println("locked")
 		time.Sleep(time.Minute)
+		return 0
+	case "rollback":
+		unlock, err := st.Lock(10 * time.Second)
+		if err != nil {
+			return fail(err)
+		}
+		defer unlock()
+		_, msg, err := st.Rollback(target, RollbackOptions{ID: os.Getenv("TW_ID"), IfExpired: true, By: "the test timer"})
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println(msg)
 		return 0
 	case "noop":
 		return 0

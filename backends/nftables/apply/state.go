@@ -21,17 +21,24 @@ import (
 )
 
 // DefaultStateDir is where apply keeps its lock and the rulesets saved for
-// confirm windows: tmpfs, so nothing outlives a reboot (nor does the
-// kernel's ruleset). TURNWALL_STATE_DIR overrides it.
+// confirm windows. It is on disk, so a pending rollback survives every
+// process; a record from before a reboot is recognised by the boot id it
+// carries and dropped (the kernel's ruleset did not survive either).
+// TURNWALL_STATE_DIR overrides it.
 func DefaultStateDir() string {
 	if d := os.Getenv("TURNWALL_STATE_DIR"); d != "" {
 		return d
 	}
-	return "/run/turnwall"
+	return "/var/lib/turnwall"
 }
 
 // State is apply's state directory.
-type State struct{ Dir string }
+type State struct {
+	Dir string
+	// Systemctl stops the systemd timer of a closed window (default
+	// "systemctl").
+	Systemctl string
+}
 
 func (st State) ensure() error {
 	if st.Dir == "" {
@@ -87,10 +94,22 @@ type Pending struct {
 	Table   string    `json:"table"`
 	NetNS   string    `json:"netns,omitempty"`
 	Applied time.Time `json:"applied"`
-	// Deadline is when the watcher restores Previous unless confirmed.
+	// Deadline is when Previous is restored unless confirmed: by the
+	// watcher, by the systemd timer, or by the next turnwall that runs.
 	Deadline time.Time `json:"deadline"`
 	Watcher  int       `json:"watcher_pid"`
-	Policy   string    `json:"policy,omitempty"`
+	// WatcherStart is the watcher's start time (/proc/PID/stat, clock ticks
+	// since boot), so that a reused pid is not taken for the watcher.
+	WatcherStart uint64 `json:"watcher_start,omitempty"`
+	// Timer is the systemd timer unit that rolls back at the deadline, if
+	// one was scheduled.
+	Timer  string `json:"timer,omitempty"`
+	Policy string `json:"policy,omitempty"`
+	// BootID and NetNSID say which kernel and network namespace the table
+	// lives in: a record from before a reboot, or read from another
+	// namespace, is never rolled back into the wrong ruleset.
+	BootID   string    `json:"boot_id,omitempty"`
+	NetNSID  string    `json:"netns_id,omitempty"`
 	Previous *Snapshot `json:"previous"`
 }
 
@@ -148,8 +167,9 @@ func (st State) Outcome(t Target) string {
 	return strings.TrimSpace(string(data))
 }
 
+// writeOutcome records how a window ended (the message says when).
 func (st State) writeOutcome(t Target, format string, args ...any) {
-	msg := time.Now().Format(time.RFC3339) + " " + fmt.Sprintf(format, args...) + "\n"
+	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ") + "\n"
 	writeAtomic(st.outcomePath(t), []byte(msg))
 }
 
@@ -182,13 +202,18 @@ type ConfirmOptions struct {
 	// must outlive this one and run Watch(state, target, id). ApplyConfirmed
 	// starts it in its own session.
 	Watcher func(id string) *exec.Cmd
+	// Timer, when set and usable, schedules a systemd timer that rolls back
+	// at the deadline even if the watcher dies and no turnwall runs again.
+	Timer *SystemdTimer
 }
 
 // ApplyConfirmed applies want with a confirm window: the previous table is
-// saved and a detached watcher restores it when the window ends, unless
-// Confirm is called first. The watcher starts before the ruleset changes,
-// so even if this process dies half-way the previous table comes back. The
-// caller holds the lock.
+// saved on disk and a detached watcher restores it when the window ends,
+// unless Confirm is called first. The watcher starts before the ruleset
+// changes, so even if this process dies half-way the previous table comes
+// back. Should the watcher die too, a systemd timer (when there is one) or
+// the next turnwall invocation (Recover) rolls back. The caller holds the
+// lock.
 func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOptions) (*Result, *Pending, error) {
 	if o.Window <= 0 {
 		return nil, nil, errors.New("the confirm window must be positive")
@@ -200,6 +225,10 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 		return nil, nil, err
 	} else if p != nil {
 		return nil, nil, fmt.Errorf("an apply of %s is waiting for `turnwall confirm` until %s; confirm it or let it roll back first", t, p.Deadline.Format(time.RFC3339))
+	}
+	nsID, err := netnsID(t)
+	if err != nil {
+		return nil, nil, err
 	}
 	prev, err := Read(t)
 	if err != nil {
@@ -215,7 +244,7 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 	idb := make([]byte, 8)
 	rand.Read(idb)
 	p := &Pending{ID: hex.EncodeToString(idb), Table: t.Table, NetNS: t.NetNS, Applied: time.Now(),
-		Deadline: time.Now().Add(o.Window), Policy: o.Policy, Previous: prev}
+		Deadline: time.Now().Add(o.Window), Policy: o.Policy, BootID: bootID(), NetNSID: nsID, Previous: prev}
 	if err := st.writePending(p); err != nil {
 		return nil, nil, fmt.Errorf("saving the previous ruleset: %w", err)
 	}
@@ -225,6 +254,7 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 		return nil, nil, fmt.Errorf("starting the confirm watcher: %w", err)
 	}
 	p.Watcher = cmd.Process.Pid
+	p.WatcherStart, _ = procStart(p.Watcher)
 	res, err := Apply(t, want)
 	if err != nil {
 		// Nothing to roll back when the kernel still holds the previous
@@ -232,11 +262,22 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 		// otherwise the watcher restores it when the window ends.
 		if cur, rerr := Read(t); rerr == nil && sameSnapshot(prev, cur) == nil {
 			st.removePending(t)
+		} else {
+			st.writePending(p) // the watcher's pid, for status
 		}
 		return res, nil, err
 	}
 	p.Applied = time.Now()
 	p.Deadline = p.Applied.Add(o.Window)
+	if o.Timer != nil && o.Timer.usable(t) {
+		// Best effort: without the timer the watcher and the next turnwall
+		// invocation still roll back.
+		if unit, terr := o.Timer.schedule(p); terr == nil {
+			p.Timer = unit
+		} else {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("no systemd timer for the rollback (%v); the watcher and the next turnwall invocation roll back", terr))
+		}
+	}
 	if err := st.writePending(p); err != nil {
 		return res, p, fmt.Errorf("the ruleset was applied but the confirm deadline could not be saved (the rollback comes at %s): %w", p.Deadline.Format(time.RFC3339), err)
 	}
@@ -261,24 +302,47 @@ func startDetached(cmd *exec.Cmd, logPath string) error {
 	return nil
 }
 
-// Confirm keeps the ruleset of a pending apply: the watcher finds the
-// pending record gone and exits. The caller holds the lock.
+// NothingPendingError: no apply of the target waits for a confirm.
+type NothingPendingError struct {
+	Verb   string // "confirm", "roll back"
+	Target Target
+	Last   string // the last outcome, if any
+}
+
+func (e *NothingPendingError) Error() string {
+	msg := fmt.Sprintf("nothing to %s: no apply of %s is waiting for confirmation", e.Verb, e.Target)
+	if e.Last != "" {
+		msg += " (last: " + e.Last + ")"
+	}
+	return msg
+}
+
+// Confirm keeps the ruleset of a pending apply: the record is removed (the
+// watcher sees it gone and exits) and the systemd timer is stopped. A
+// window whose deadline has passed is rolled back instead, as the watcher
+// would have done, and Confirm fails saying so. The caller holds the lock.
 func (st State) Confirm(t Target) (*Pending, error) {
-	p, err := st.ReadPending(t)
+	rec, err := st.Recover(t, "turnwall confirm")
 	if err != nil {
 		return nil, err
 	}
-	if p == nil {
-		msg := fmt.Sprintf("nothing to confirm: no apply of %s is waiting for confirmation", t)
-		if o := st.Outcome(t); o != "" {
-			msg += " (last: " + o + ")"
-		}
-		return nil, errors.New(msg)
+	if rec.Closed != nil {
+		return nil, fmt.Errorf("too late to confirm: %s", rec.Outcome)
 	}
+	p := rec.Pending
+	if p == nil {
+		return nil, &NothingPendingError{Verb: "confirm", Target: t, Last: st.Outcome(t)}
+	}
+	msg := fmt.Sprintf("confirmed at %s: the apply of %s (window until %s) stays", time.Now().Format(time.RFC3339), p.Applied.Format(time.RFC3339), p.Deadline.Format(time.RFC3339))
+	if p.Timer != "" {
+		if err := st.cancelErr(p); err != nil {
+			msg += fmt.Sprintf("; stopping the timer %s failed (%v): when it runs it finds nothing to roll back", p.Timer, err)
+		}
+	}
+	st.writeOutcome(t, "%s", msg)
 	if err := st.removePending(t); err != nil {
 		return nil, err
 	}
-	st.writeOutcome(t, "confirmed the apply of %s (window until %s)", p.Applied.Format(time.RFC3339), p.Deadline.Format(time.RFC3339))
 	return p, nil
 }
 
@@ -316,19 +380,12 @@ func (st State) Watch(t Target, id string, lockWait time.Duration) error {
 		if err != nil {
 			return err
 		}
-		p, err = st.ReadPending(t)
-		if err != nil || p == nil || p.ID != id {
-			unlock()
-			return err
-		}
-		rerr := Restore(t, p.Previous)
-		if rerr != nil {
-			st.writeOutcome(t, "the confirm window of the apply of %s ended and restoring the previous ruleset FAILED: %v", p.Applied.Format(time.RFC3339), rerr)
-		} else {
-			st.writeOutcome(t, "rolled back: the apply of %s was not confirmed by %s; the previous ruleset was restored", p.Applied.Format(time.RFC3339), p.Deadline.Format(time.RFC3339))
-		}
-		st.removePending(t)
+		_, _, err = st.Rollback(t, RollbackOptions{ID: id, IfExpired: true, By: "the confirm watcher"})
 		unlock()
-		return rerr
+		var none *NothingPendingError
+		if errors.As(err, &none) {
+			return nil // another turnwall closed the window meanwhile
+		}
+		return err
 	}
 }
