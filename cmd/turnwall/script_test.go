@@ -47,6 +47,7 @@ func TestScripts(t *testing.T) {
 			"exitcode": cmdExitcode,
 			"listdir":  cmdListdir,
 			"fileperm": cmdFileperm,
+			"turnrelay": cmdTurnrelay,
 		},
 	})
 }
