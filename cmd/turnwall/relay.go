@@ -122,7 +122,7 @@ func (a *app) relayCmd() *cobra.Command {
 		Use:   "relay [POLICY] [--relay NAME]",
 		Short: "Run the TURN relay the policy describes",
 		Long: `Relay runs the TURN relay (RFC 8656, RFC 6062, RFC 6156) that POLICY describes:
-its listeners (UDP and TCP, TLS with the policy's certificate, TLS 1.2 or newer;
+its listeners (UDP and TCP, TLS with the policy's certificate, TLS 1.2 (ECDHE AEAD suites only) or newer;
 a self-signed certificate only for lab_only relays), realm, relayed port range
 and TCP allocations. Peers are limited to those the policy names; IANA
 special-purpose ranges (loopback, RFC 1918, link-local and 169.254.169.254,
