@@ -10,16 +10,17 @@ import (
 // keyedBuckets is a token bucket per key (a source address, a user, a log
 // event and source), with bounded memory: at most max keys are tracked; when
 // the map is full, keys whose bucket has refilled and that have nothing to
-// report are forgotten, and if none can be, new keys share one overflow
+// report are forgotten (at most once a second), and meanwhile new keys share one overflow
 // bucket (so a flood from many sources costs the overflow bucket, never the
 // buckets of keys already tracked, nor memory).
 type keyedBuckets[K comparable] struct {
 	rate, burst float64
 	max         int
 
-	mu       sync.Mutex
-	m        map[K]*tokens
-	overflow tokens
+	mu        sync.Mutex
+	m         map[K]*tokens
+	overflow  tokens
+	lastSweep time.Time
 }
 
 type tokens struct {
@@ -46,7 +47,8 @@ func (b *keyedBuckets[K]) get(key K, now time.Time, create bool) *tokens {
 		if !create {
 			return nil
 		}
-		if len(b.m) >= b.max {
+		if len(b.m) >= b.max && now.Sub(b.lastSweep) >= time.Second { // at most one sweep a second: a flood of new keys costs no more
+			b.lastSweep = now
 			for k, x := range b.m {
 				if x.suppressed == 0 && x.n+now.Sub(x.last).Seconds()*b.rate >= b.burst {
 					delete(b.m, k)
