@@ -352,6 +352,11 @@ func TestLogPerSource(t *testing.T) {
 	if _, _, err := c.Allocate(ctx(t), turnclient.AllocateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A flood of refused private peers from this source does not hide its
+	// metadata probe either.
+	for i := range 100 {
+		c.CreatePermission(ctx(t), netip.AddrFrom4([4]byte{10, 99, 0, byte(i)}))
+	}
 	if err := c.CreatePermission(ctx(t), netip.MustParseAddr("169.254.169.254")); turnclient.Code(err) != 403 {
 		t.Fatalf("metadata peer: %v, want 403", err)
 	}
@@ -362,6 +367,9 @@ func TestLogPerSource(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the metadata probe from another source was not logged:\n%s", tail([]byte(log)))
+	}
+	if n := strings.Count(log, `"reason":"private"`); n < 1 || n > 12 {
+		t.Errorf("%d private-peer refusal lines for 100 from one source, want 1..12", n)
 	}
 	if n := strings.Count(log, `"msg":"authentication failed"`); n < 1 || n > 20 {
 		t.Errorf("%d authentication failure lines for a flood of 500 from one source, want 1..20", n)

@@ -13,7 +13,7 @@ import (
 
 // logLimiter keeps clients from flooding the log: events they can cause
 // (refused peers, failed authentication, protocol errors) pass at most
-// logRate a second per event and source address after a burst, so a flood
+// logRate a second per event (and reason) and source address after a burst, so a flood
 // from one source cannot hide another source's lines; the number suppressed
 // is reported with the next line of the same key that passes. A global
 // bucket bounds the total when many sources flood at once. Metrics count
@@ -57,7 +57,16 @@ func (l *logLimiter) take(msg string, src netip.Addr) (bool, int) {
 // limited logs a client-caused event through the limiter; src is the client
 // (nil when unknown).
 func (s *Server) limited(level slog.Level, src net.Addr, msg string, args ...any) {
-	s.limitedAs(msg, level, src, msg, args...)
+	key := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "reason" {
+			if r, ok := args[i+1].(string); ok {
+				key = msg + "\x00" + r // per event and reason: one class cannot hide another
+			}
+			break
+		}
+	}
+	s.limitedAs(key, level, src, msg, args...)
 }
 
 // limitedAs is limited with the event named by key rather than msg (for
