@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/turnwall/turnwall/relay/creds"
 )
 
 // The request guard sees every client message before the TURN engine
@@ -42,8 +44,8 @@ type client struct {
 	src       net.Addr // the client's address as the engine sees it
 	local     net.Addr // the listener's address as the engine sees it
 	reply     func([]byte)
-	authed    func() // a request authenticated on this connection (TCP)
-	dataConn  func() // a ConnectionBind passed: raw data follows (TCP)
+	authed    func(user string) // a request authenticated on this connection (TCP)
+	dataConn  func()            // a ConnectionBind passed: raw data follows (TCP)
 }
 
 // stunRequestMethod returns the method of a STUN request the guard inspects,
@@ -79,17 +81,38 @@ func (s *Server) inspect(b []byte, c *client) ([]byte, verdict) {
 		s.metrics.authChallenges.Inc()
 		return nil, pass
 	}
+	var u stun.Username
+	_ = u.GetFrom(m)
+	src, tuser, now := sourceOf(c.src), throttleKey(string(u)), time.Now()
+	if why := s.throttle.check(src, tuser, now); why != "" {
+		// Not verified: a correct guess is refused like a wrong one until
+		// the bucket refills.
+		s.metrics.authThrottled.WithLabelValues(why).Inc()
+		s.limited(slog.LevelWarn, c.src, "authentication throttled", "by", why, "method", method.String(),
+			"client", c.src.String(), "transport", c.transport, "username", u.String())
+		if c.transport != UDP { // over UDP, silence: no reflection towards a spoofed source
+			if resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID),
+				stun.NewType(method, stun.ClassErrorResponse), stun.ErrorCodeAttribute{Code: 429, Reason: []byte("Try Again Later")},
+				stun.Fingerprint); err == nil {
+				c.reply(resp.Raw)
+			}
+		}
+		return nil, drop
+	}
 	userID, key, fail := s.cfg.Auth.Verify(m, c.src)
 	if fail != authOK {
 		s.metrics.authFailures.WithLabelValues(string(fail)).Inc()
-		var u stun.Username
-		_ = u.GetFrom(m)
-		s.limited(slog.LevelWarn, "authentication failed", "reason", string(fail), "method", method.String(),
+		if fail == AuthBadPassword {
+			s.throttle.failed(src, tuser, now)
+		} else {
+			s.throttle.failed(src, "", now)
+		}
+		s.limited(slog.LevelWarn, c.src, "authentication failed", "reason", string(fail), "method", method.String(),
 			"client", c.src.String(), "transport", c.transport, "username", u.String())
 		return nil, pass // the engine answers 401 with a fresh nonce
 	}
 	if c.authed != nil {
-		c.authed()
+		c.authed(userID)
 	}
 	refuse := func(code stun.ErrorCode, extra ...stun.Setter) ([]byte, verdict) {
 		s.metrics.refused.WithLabelValues(codeLabel(code)).Inc()
@@ -123,7 +146,7 @@ func (s *Server) inspect(b []byte, c *client) ([]byte, verdict) {
 		case !exists:
 			return refuse(stun.CodeAllocMismatch)
 		case owner != userID:
-			s.limited(slog.LevelWarn, "request on another user's allocation", "method", method.String(),
+			s.limited(slog.LevelWarn, c.src, "request on another user's allocation", "method", method.String(),
 				"client", c.src.String(), "user", userID, "owner", owner)
 			return refuse(stun.CodeWrongCredentials)
 		}
@@ -142,6 +165,15 @@ func (s *Server) inspect(b []byte, c *client) ([]byte, verdict) {
 		}
 	}
 	return nil, pass
+}
+
+// throttleKey is the user a username guesses the password of: the user part
+// of a TURN REST username (whatever its expiry), or the static user.
+func throttleKey(username string) string {
+	if _, user, ok := creds.ParseUsername(username); ok && user != "" {
+		return user
+	}
+	return username
 }
 
 func codeLabel(c stun.ErrorCode) string {

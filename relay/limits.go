@@ -23,6 +23,23 @@ type Limits struct {
 	// MaxTCPConns caps concurrent TCP and TLS client connections; 0 is
 	// unlimited.
 	MaxTCPConns int
+	// MaxTCPConnsPerSource caps concurrent TCP and TLS connections from one
+	// source address; 0 is unlimited.
+	MaxTCPConnsPerSource int
+	// MaxTCPConnsPerUser caps concurrent TCP and TLS connections that
+	// authenticated as one user; 0 is unlimited.
+	MaxTCPConnsPerUser int
+	// UnallocatedTimeout is how long a TCP or TLS connection may stay open
+	// without holding an allocation (TLS handshake, challenge, and refused
+	// Allocates included), from being accepted or from losing its allocation.
+	// 0: DefaultUnallocatedTimeout.
+	UnallocatedTimeout time.Duration
+	// AuthFailRate throttles failed authentications per source address and
+	// per user: after a burst of AuthFailBurst failures, AuthFailRate a
+	// second; requests with credentials over it are not verified (429 over
+	// TCP and TLS, dropped over UDP). 0 is unlimited.
+	AuthFailRate  float64
+	AuthFailBurst int // 0: DefaultAuthFailBurst
 }
 
 // Default limits, the same as the coturn backend's defaults.
@@ -32,7 +49,23 @@ const (
 	DefaultMaxLifetime = time.Hour
 	DefaultMaxBPS      = 4_000_000
 	maxLifetimeCeiling = time.Hour // pion/turn never grants more
+
+	DefaultMaxTCPConns          = 4096
+	DefaultMaxTCPConnsPerSource = 256
+	DefaultMaxTCPConnsPerUser   = 64
+	DefaultUnallocatedTimeout   = 5 * time.Second
+	DefaultAuthFailRate         = 2.0
+	DefaultAuthFailBurst        = 20
 )
+
+// DefaultLimits are the limits `turnwall relay` runs with unless told
+// otherwise.
+func DefaultLimits() Limits {
+	return Limits{UserQuota: DefaultUserQuota, TotalQuota: DefaultTotalQuota, MaxLifetime: DefaultMaxLifetime,
+		MaxBPS: DefaultMaxBPS, MaxTCPConns: DefaultMaxTCPConns, MaxTCPConnsPerSource: DefaultMaxTCPConnsPerSource,
+		MaxTCPConnsPerUser: DefaultMaxTCPConnsPerUser, UnallocatedTimeout: DefaultUnallocatedTimeout,
+		AuthFailRate: DefaultAuthFailRate, AuthFailBurst: DefaultAuthFailBurst}
+}
 
 // quota counts allocations per user and in total. The TURN engine asks before
 // creating an allocation (reserve) and reports creations and deletions; a

@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/pion/logging"
@@ -12,46 +13,69 @@ import (
 
 // logLimiter keeps clients from flooding the log: events they can cause
 // (refused peers, failed authentication, protocol errors) pass at most
-// logRate a second after a burst; the number suppressed is reported with the
-// next one that passes. Metrics count every event.
+// logRate a second per event (and reason) and source address after a burst, so a flood
+// from one source cannot hide another source's lines; the number suppressed
+// is reported with the next line of the same key that passes. A global
+// bucket bounds the total when many sources flood at once. Metrics count
+// every event.
 type logLimiter struct {
-	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	suppressed int
+	keys   *keyedBuckets[logKey]
+	global *keyedBuckets[struct{}]
+}
+
+type logKey struct {
+	msg string
+	src netip.Addr
 }
 
 const (
-	logRate  = 20.0
-	logBurst = 100.0
+	logRate        = 1.0
+	logBurst       = 10.0
+	logGlobalRate  = 100.0
+	logGlobalBurst = 500.0
 )
 
-func (l *logLimiter) init() { l.tokens = logBurst; l.last = time.Now() }
+func (l *logLimiter) init() {
+	l.keys = newKeyedBuckets[logKey](logRate, logBurst, maxLogKeys)
+	l.global = newKeyedBuckets[struct{}](logGlobalRate, logGlobalBurst, 1)
+}
 
-// take reports whether a line may be logged, and how many were suppressed
-// before it.
-func (l *logLimiter) take() (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// take reports whether a line may be logged, and how many of its key were
+// suppressed before it.
+func (l *logLimiter) take(msg string, src netip.Addr) (bool, int) {
 	now := time.Now()
-	l.tokens = min(logBurst, l.tokens+now.Sub(l.last).Seconds()*logRate)
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed++
+	ok, n := l.keys.take(logKey{msg, src}, now)
+	if !ok {
 		return false, 0
 	}
-	l.tokens--
-	n := l.suppressed
-	l.suppressed = 0
+	if ok, _ := l.global.take(struct{}{}, now); !ok {
+		return false, 0
+	}
 	return true, n
 }
 
-// limited logs a client-caused event through the limiter.
-func (s *Server) limited(level slog.Level, msg string, args ...any) {
+// limited logs a client-caused event through the limiter; src is the client
+// (nil when unknown).
+func (s *Server) limited(level slog.Level, src net.Addr, msg string, args ...any) {
+	key := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "reason" {
+			if r, ok := args[i+1].(string); ok {
+				key = msg + "\x00" + r // per event and reason: one class cannot hide another
+			}
+			break
+		}
+	}
+	s.limitedAs(key, level, src, msg, args...)
+}
+
+// limitedAs is limited with the event named by key rather than msg (for
+// messages that vary).
+func (s *Server) limitedAs(key string, level slog.Level, src net.Addr, msg string, args ...any) {
 	if !s.log.Enabled(context.Background(), level) {
 		return
 	}
-	ok, suppressed := s.logLimit.take()
+	ok, suppressed := s.logLimit.take(key, sourceOf(src))
 	if !ok {
 		return
 	}
@@ -87,7 +111,7 @@ func (l pionLogger) debugf(format string, args ...any) {
 }
 
 func (l pionLogger) warn(msg string) {
-	l.s.limited(slog.LevelWarn, msg, "component", "pion/"+l.scope)
+	l.s.limitedAs("pion/"+l.scope, slog.LevelWarn, nil, msg, "component", "pion/"+l.scope)
 }
 
 func (l pionLogger) Trace(msg string)                  {}

@@ -23,6 +23,7 @@ type metrics struct {
 	tcpConnections   prometheus.Gauge
 	authFailures     *prometheus.CounterVec
 	authChallenges   prometheus.Counter
+	authThrottled    *prometheus.CounterVec
 	deniedPeers      *prometheus.CounterVec
 	quotaRejections  *prometheus.CounterVec
 	refused          *prometheus.CounterVec
@@ -65,6 +66,8 @@ func newMetrics() *metrics {
 			Help: "Requests with credentials that failed authentication, by reason."}, []string{"reason"}),
 		authChallenges: prometheus.NewCounter(prometheus.CounterOpts{Name: metricPrefix + "auth_challenges_total",
 			Help: "Requests without credentials, answered 401 with a nonce (every client's first Allocate)."}),
+		authThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "auth_throttled_total",
+			Help: "Requests with credentials refused unverified after too many failed authentications, by reason (source or user)."}, []string{"reason"}),
 		deniedPeers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "denied_peers_total",
 			Help: "Peer addresses refused on CreatePermission, ChannelBind or Connect, by reason."}, []string{"reason"}),
 		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "quota_rejections_total",
@@ -89,6 +92,9 @@ func (m *metrics) initLabels() {
 	for _, r := range []AuthFailure{AuthMalformed, AuthWrongRealm, AuthUnknownUser, AuthNoSecret, AuthExpired, AuthBadPassword} {
 		m.authFailures.WithLabelValues(string(r))
 	}
+	for _, r := range []string{throttleSource, throttleUser} {
+		m.authThrottled.WithLabelValues(r)
+	}
 	for _, q := range []string{"user", "total", "draining"} {
 		m.quotaRejections.WithLabelValues(q)
 	}
@@ -101,7 +107,7 @@ func (m *metrics) initLabels() {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.allocations, m.allocationsTotal, m.permissions, m.channels, m.tcpConnections,
-		m.authFailures, m.authChallenges, m.deniedPeers, m.quotaRejections, m.refused, (*trafficCollector)(m)} {
+		m.authFailures, m.authChallenges, m.authThrottled, m.deniedPeers, m.quotaRejections, m.refused, (*trafficCollector)(m)} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

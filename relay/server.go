@@ -91,6 +91,12 @@ type Server struct {
 	listeners   []*guardedListener
 	bound       []Listener
 	tcpConns    atomic.Int64
+	connMu      sync.Mutex
+	tcpBySource map[netip.Addr]int
+	tcpByUser   map[string]int
+	tcpByTuple  map[string]*guardedConn
+	unallocated time.Duration
+	throttle    *authThrottle
 	draining    atomic.Bool
 	self        []netip.Addr // the relay's own addresses, unmapped
 	dp          *dataplane   // nil: relayed sockets are read by goroutines
@@ -126,14 +132,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RelayPorts.First == 0 || cfg.RelayPorts.First > cfg.RelayPorts.Last {
 		return nil, fmt.Errorf("relay port range %s is empty or starts at 0", cfg.RelayPorts)
 	}
-	if cfg.Limits.UserQuota < 0 || cfg.Limits.TotalQuota < 0 || cfg.Limits.MaxBPS < 0 || cfg.Limits.MaxTCPConns < 0 || cfg.Limits.MaxLifetime < 0 {
+	if l := cfg.Limits; l.UserQuota < 0 || l.TotalQuota < 0 || l.MaxBPS < 0 || l.MaxTCPConns < 0 || l.MaxLifetime < 0 ||
+		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 {
 		return nil, errors.New("limits must not be negative")
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger.With("relay", cfg.Name), metrics: newMetrics(),
-		quota:     newQuota(cfg.Limits.UserQuota, cfg.Limits.TotalQuota),
-		tcpAllocs: map[netip.AddrPort]*relayListener{},
-		relays:    map[netip.AddrPort]*relayConn{},
+		quota:       newQuota(cfg.Limits.UserQuota, cfg.Limits.TotalQuota),
+		tcpAllocs:   map[netip.AddrPort]*relayListener{},
+		relays:      map[netip.AddrPort]*relayConn{},
+		tcpBySource: map[netip.Addr]int{},
+		tcpByUser:   map[string]int{},
+		tcpByTuple:  map[string]*guardedConn{},
+		unallocated: cfg.Limits.UnallocatedTimeout,
+		throttle:    newAuthThrottle(cfg.Limits),
+	}
+	if s.unallocated == 0 {
+		s.unallocated = DefaultUnallocatedTimeout
 	}
 	s.logLimit.init()
 	s.gen = &relayGen{s: s, tcpPorts: map[netip.AddrPort]bool{}}
@@ -187,7 +202,7 @@ func New(cfg Config) (*Server, error) {
 			if err != nil {
 				return nil, err
 			}
-			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}}
+			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12Suites, Certificates: []tls.Certificate{*cert}}
 		}
 	}
 
@@ -243,8 +258,19 @@ func New(cfg Config) (*Server, error) {
 	s.log.Info("relay started", "listeners", fmt.Sprint(s.bound), "relay_v4", s.relayV4.String(), "relay_v6", s.relayV6.String(),
 		"relay_ports", cfg.RelayPorts.String(), "tcp_relay", cfg.TCPRelay, "udp_sockets", cfg.UDPSockets,
 		"static_users", users, "secrets", secrets, "user_quota", cfg.Limits.UserQuota, "total_quota", cfg.Limits.TotalQuota,
-		"max_lifetime", s.maxLifetime.String(), "max_bps", cfg.Limits.MaxBPS)
+		"max_lifetime", s.maxLifetime.String(), "max_bps", cfg.Limits.MaxBPS, "max_tcp_connections", cfg.Limits.MaxTCPConns,
+		"max_tcp_connections_per_source", cfg.Limits.MaxTCPConnsPerSource, "max_tcp_connections_per_user", cfg.Limits.MaxTCPConnsPerUser,
+		"unallocated_timeout", s.unallocated.String(), "auth_fail_rate", cfg.Limits.AuthFailRate)
 	return s, nil
+}
+
+// tls12Suites are the TLS 1.2 cipher suites served: ECDHE key exchange with
+// AEAD ciphers only (no CBC, no SHA-1 MACs, no RSA key exchange). TLS 1.3
+// suites are not configurable and all AEAD.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 func network(transport string, a netip.Addr) string {
@@ -384,7 +410,7 @@ func (s *Server) permit(client net.Addr, peer net.IP, method, user string) bool 
 	if user != "" {
 		args = append(args, "user", user)
 	}
-	s.limited(slog.LevelWarn, "peer refused", args...)
+	s.limited(slog.LevelWarn, client, "peer refused", args...)
 	return false
 }
 
@@ -450,7 +476,7 @@ func (s *Server) quotaHandler(user, realm string, src net.Addr) bool {
 	}
 	if full := s.quota.reserve(user, src, time.Now()); full != "" {
 		s.metrics.quotaRejections.WithLabelValues(full).Inc()
-		s.limited(slog.LevelWarn, "allocation quota reached", "quota", full, "user", user, "client", addrString(src))
+		s.limited(slog.LevelWarn, src, "allocation quota reached", "quota", full, "user", user, "client", addrString(src))
 		return false
 	}
 	return true
@@ -460,6 +486,7 @@ func (s *Server) events() turn.EventHandler {
 	return turn.EventHandler{
 		OnAllocationCreated: func(src, dst net.Addr, _, user, _ string, relayAddr net.Addr, _ int) {
 			s.quota.created(src, dst, user)
+			s.holding(src, dst, true)
 			if u, ok := src.(*net.UDPAddr); ok {
 				if g, rc := s.groupFor(dst), s.relayByAddr(relayAddr); g != nil && rc != nil {
 					route := &clientRoute{addr: unmapAP(u.AddrPort()), group: g}
@@ -473,6 +500,7 @@ func (s *Server) events() turn.EventHandler {
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, user, _ string) {
 			s.quota.deleted(src, dst)
+			s.holding(src, dst, false)
 			for _, g := range s.groups {
 				g.forget(src)
 			}

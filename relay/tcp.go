@@ -6,17 +6,17 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Timeouts of TCP and TLS client connections.
+// Timeouts of TCP and TLS client connections. A connection that holds no
+// allocation (TLS handshake, challenge, refused Allocates) is closed after
+// Limits.UnallocatedTimeout; one that holds an allocation may be idle for the
+// lifetime cap plus a minute.
 const (
-	// preAuthTimeout: a connection must complete TLS and an authenticated
-	// request within this time of being accepted (no idle sockets held by
-	// strangers).
-	preAuthTimeout = 30 * time.Second
 	// writeTimeout: a client that stops reading is dropped rather than
 	// blocking the relay's writers.
 	writeTimeout = 10 * time.Second
@@ -27,6 +27,7 @@ const (
 var (
 	errInvalidFrame = errors.New("not a STUN or ChannelData frame")
 	errIncomplete   = errors.New("incomplete frame")
+	errUserConns    = errors.New("too many connections for this user")
 )
 
 // frameLen returns the length of the first TURN frame in b (RFC 8656 section
@@ -77,35 +78,104 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			if errors.Is(err, net.ErrClosed) {
 				return nil, err
 			}
-			l.s.limited(slog.LevelWarn, "accept failed", "transport", l.transport, "err", err.Error())
+			l.s.limited(slog.LevelWarn, nil, "accept failed", "transport", l.transport, "err", err.Error())
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		if max := l.s.cfg.Limits.MaxTCPConns; max > 0 && l.s.tcpConns.Load() >= int64(max) {
-			l.s.metrics.refused.WithLabelValues("tcp-connections").Inc()
-			l.s.limited(slog.LevelWarn, "too many TCP connections", "max", max, "client", raw.RemoteAddr().String())
+		src := sourceOf(raw.RemoteAddr())
+		if why, max := l.s.admit(src); why != "" {
+			l.s.metrics.refused.WithLabelValues(why).Inc()
+			l.s.limited(slog.LevelWarn, raw.RemoteAddr(), "TCP connection refused", "limit", why, "max", max, "client", raw.RemoteAddr().String())
 			raw.Close()
 			continue
 		}
-		raw.SetDeadline(time.Now().Add(preAuthTimeout))
+		raw.SetDeadline(time.Now().Add(l.s.unallocated))
 		inner := raw
 		if l.tls != nil {
 			inner = tls.Server(raw, l.tls)
 		}
-		c := &guardedConn{Conn: inner, l: l, buf: make([]byte, 4096)}
+		c := &guardedConn{Conn: inner, l: l, buf: make([]byte, 4096), src: src,
+			tuple: tupleKey(inner.RemoteAddr(), inner.LocalAddr())}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
+			l.s.release(src, "")
 			raw.Close()
 			return nil, net.ErrClosed
 		}
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
-		l.s.tcpConns.Add(1)
+		l.s.connMu.Lock()
+		l.s.tcpByTuple[c.tuple] = c
+		l.s.connMu.Unlock()
 		l.s.metrics.tcpConnections.Inc()
 		return c, nil
+	}
+}
+
+// admit counts a new TCP or TLS connection from src, or says which limit
+// refuses it (a metric label) and the limit.
+func (s *Server) admit(src netip.Addr) (string, int) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	l := s.cfg.Limits
+	switch {
+	case l.MaxTCPConns > 0 && s.tcpConns.Load() >= int64(l.MaxTCPConns):
+		return "tcp-connections", l.MaxTCPConns
+	case l.MaxTCPConnsPerSource > 0 && s.tcpBySource[src] >= l.MaxTCPConnsPerSource:
+		return "tcp-connections-per-source", l.MaxTCPConnsPerSource
+	}
+	s.tcpConns.Add(1)
+	s.tcpBySource[src]++
+	return "", 0
+}
+
+// release uncounts a connection from src (and of user, when it was counted).
+func (s *Server) release(src netip.Addr, user string) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	s.tcpConns.Add(-1)
+	if s.tcpBySource[src]--; s.tcpBySource[src] <= 0 {
+		delete(s.tcpBySource, src)
+	}
+	if user != "" {
+		if s.tcpByUser[user]--; s.tcpByUser[user] <= 0 {
+			delete(s.tcpByUser, user)
+		}
+	}
+}
+
+// countUser counts a connection's user when it first authenticates; false
+// when the user already has the most connections allowed.
+func (s *Server) countUser(user string) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if max := s.cfg.Limits.MaxTCPConnsPerUser; max > 0 && s.tcpByUser[user] >= max {
+		return false
+	}
+	s.tcpByUser[user]++
+	return true
+}
+
+// holding marks the TCP or TLS connection of a 5-tuple as holding an
+// allocation (or no longer), which sets its idle timeout.
+func (s *Server) holding(src, dst net.Addr, held bool) {
+	if _, ok := src.(*net.TCPAddr); !ok {
+		return
+	}
+	s.connMu.Lock()
+	c := s.tcpByTuple[tupleKey(src, dst)]
+	s.connMu.Unlock()
+	if c == nil {
+		return
+	}
+	c.held.Store(held)
+	if held {
+		c.Conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
+	} else {
+		c.Conn.SetReadDeadline(time.Now().Add(s.unallocated))
 	}
 }
 
@@ -136,9 +206,13 @@ type guardedConn struct {
 	in, out     []byte // frames read but not yet judged; judged bytes for the engine
 	buf         []byte
 	passthrough bool
-	authed      atomic.Bool
+	held        atomic.Bool // holds an allocation
 	closeOnce   sync.Once
 	cl          *client
+	src         netip.Addr
+	tuple       string
+	user        string // the user it first authenticated as, when counted
+	refuse      error  // set by the guard: close the connection
 }
 
 func (c *guardedConn) client() *client {
@@ -146,11 +220,28 @@ func (c *guardedConn) client() *client {
 		c.cl = &client{
 			transport: c.l.transport, src: c.Conn.RemoteAddr(), local: c.Conn.LocalAddr(),
 			reply:    func(b []byte) { c.Write(b) },
-			authed:   func() { c.authed.Store(true) },
+			authed:   c.authenticated,
 			dataConn: func() { c.passthrough = true },
 		}
 	}
 	return c.cl
+}
+
+// authenticated is called by the guard for every authenticated request: the
+// first one counts the connection for its user.
+func (c *guardedConn) authenticated(user string) {
+	if c.user != "" || c.refuse != nil {
+		return
+	}
+	s := c.l.s
+	if !s.countUser(user) {
+		c.refuse = errUserConns
+		s.metrics.refused.WithLabelValues("tcp-connections-per-user").Inc()
+		s.limited(slog.LevelWarn, c.Conn.RemoteAddr(), "TCP connection refused", "limit", "tcp-connections-per-user",
+			"max", s.cfg.Limits.MaxTCPConnsPerUser, "user", user, "client", c.Conn.RemoteAddr().String())
+		return
+	}
+	c.user = user
 }
 
 // Read implements net.Conn.
@@ -161,7 +252,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 			c.out = c.out[n:]
 			return n, nil
 		}
-		if c.authed.Load() {
+		if c.held.Load() || c.passthrough {
 			c.Conn.SetReadDeadline(time.Now().Add(c.l.s.idleTimeout))
 		}
 		if c.passthrough {
@@ -192,6 +283,9 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 			c.in = nil // let the backing array go
 		}
 		out, v := c.l.s.inspect(frame, c.client())
+		if c.refuse != nil {
+			return 0, c.refuse
+		}
 		switch v {
 		case pass:
 			c.out = frame
@@ -214,7 +308,12 @@ func (c *guardedConn) Close() error {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
-		c.l.s.tcpConns.Add(-1)
+		c.l.s.connMu.Lock()
+		if c.l.s.tcpByTuple[c.tuple] == c {
+			delete(c.l.s.tcpByTuple, c.tuple)
+		}
+		c.l.s.connMu.Unlock()
+		c.l.s.release(c.src, c.user)
 		c.l.s.metrics.tcpConnections.Dec()
 	})
 	return err

@@ -16,22 +16,27 @@ import (
 	"golang.org/x/term"
 
 	"github.com/turnwall/turnwall/relay"
+	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/probe"
 )
 
 // envProbeSecret holds the TURN REST shared secret, so it stays out of ps.
 const envProbeSecret = "TURNWALL_PROBE_SECRET"
 
+// exitQuota: load mode found the relay's allocation quota, not a quality
+// limit.
+const exitQuota = 3
+
 func (a *app) probeCmd() *cobra.Command {
 	var f policyFlags
 	var stuns, turns []string
-	var user, password, secret, policyPath, relayName, serverName, caFile, format string
+	var user, password, secret, secretFile, policyPath, relayName, serverName, caFile, format string
 	var timeout, duration time.Duration
 	var packets, streams, rate, size int
-	var ramp bool
+	var ramp, requireRelay bool
 	var mosThreshold float64
 	cmd := &cobra.Command{
-		Use:   "probe [--stun HOST:PORT]... [--turn URI]... [--user U --password P | --secret S] | --policy P [--relay NAME]",
+		Use:   "probe [--stun HOST:PORT]... [--turn URI]... [--user U --password P | --secret-file F] | --policy P [--relay NAME]",
 		Short: "Check which ICE paths WebRTC would find from this machine, and relay capacity",
 		Long: `Probe runs, from where an agent sits, what a browser's ICE agent would try:
 STUN binding over UDP (server-reflexive address, NAT mapping behaviour), TURN
@@ -44,25 +49,51 @@ pick with the RFC 8445 type preferences, and the likely cause of each failure.
 Targets are --stun and --turn URIs (turn:host:3478?transport=udp,
 turn:host:3478?transport=tcp, turns:host:5349), or the relay of a policy
 (--policy P --relay NAME) and its providers' STUN servers. Credentials:
---user/--password, or a TURN REST API shared secret (--secret or $` + envProbeSecret + `).
+--user/--password, or a TURN REST API shared secret (--secret-file, the first
+secret of a file like 'turnwall relay --secret-file' reads; or $` + envProbeSecret + `,
+or --secret, which ps shows). A secret is never printed.
+
+When direct UDP works but no TURN URI gives a relay candidate (wrong
+credentials, TURN blocked), the path is viable for now and the verdict says
+"no relay path"; --require-relay makes that exit 1.
 
 Load mode (--streams N) runs N concurrent Opus-like streams through the first
 TURN URI for --duration and reports loss, jitter and RTT percentiles with an
 estimated MOS (simplified E-model); --ramp steps up in quarters and reports
-where the MOS falls below --mos-threshold.
+where the MOS falls below --mos-threshold. With a REST secret each stream is
+its own user; allocations the relay refuses with 486 are reported as its quota,
+not as a quality limit.
 
-Exit status: 0 a viable media path exists (load mode: quality held), 1 none
-(load mode: quality fell or streams failed), 2 usage errors.`,
+Exit status: 0 a viable media path exists (load mode: quality held), 1 none,
+or no relay path with --require-relay (load mode: quality fell or streams
+failed), 2 usage errors, 3 load mode: capacity limited by relay quota (486).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
 				return usageError{fmt.Errorf("--format %q: use text or json", format)}
 			}
+			if secretFile != "" {
+				if secret != "" {
+					return usageError{errors.New("give --secret-file or --secret, not both")}
+				}
+				data, err := os.ReadFile(secretFile)
+				if err != nil {
+					return usageError{fmt.Errorf("--secret-file: %w", err)}
+				}
+				secrets, err := creds.ParseSecrets(data, false)
+				if err != nil {
+					return usageError{fmt.Errorf("--secret-file %s: %w", secretFile, err)}
+				}
+				if len(secrets) == 0 {
+					return usageError{fmt.Errorf("--secret-file %s: no secret", secretFile)}
+				}
+				secret = secrets[0]
+			}
 			if secret == "" {
 				secret = os.Getenv(envProbeSecret)
 			}
 			if secret != "" && (user != "" || password != "") {
-				return usageError{errors.New("give --user/--password or --secret, not both")}
+				return usageError{errors.New("give --user/--password or a secret (--secret-file, --secret or $" + envProbeSecret + "), not both")}
 			}
 			cfg := probe.Config{Username: user, Password: password, Secret: secret, Timeout: timeout, Packets: packets, Rate: rate, Size: size, ServerName: serverName}
 			for _, s := range stuns {
@@ -96,7 +127,10 @@ Exit status: 0 a viable media path exists (load mode: quality held), 1 none
 				return usageError{errors.New("nothing to probe: give --stun, --turn or --policy")}
 			}
 			if len(cfg.TURN) > 0 && user == "" && secret == "" {
-				return usageError{fmt.Errorf("TURN needs credentials: --user and --password, or --secret (or $%s)", envProbeSecret)}
+				return usageError{fmt.Errorf("TURN needs credentials: --user and --password, or --secret-file (or $%s)", envProbeSecret)}
+			}
+			if requireRelay && len(cfg.TURN) == 0 {
+				return usageError{errors.New("--require-relay needs a --turn URI or --policy")}
 			}
 			if caFile != "" {
 				pem, err := os.ReadFile(caFile)
@@ -128,7 +162,8 @@ Exit status: 0 a viable media path exists (load mode: quality held), 1 none
 			if err != nil {
 				return err
 			}
-			if !rep.Verdict().Viable {
+			v := rep.Verdict()
+			if !v.Viable || requireRelay && !v.RelayPath {
 				return exitError{1}
 			}
 			return nil
@@ -139,7 +174,9 @@ Exit status: 0 a viable media path exists (load mode: quality held), 1 none
 	fl.StringArrayVar(&turns, "turn", nil, "TURN URI: turn:host:3478?transport=udp|tcp or turns:host:5349 (repeatable)")
 	fl.StringVar(&user, "user", "", "TURN username (long-term credentials)")
 	fl.StringVar(&password, "password", "", "TURN password")
-	fl.StringVar(&secret, "secret", "", "TURN REST API shared secret (prefer $"+envProbeSecret+")")
+	fl.StringVar(&secret, "secret", "", "TURN REST API shared secret (visible in ps: prefer --secret-file or $"+envProbeSecret+")")
+	fl.StringVar(&secretFile, "secret-file", "", "read the TURN REST API shared secret from this file (the first of its lines)")
+	fl.BoolVar(&requireRelay, "require-relay", false, "exit 1 unless a relay candidate works (direct UDP alone is not enough)")
 	fl.StringVar(&policyPath, "policy", "", "take the TURN URIs and STUN servers from this policy")
 	fl.StringVar(&relayName, "relay", "", "the policy's relay to probe (needed when it has several)")
 	fl.StringVar(&serverName, "server-name", "", "name the TLS certificate must match (default: the URI's host)")
@@ -217,7 +254,10 @@ func (a *app) probeLoad(ctx context.Context, cfg probe.Config, streams int, dura
 	} else {
 		writeLoad(a.stdout, rep)
 	}
-	if rep.FallsAt != 0 || rep.Capacity == 0 {
+	switch {
+	case rep.Limit == probe.LimitQuota:
+		return exitError{exitQuota}
+	case rep.FallsAt != 0 || rep.Capacity == 0:
 		return exitError{1}
 	}
 	return nil
@@ -235,14 +275,12 @@ func writeLoad(w io.Writer, rep *probe.LoadReport) {
 	fmt.Fprintf(w, "%8s %7s %7s %10s %10s %10s %10s %6s %5s\n", "STREAMS", "OPENED", "LOSS%", "RTT_P50", "RTT_P95", "RTT_P99", "JIT_P95", "R", "MOS")
 	for _, s := range rep.Steps {
 		fmt.Fprintf(w, "%8d %7d %7.2f %8.1fms %8.1fms %8.1fms %8.1fms %6.1f %5.2f\n", s.Streams, s.Opened, s.LossPct, s.RTT.P50, s.RTT.P95, s.RTT.P99, s.Jitter.P95, s.R, s.MOS)
+		if s.QuotaRefused > 0 {
+			fmt.Fprintf(w, "         refused by the relay's quota (486): %d of %d streams\n", s.QuotaRefused, s.Streams)
+		}
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "         first failure: %s\n", s.FirstError)
 		}
 	}
-	switch {
-	case rep.FallsAt != 0:
-		fmt.Fprintf(w, "Quality falls below MOS %.1f at %d streams; it held at %d.\n", rep.Threshold, rep.FallsAt, rep.Capacity)
-	default:
-		fmt.Fprintf(w, "Quality held at every tested count (up to %d streams).\n", rep.Capacity)
-	}
+	fmt.Fprintln(w, rep.Summary())
 }

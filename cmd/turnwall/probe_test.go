@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -17,11 +18,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/rogpeppe/go-internal/testscript"
+
 	"github.com/turnwall/turnwall/compiler"
+	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay"
+	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/netns"
 )
 
@@ -41,6 +47,50 @@ func (n probeRelayNet) Listen(network string, addr netip.AddrPort, reusePort boo
 func (n probeRelayNet) Dial(network string, local, remote netip.AddrPort, timeout time.Duration) (c net.Conn, err error) {
 	n.ns.Do(func() error { c, err = (relay.StdNet{}).Dial(network, local, remote, timeout); return nil })
 	return
+}
+
+// cmdTurnrelay starts turnwall's relay in the test process on 127.0.0.1 (UDP
+// and TCP, ports the system picks), stopped when the script ends, and sets
+// $TURN_UDP and $TURN_TCP to its TURN URIs:
+//
+//	turnrelay [user-quota N] [secret S] [user NAME:PASSWORD]
+//
+// With `turnwall relay`'s default limits otherwise. On loopback every peer
+// is refused (the probe's own peer allocation included), so relay
+// candidates fail after the allocations: enough for credentials and quota.
+func cmdTurnrelay(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args)%2 != 0 {
+		ts.Fatalf("usage: turnrelay [user-quota N] [secret S] [user NAME:PASSWORD]")
+	}
+	limits := relay.DefaultLimits()
+	var secrets []string
+	var users []creds.User
+	for i := 0; i < len(args); i += 2 {
+		switch args[i] {
+		case "user-quota":
+			n, err := strconv.Atoi(args[i+1])
+			ts.Check(err)
+			limits.UserQuota = n
+		case "secret":
+			secrets = append(secrets, args[i+1])
+		case "user":
+			u, err := creds.ParseUsers([]byte(args[i+1]), false)
+			ts.Check(err)
+			users = append(users, u...)
+		default:
+			ts.Fatalf("turnrelay: unknown option %q", args[i])
+		}
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	s, err := relay.New(relay.Config{Name: "script", Realm: "script.test",
+		Listeners:  []relay.Listener{{Transport: relay.UDP, Addr: netip.AddrPortFrom(lo, 0)}, {Transport: relay.TCP, Addr: netip.AddrPortFrom(lo, 0)}},
+		RelayPorts: ir.PortRange{First: 49152, Last: 65535}, Auth: relay.NewAuth("script.test", users, secrets), Limits: limits, UDPSockets: 1})
+	ts.Check(err)
+	ts.Defer(func() { s.Close() })
+	udp, _ := s.Listener(relay.UDP)
+	tcp, _ := s.Listener(relay.TCP)
+	ts.Setenv("TURN_UDP", fmt.Sprintf("turn:%s?transport=udp", udp))
+	ts.Setenv("TURN_TCP", fmt.Sprintf("turn:%s?transport=tcp", tcp))
 }
 
 // writeProbeCert writes a self-signed certificate and key for name.

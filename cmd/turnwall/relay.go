@@ -115,14 +115,14 @@ func (a *app) relayCmd() *cobra.Command {
 	var src secretSources
 	var name, metricsAddr, logFormat, logLevel string
 	var listenIPs []string
-	var limits relay.Limits
+	limits := relay.DefaultLimits()
 	var udpSockets int
 	var drain time.Duration
 	cmd := &cobra.Command{
 		Use:   "relay [POLICY] [--relay NAME]",
 		Short: "Run the TURN relay the policy describes",
 		Long: `Relay runs the TURN relay (RFC 8656, RFC 6062, RFC 6156) that POLICY describes:
-its listeners (UDP and TCP, TLS with the policy's certificate, TLS 1.2 or newer;
+its listeners (UDP and TCP, TLS with the policy's certificate, TLS 1.2 (ECDHE AEAD suites only) or newer;
 a self-signed certificate only for lab_only relays), realm, relayed port range
 and TCP allocations. Peers are limited to those the policy names; IANA
 special-purpose ranges (loopback, RFC 1918, link-local and 169.254.169.254,
@@ -133,6 +133,12 @@ Clients authenticate with TURN REST API credentials (see 'turnwall creds')
 signed with one of the shared secrets, or as static users. Secrets and users
 come from files or the environment, never from the policy; SIGHUP reloads
 them (rotate a secret: add the new one first, then remove the old).
+
+TCP and TLS clients are bounded in total, per source address and per user;
+a connection that holds no allocation is closed after --unallocated-timeout.
+Failed authentications are throttled per source address and per user
+(--auth-fail-rate): over it, requests with credentials are refused without
+being checked (429 over TCP and TLS, no answer over UDP).
 
 Logs are structured (slog) on stderr; --metrics serves Prometheus metrics.
 SIGTERM or SIGINT stops the relay: with --drain it first refuses new
@@ -161,6 +167,9 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 				}
 				cfg.RelayIPs = ips
 				cfg.Listeners = relay.Listen(ips, listenPorts(cfg.Listeners))
+			}
+			if limits.MaxTCPConnsPerSource < 0 || limits.MaxTCPConnsPerUser < 0 || limits.UnallocatedTimeout <= 0 || limits.AuthFailRate < 0 || limits.AuthFailBurst < 1 {
+				return usageError{errors.New("--max-tcp-connections-per-source, --max-tcp-connections-per-user and --auth-fail-rate must not be negative, --unallocated-timeout must be positive and --auth-fail-burst at least 1")}
 			}
 			secrets, users, err := src.load()
 			if err != nil {
@@ -233,11 +242,16 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 	cmd.Flags().StringVar(&name, "relay", "", "the policy's relay to run (default: the only one)")
 	src.add(cmd, true)
 	cmd.Flags().StringArrayVar(&listenIPs, "listen-ip", nil, "serve on this address instead of the policy's addresses (repeatable)")
-	cmd.Flags().IntVar(&limits.UserQuota, "user-quota", relay.DefaultUserQuota, "concurrent allocations per user (0: unlimited)")
-	cmd.Flags().IntVar(&limits.TotalQuota, "total-quota", relay.DefaultTotalQuota, "concurrent allocations in total (0: unlimited)")
-	cmd.Flags().DurationVar(&limits.MaxLifetime, "max-allocate-lifetime", relay.DefaultMaxLifetime, "longest lifetime one Allocate or Refresh grants (at most 1h)")
-	cmd.Flags().Int64Var(&limits.MaxBPS, "max-bps", relay.DefaultMaxBPS, "bandwidth cap per allocation and direction, bits per second (0: unlimited)")
-	cmd.Flags().IntVar(&limits.MaxTCPConns, "max-tcp-connections", 4096, "concurrent TCP and TLS client connections (0: unlimited)")
+	cmd.Flags().IntVar(&limits.UserQuota, "user-quota", limits.UserQuota, "concurrent allocations per user (0: unlimited)")
+	cmd.Flags().IntVar(&limits.TotalQuota, "total-quota", limits.TotalQuota, "concurrent allocations in total (0: unlimited)")
+	cmd.Flags().DurationVar(&limits.MaxLifetime, "max-allocate-lifetime", limits.MaxLifetime, "longest lifetime one Allocate or Refresh grants (at most 1h)")
+	cmd.Flags().Int64Var(&limits.MaxBPS, "max-bps", limits.MaxBPS, "bandwidth cap per allocation and direction, bits per second (0: unlimited)")
+	cmd.Flags().IntVar(&limits.MaxTCPConns, "max-tcp-connections", limits.MaxTCPConns, "concurrent TCP and TLS client connections (0: unlimited)")
+	cmd.Flags().IntVar(&limits.MaxTCPConnsPerSource, "max-tcp-connections-per-source", limits.MaxTCPConnsPerSource, "concurrent TCP and TLS connections from one source address (0: unlimited; raise it when many clients share a NAT address)")
+	cmd.Flags().IntVar(&limits.MaxTCPConnsPerUser, "max-tcp-connections-per-user", limits.MaxTCPConnsPerUser, "concurrent TCP and TLS connections authenticated as one user (0: unlimited)")
+	cmd.Flags().DurationVar(&limits.UnallocatedTimeout, "unallocated-timeout", limits.UnallocatedTimeout, "close a TCP or TLS connection that holds no allocation after this long")
+	cmd.Flags().Float64Var(&limits.AuthFailRate, "auth-fail-rate", limits.AuthFailRate, "failed authentications a second allowed per source address and per user, after --auth-fail-burst (0: no throttling)")
+	cmd.Flags().IntVar(&limits.AuthFailBurst, "auth-fail-burst", limits.AuthFailBurst, "failed authentications allowed at once per source address and per user")
 	cmd.Flags().IntVar(&udpSockets, "udp-sockets", runtime.NumCPU(), "SO_REUSEPORT sockets per UDP listener, each with its own reader")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9641")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")

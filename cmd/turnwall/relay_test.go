@@ -108,6 +108,9 @@ func TestRelayCmdUsage(t *testing.T) {
 		{[]string{"relay", labPolicy, "--log-format", "xml"}, 2, "--log-format"},
 		{[]string{"relay", labPolicy, "--relay", "nope", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 1, "no relay"},
 		{[]string{"relay", labPolicy, "--listen-ip", "nope", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--listen-ip"},
+		{[]string{"relay", labPolicy, "--max-tcp-connections-per-source", "-1", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "must not be negative"},
+		{[]string{"relay", labPolicy, "--unallocated-timeout", "0s", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--unallocated-timeout must be positive"},
+		{[]string{"relay", labPolicy, "--auth-fail-rate", "x", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--auth-fail-rate"},
 		// The private-relay example's key lives on the relay host only.
 		{[]string{"relay", "../../policies/private-relay", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 1, "TLS certificate"},
 	} {
@@ -203,7 +206,8 @@ func TestRelayCmd(t *testing.T) {
 		return string(b)
 	}
 	m := metrics()
-	for _, want := range []string{"turnwall_relay_allocations_created_total 1", `turnwall_relay_auth_failures_total{reason="expired"} 0`, "go_goroutines"} {
+	for _, want := range []string{"turnwall_relay_allocations_created_total 1", `turnwall_relay_auth_failures_total{reason="expired"} 0`,
+		`turnwall_relay_auth_throttled_total{reason="source"} 0`, "go_goroutines"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -242,7 +246,8 @@ func TestRelayCmd(t *testing.T) {
 			t.Errorf("log line is not JSON: %q", line)
 		}
 	}
-	for _, want := range []string{`"msg":"relay started"`, `"msg":"allocation created"`, `"msg":"stopping"`, `"msg":"relay stopped"`} {
+	for _, want := range []string{`"msg":"relay started"`, `"max_tcp_connections_per_source":256`, `"max_tcp_connections_per_user":64`,
+		`"unallocated_timeout":"5s"`, `"auth_fail_rate":2`, `"msg":"allocation created"`, `"msg":"stopping"`, `"msg":"relay stopped"`} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, log.String())
 		}

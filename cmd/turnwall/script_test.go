@@ -44,9 +44,10 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitcode,
-			"listdir":  cmdListdir,
-			"fileperm": cmdFileperm,
+			"exitcode":  cmdExitcode,
+			"listdir":   cmdListdir,
+			"fileperm":  cmdFileperm,
+			"turnrelay": cmdTurnrelay,
 		},
 	})
 }

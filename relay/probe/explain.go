@@ -41,7 +41,7 @@ func explain(transport string, server netip.AddrPort, err error) string {
 	case 442:
 		return fmt.Sprintf("%s: the relay does not support this transport (442)", to)
 	case 486:
-		return fmt.Sprintf("%s: allocation quota reached (486): too many allocations for this user", to)
+		return fmt.Sprintf("%s: the relay's allocation quota is reached (486): too many allocations for this user, or in total", to)
 	case 508:
 		return fmt.Sprintf("%s: the relay is out of capacity (508 Insufficient Capacity): no relay ports left", to)
 	default:

@@ -34,26 +34,71 @@ type LoadConfig struct {
 
 // LoadStep is the quality at one stream count.
 type LoadStep struct {
-	Streams    int         `json:"streams"`
-	Opened     int         `json:"opened"` // streams whose allocations succeeded
-	FirstError string      `json:"first_error,omitempty"`
-	LossPct    float64     `json:"loss_pct"`        // all packets, both directions
-	StreamLoss Percentiles `json:"stream_loss_pct"` // per stream, worse direction
-	Jitter     Percentiles `json:"jitter_ms"`       // per stream, worse direction
-	RTT        Percentiles `json:"rtt_ms"`
-	R          float64     `json:"r_factor"`
-	MOS        float64     `json:"mos"`
+	Streams int `json:"streams"`
+	Opened  int `json:"opened"` // streams whose allocations succeeded
+	// QuotaRefused counts streams the relay refused with 486 (allocation
+	// quota): its limit, not a quality limit.
+	QuotaRefused int         `json:"quota_refused,omitempty"`
+	FirstError   string      `json:"first_error,omitempty"`
+	LossPct      float64     `json:"loss_pct"`        // all packets, both directions
+	StreamLoss   Percentiles `json:"stream_loss_pct"` // per stream, worse direction
+	Jitter       Percentiles `json:"jitter_ms"`       // per stream, worse direction
+	RTT          Percentiles `json:"rtt_ms"`
+	R            float64     `json:"r_factor"`
+	MOS          float64     `json:"mos"`
 }
+
+// What limited a load test (LoadReport.Limit).
+const (
+	LimitNone    = ""        // quality held at every tested count
+	LimitQuality = "quality" // the MOS fell below the threshold
+	LimitStreams = "streams" // streams could not be opened (not for quota)
+	LimitQuota   = "quota"   // the relay refused allocations with 486
+)
 
 // LoadReport is the result of load mode.
 type LoadReport struct {
 	Target    string     `json:"target"`
 	Threshold float64    `json:"mos_threshold"`
 	Steps     []LoadStep `json:"steps"`
+	// PerStreamUsers: each stream authenticated as its own user (REST
+	// credentials), so the relay's per-user quota does not count them
+	// together.
+	PerStreamUsers bool `json:"per_stream_users"`
 	// Capacity is the largest tested count meeting the threshold with every
-	// stream opened (0: none); FallsAt the first count below it (0: none).
-	Capacity int `json:"capacity"`
-	FallsAt  int `json:"falls_below_at,omitempty"`
+	// stream opened (0: none); FallsAt the first count where quality fell or
+	// streams failed (0: none); QuotaAt the first count the relay's quota
+	// refused (0: none).
+	Capacity int    `json:"capacity"`
+	FallsAt  int    `json:"falls_below_at,omitempty"`
+	QuotaAt  int    `json:"quota_limited_at,omitempty"`
+	Limit    string `json:"limit"` // LimitNone, LimitQuality, LimitStreams or LimitQuota
+}
+
+// Summary says in one sentence what the load test found.
+func (r *LoadReport) Summary() string {
+	held := "no tested count"
+	if r.Capacity > 0 {
+		held = fmt.Sprintf("%d streams", r.Capacity)
+	}
+	var last LoadStep
+	if len(r.Steps) > 0 {
+		last = r.Steps[len(r.Steps)-1]
+	}
+	switch r.Limit {
+	case LimitQuota:
+		s := fmt.Sprintf("Capacity limited by relay quota at %d streams: the relay refused %d of them with 486 (allocation quota reached); this is the relay's allocation limit, not a quality limit. Quality held at %s.",
+			r.QuotaAt, last.QuotaRefused, held)
+		if !r.PerStreamUsers {
+			s += " Every stream authenticated as the same user (2 allocations a stream): give a TURN REST shared secret (--secret-file) so each stream is its own user, or raise the relay's per-user quota."
+		}
+		return s
+	case LimitStreams:
+		return fmt.Sprintf("At %d streams, %d could not be opened (first failure: %s). Quality held at %s.", r.FallsAt, last.Streams-last.Opened, last.FirstError, held)
+	case LimitQuality:
+		return fmt.Sprintf("Quality falls below MOS %.1f at %d streams (MOS %.2f). It held at %s.", r.Threshold, r.FallsAt, last.MOS, held)
+	}
+	return fmt.Sprintf("Quality held at every tested count (up to %d streams).", r.Capacity)
 }
 
 // EModel is a simplified ITU-T G.107 E-model (Cole and Rosenbluth): R = 93.2
@@ -117,7 +162,7 @@ func Load(ctx context.Context, lc LoadConfig) (*LoadReport, error) {
 		}
 	}
 	stepDur := lc.Duration / time.Duration(len(counts))
-	rep := &LoadReport{Target: lc.Target.String(), Threshold: lc.MOSThreshold}
+	rep := &LoadReport{Target: lc.Target.String(), Threshold: lc.MOSThreshold, PerStreamUsers: lc.Secret != ""}
 	for i, n := range counts {
 		if ctx.Err() != nil {
 			break
@@ -128,14 +173,18 @@ func Load(ctx context.Context, lc LoadConfig) (*LoadReport, error) {
 			}
 		})
 		rep.Steps = append(rep.Steps, step)
-		if step.MOS >= lc.MOSThreshold && step.Opened == n {
+		switch {
+		case step.MOS >= lc.MOSThreshold && step.Opened == n:
 			rep.Capacity = n
-		} else if rep.FallsAt == 0 {
-			rep.FallsAt = n
-			if lc.Ramp {
-				break // quality fell: do not push the relay further
-			}
+			continue
+		case step.QuotaRefused > 0:
+			rep.QuotaAt, rep.Limit = n, LimitQuota
+		case step.Opened < n:
+			rep.FallsAt, rep.Limit = n, LimitStreams
+		default:
+			rep.FallsAt, rep.Limit = n, LimitQuality
 		}
+		break // quality fell or the relay refused: do not push it further
 	}
 	return rep, nil
 }
@@ -153,11 +202,22 @@ func runStep(ctx context.Context, lc *LoadConfig, server netip.AddrPort, n int, 
 			defer wg.Done()
 			defer func() { <-sem }()
 			var alloc, perm Check
-			pairs[i] = openPair(ctx, &lc.Config, lc.Target, server, &alloc, &perm)
+			cfg := lc.Config
+			if cfg.Secret != "" { // one user per stream: the relay's per-user quota counts streams apart
+				cfg.RESTUser = fmt.Sprintf("%s-%d", cfg.RESTUser, i+1)
+			}
+			pairs[i] = openPair(ctx, &cfg, lc.Target, server, &alloc, &perm)
 			if pairs[i] == nil {
+				failed := alloc
+				if alloc.Status != Fail {
+					failed = perm
+				}
 				mu.Lock()
+				if failed.Code == 486 {
+					step.QuotaRefused++
+				}
 				if step.FirstError == "" {
-					step.FirstError = alloc.Reason + perm.Reason
+					step.FirstError = failed.Reason
 				}
 				mu.Unlock()
 			}

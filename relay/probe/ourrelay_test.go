@@ -15,6 +15,7 @@ import (
 
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/relay"
+	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/netns"
 )
 
@@ -75,6 +76,13 @@ func (n relayNet) Dial(network string, local, remote netip.AddrPort, timeout tim
 // It returns the namespace and the roots that trust the certificate.
 func ourRelayLab(t *testing.T, commands ...string) (*netns.NS, *x509.CertPool) {
 	t.Helper()
+	ns, roots, _ := ourRelayLabWith(t, relay.Limits{UserQuota: 100, TotalQuota: 1000, MaxLifetime: time.Hour, MaxBPS: relay.DefaultMaxBPS}, nil, commands...)
+	return ns, roots
+}
+
+// ourRelayLabWith is ourRelayLab with the given limits and static users.
+func ourRelayLabWith(t *testing.T, limits relay.Limits, users []creds.User, commands ...string) (*netns.NS, *x509.CertPool, *relay.Server) {
+	t.Helper()
 	needRelayLab(t, commands...)
 	ns := newNS(t, "ourrelay")
 	for _, a := range []netip.Addr{ourRelay4, ourClient4} {
@@ -101,14 +109,14 @@ func ourRelayLab(t *testing.T, commands ...string) (*netns.NS, *x509.CertPool) {
 		{Transport: relay.TLS, Addr: netip.AddrPortFrom(ourRelay4, 5349)},
 	}
 	cfg.RelayIPs = []netip.Addr{ourRelay4}
-	cfg.Auth = relay.NewAuth(cfg.Realm, nil, []string{testSecret})
-	cfg.Limits = relay.Limits{UserQuota: 100, TotalQuota: 1000, MaxLifetime: time.Hour, MaxBPS: relay.DefaultMaxBPS}
+	cfg.Auth = relay.NewAuth(cfg.Realm, users, []string{testSecret})
+	cfg.Limits = limits
 	cfg.UDPSockets = 2
 	cfg.Net = relayNet{ns}
 	s, err := relay.New(cfg)
 	must(t, err)
 	t.Cleanup(func() { s.Close() })
-	return ns, roots
+	return ns, roots, s
 }
 
 // agentConfig opens the probe's sockets in ns from the lab's agent address,

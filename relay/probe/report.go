@@ -37,11 +37,16 @@ type Candidate struct {
 // Verdict is what the checks mean for a browser.
 type Verdict struct {
 	Candidates []Candidate `json:"candidates"`
-	Viable     bool        `json:"viable"`             // a media path exists
-	Selected   *Candidate  `json:"selected,omitempty"` // the pair's local candidate ICE would nominate
-	Prediction string      `json:"prediction"`
-	Causes     []string    `json:"causes,omitempty"`
-	Summary    string      `json:"summary"`
+	Viable     bool        `json:"viable"` // a media path exists
+	// RelayTested: a TURN URI was probed; RelayPath: a relay candidate
+	// works. Viable without RelayPath is direct UDP only: calls fail
+	// wherever UDP to the media servers is closed.
+	RelayTested bool       `json:"relay_tested"`
+	RelayPath   bool       `json:"relay_path"`
+	Selected    *Candidate `json:"selected,omitempty"` // the pair's local candidate ICE would nominate
+	Prediction  string     `json:"prediction"`
+	Causes      []string   `json:"causes,omitempty"`
+	Summary     string     `json:"summary"`
 }
 
 // Priority is the RFC 8445 candidate priority for component 1. Relay local
@@ -197,11 +202,20 @@ func (v *Verdict) predict(nat string) {
 		}
 	}
 	var fallbacks []string
+	var relayFail string
 	for _, tr := range transports {
-		if c := v.find("relay", tr); c.Status == OK {
+		c := v.find("relay", tr)
+		if c.Status == OK {
 			fallbacks = append(fallbacks, fmt.Sprintf("relay/%s (priority %d)", tr, c.Priority))
 		}
+		if c.Status != NotTested {
+			v.RelayTested = true
+		}
+		if c.Status == Fail && relayFail == "" {
+			relayFail = c.Reason
+		}
 	}
+	v.RelayPath = relay != nil
 	switch {
 	case srflx.Status == OK:
 		v.Viable = true
@@ -232,6 +246,9 @@ func (v *Verdict) predict(nat string) {
 	switch {
 	case first == "" && v.Viable:
 		v.Summary = "every path tested works"
+	case v.Viable && v.RelayTested && !v.RelayPath:
+		v.Summary = fmt.Sprintf("no relay path: %s; only direct UDP works (%s/%s), so calls fail wherever UDP to the media servers is closed",
+			relayFail, v.Selected.Type, v.Selected.Transport)
 	case v.Viable && v.Selected != nil && v.Selected.Type == "relay" && v.find("relay", UDP).Status != OK:
 		v.Summary = fmt.Sprintf("%s; %s fallback works", first, fallbackName(v.Selected))
 	case v.Viable:
@@ -301,7 +318,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	verdict := "no viable media path"
-	if v.Viable {
+	switch {
+	case v.Viable && v.RelayTested && !v.RelayPath:
+		verdict = "viable media path (direct only)"
+	case v.Viable:
 		verdict = "viable media path"
 	}
 	_, err := fmt.Fprintf(w, "\nVerdict: %s: %s\n", verdict, v.Summary)

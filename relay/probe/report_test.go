@@ -42,6 +42,7 @@ func TestVerdict(t *testing.T) {
 	direct := []Check{{Kind: KindSTUN, Target: "stun:198.51.100.10:3478", Transport: UDP, Status: OK, Mapped: "203.0.113.5:4000", Local: "10.0.0.2:4000"},
 		{Kind: KindNAT, Target: "stun:198.51.100.10:3478", Transport: UDP, Status: OK, NAT: "address-and-port-dependent", Reason: "symmetric"}}
 	direct = append(direct, relayChecks("turns:198.51.100.10:443", TLS, OK, "")...)
+	noRelay := append(append([]Check(nil), direct[:2]...), relayChecks("turn:198.51.100.10:3478?transport=tcp", TCP, Fail, denied)...)
 	oneWay := relayChecks("turn:198.51.100.10:3478?transport=udp", UDP, OK, "")
 	oneWay[2].Status, oneWay[2].Reason = judgeMedia(MediaStats{Up: Direction{Sent: 10, Received: 10}, Down: Direction{Sent: 10}})
 
@@ -61,6 +62,8 @@ func TestVerdict(t *testing.T) {
 			map[string]string{"relay/tcp": Fail, "srflx/udp": NotTested, "host/udp": NotTested}},
 		{"direct-udp", direct, true, "srflx/udp", []string{"every path tested works"},
 			map[string]string{"srflx/udp": OK, "relay/tls": OK}},
+		{"srflx-only-no-relay-path", noRelay, true, "srflx/udp", []string{"no relay path: TCP 3478 to 198.51.100.10: the relay refused the credentials (401", "only direct UDP works (srflx/udp)"},
+			map[string]string{"srflx/udp": OK, "relay/tcp": Fail}},
 		{"one-way-audio", oneWay, false, "", []string{"one-way audio"}, map[string]string{"relay/udp": Fail}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

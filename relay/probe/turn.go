@@ -72,7 +72,7 @@ func openPair(ctx context.Context, cfg *Config, u URI, server netip.AddrPort, al
 	}
 	if err != nil {
 		perm.Reason = "the probe's peer allocation failed: " + explain(u.Transport, server, err)
-		perm.Status, perm.Error = Fail, err.Error()
+		perm.Status, perm.Error, perm.Code = Fail, err.Error(), turnclient.Code(err)
 		p.close()
 		return nil
 	}
