@@ -1,4 +1,4 @@
-package lab
+package verify
 
 import (
 	"context"
@@ -736,7 +736,8 @@ func (s *Services) place(h *Host, a netip.Addr) (*Host, error) {
 }
 
 // resolvedAddr chooses the address the lab resolves a set's names to: in
-// no address set of the policy, on no host, not yet used.
+// no address set of the policy (or no range but wide ones), on no host,
+// not yet used.
 func (s *Services) resolvedAddr(v6 bool) netip.Addr {
 	bases := []string{"192.0.2.177", "198.51.100.77", "203.0.113.77", "100.127.254.77"}
 	if v6 {
@@ -751,58 +752,33 @@ func (s *Services) resolvedAddr(v6 bool) netip.Addr {
 		used[a] = true
 	}
 	s.mu.Unlock()
-next:
-	for _, base := range bases {
-		for a, i := netip.MustParseAddr(base), 0; i < 16; a, i = a.Next(), i+1 {
-			if overlaps(s.lab.Prog, netip.PrefixFrom(a, a.BitLen())) {
-				continue next
-			}
-			if !used[a] {
-				return a
-			}
-		}
-	}
-	return netip.Addr{}
+	return spareAddr(s.lab.Prog, bases, func(a netip.Addr) bool { return used[a] })
 }
 
 // fqdnSets returns the gateway's nftables sets that hold the resolved
-// addresses of each IR address set with names: [0] IPv4, [1] IPv6. The
-// names are the nftables backend's, found by building the ruleset of a copy
-// of the program whose name lists are markers.
-func fqdnSets(p *ir.Program, table string) (map[string][2]string, error) {
-	cp := *p
-	cp.AddressSets = make([]ir.AddressSet, len(p.AddressSets))
-	for i, s := range p.AddressSets {
-		cp.AddressSets[i] = ir.AddressSet{Name: s.Name, Origin: s.Origin, V4: s.V4, V6: s.V6}
-		if len(s.FQDNs) > 0 {
-			cp.AddressSets[i].FQDNs = []string{fmt.Sprintf("set%d.lab.invalid", i)}
+// addresses of each IR address set with names: [0] IPv4, [1] IPv6. They
+// are the sets of the ruleset Lab.Apply loaded (each records the IR set it
+// renders), or of the program's own ruleset when none was applied.
+func (l *Lab) fqdnSets(table string) (map[string][2]string, error) {
+	rs := l.applied
+	if rs == nil {
+		var err error
+		if rs, err = nftables.Build(l.Prog, table); err != nil {
+			return nil, err
 		}
-	}
-	cp.Index()
-	rs, err := nftables.Build(&cp, table)
-	if err != nil {
-		return nil, err
 	}
 	out := map[string][2]string{}
 	for _, set := range rs.Sets {
-		if len(set.FQDNs) != 1 {
+		if len(set.FQDNs) == 0 {
 			continue
 		}
-		n, ok := strings.CutPrefix(set.FQDNs[0], "set")
-		if !ok {
-			continue
-		}
-		i, err := strconv.Atoi(strings.TrimSuffix(n, ".lab.invalid"))
-		if err != nil || i < 0 || i >= len(p.AddressSets) {
-			continue
-		}
-		names := out[p.AddressSets[i].Name]
+		names := out[set.IRSet]
 		if set.V6 {
 			names[1] = set.Name
 		} else {
 			names[0] = set.Name
 		}
-		out[p.AddressSets[i].Name] = names
+		out[set.IRSet] = names
 	}
 	return out, nil
 }
@@ -845,7 +821,7 @@ func (s *Services) startSTUN(ctx context.Context) error {
 		if len(set.FQDNs) > 0 {
 			if sets == nil {
 				var err error
-				if sets, err = fqdnSets(l.Prog, s.table); err != nil {
+				if sets, err = l.fqdnSets(s.table); err != nil {
 					return err
 				}
 			}
