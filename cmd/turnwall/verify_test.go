@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,4 +125,106 @@ func hasChildNamed(ppid int, name string) bool {
 		}
 	}
 	return false
+}
+
+// A verify killed with SIGKILL cannot clean up: its namespaces (with the
+// gateway's tables), bind mounts under /run/netns and the coturn directory
+// holding the lab's secret stay. The next verify removes them before it
+// builds its own lab, and so does verify --cleanup, which lists them.
+func TestVerifyKilledLeavesNothing(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft", "turnserver")
+	bin := filepath.Join(t.TempDir(), "turnwall")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// kill starts a verify with coturn relays and SIGKILLs it once its calls
+	// have started; it returns the dead verify's pid after checking the
+	// state it left.
+	kill := func(t *testing.T) int {
+		t.Helper()
+		cmd := exec.Command(bin, "verify", "../../policies/private-relay", "--relay-server", "coturn")
+		stderr := &nstest.SyncBuffer{}
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(stderr.String(), "verify: call agents") {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("no call started within 60 s:\n%s", stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		ns, dirs := labStateOf(pid)
+		if len(ns) == 0 || len(dirs) == 0 {
+			t.Fatalf("the killed verify left %d namespaces and %d coturn directories: nothing to clean up", len(ns), len(dirs))
+		}
+		t.Cleanup(func() { // should there be anything left after a failure
+			for _, n := range ns {
+				exec.Command("ip", "netns", "del", n).Run()
+			}
+			for _, d := range dirs {
+				os.RemoveAll(d)
+			}
+		})
+		return pid
+	}
+	assertGone := func(t *testing.T, pid int) {
+		t.Helper()
+		if ns, dirs := labStateOf(pid); len(ns)+len(dirs) > 0 {
+			t.Errorf("left of verify %d: namespaces %q, coturn directories %q", pid, ns, dirs)
+		}
+		if _, err := os.Stat(filepath.Join("/run/turnwall/verify", fmt.Sprint(pid))); err == nil {
+			t.Errorf("the owner marker of verify %d is left", pid)
+		}
+	}
+
+	t.Run("next verify", func(t *testing.T) {
+		pid := kill(t)
+		out, err := exec.Command(bin, "verify", "../../testdata/verify/deny-everything", "--no-calls").CombinedOutput()
+		if err != nil {
+			t.Fatalf("next verify: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), fmt.Sprintf("removed lab state that killed verifies left behind: namespace tw-%d-", pid)) {
+			t.Errorf("the next verify does not say what it removed:\n%s", out)
+		}
+		assertGone(t, pid)
+	})
+	t.Run("cleanup", func(t *testing.T) {
+		pid := kill(t)
+		out, err := exec.Command(bin, "verify", "--cleanup").CombinedOutput()
+		if err != nil {
+			t.Fatalf("verify --cleanup: %v\n%s", err, out)
+		}
+		for _, want := range []string{fmt.Sprintf("removed namespace tw-%d-", pid), fmt.Sprintf("removed coturn directory %s", filepath.Join(os.TempDir(), fmt.Sprintf("turnwall-lab-coturn-%d-", pid))), "of killed verifies"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("verify --cleanup output lacks %q:\n%s", want, out)
+			}
+		}
+		assertGone(t, pid)
+		// Nothing stale is left: a second cleanup removes nothing.
+		out, err = exec.Command(bin, "verify", "--cleanup").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "removed 0 pieces") {
+			t.Errorf("second cleanup: %v\n%s", err, out)
+		}
+	})
+}
+
+// labStateOf lists the namespaces and coturn directories of process pid.
+func labStateOf(pid int) (ns, dirs []string) {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), fmt.Sprintf("tw-%d-", pid)) {
+			ns = append(ns, e.Name())
+		}
+	}
+	dirs, _ = filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("turnwall-lab-coturn-%d-*", pid)))
+	return ns, dirs
 }
