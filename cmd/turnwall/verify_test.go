@@ -184,6 +184,15 @@ func TestVerifyKilledLeavesNothing(t *testing.T) {
 		if _, err := os.Stat(filepath.Join("/run/turnwall/verify", fmt.Sprint(pid))); err == nil {
 			t.Errorf("the owner marker of verify %d is left", pid)
 		}
+		// Its turnservers died with it (they run with a parent-death
+		// signal): none runs with a configuration of the killed verify.
+		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, c := range cmdlines {
+			b, _ := os.ReadFile(c)
+			if strings.Contains(string(b), fmt.Sprintf("turnwall-lab-coturn-%d-", pid)) {
+				t.Errorf("a turnserver of verify %d still runs: %s", pid, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+			}
+		}
 	}
 
 	t.Run("next verify", func(t *testing.T) {

@@ -409,3 +409,29 @@ func callOf(t *testing.T, g verify.Group, mode string) verify.CallResult {
 	t.Fatalf("agents %q: no %s call in %+v", g.Agents, mode, g.Calls)
 	return verify.CallResult{}
 }
+
+// A rule denying something to 0.0.0.0/0 and ::/0: verify used to fail with
+// "no transfer network outside the policy's ranges"; now the lab is built
+// and the calls connect as without the rule.
+func TestRunDenyEverything(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	code, rep, errOut := verifyJSON(t, "../../testdata/verify/deny-everything", verify.Options{})
+	if code != 0 || !rep.OK || rep.Calls == 0 || rep.CallsFail != 0 || rep.Failed != 0 {
+		t.Fatalf("exit %d, calls %d (%d failed), troubles %q\n%s", code, rep.Calls, rep.CallsFail, rep.Troubles, errOut)
+	}
+	outside := 0
+	for _, c := range groupOf(t, rep, "floor").Cells {
+		if strings.Contains(c.Why, "outside the provider's ranges") {
+			outside++
+			if c.Got != "drop" || c.Rule != "default deny" {
+				t.Errorf("cell: %+v", c)
+			}
+		}
+	}
+	if outside == 0 {
+		t.Error("no flow to an address outside the provider's ranges")
+	}
+	if err := netns.WaitGone(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+}
