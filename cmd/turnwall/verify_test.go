@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/turnwall/turnwall/relay/netns"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
+	"github.com/turnwall/turnwall/relay/verify"
 )
 
 func TestVerifyText(t *testing.T) {
@@ -26,6 +28,25 @@ func TestVerifyText(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// --format json prints the report as data on stdout, progress on stderr.
+func TestVerifyJSON(t *testing.T) {
+	nstest.NeedKernel(t, "ip")
+	code, out, errOut := runCLI("verify", "../../testdata/golden/cases/issue-example.hcl", "--format", "json", "--no-calls", "--timeout", "30s")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errOut)
+	}
+	var rep verify.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if !rep.OK || rep.Flows == 0 || rep.Ran != rep.Flows || rep.Calls != 0 || !strings.HasSuffix(rep.Policy, "issue-example.hcl") {
+		t.Errorf("report: %+v", rep)
+	}
+	if !strings.Contains(errOut, "verify: flow matrix:") {
+		t.Errorf("no progress on stderr:\n%s", errOut)
 	}
 }
 
