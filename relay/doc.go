@@ -17,5 +17,10 @@
 //   - structured logs (log/slog) that clients cannot flood, Prometheus
 //     metrics, graceful shutdown, and one SO_REUSEPORT UDP socket per CPU.
 //
+// Beside it under relay/: the client side (turnclient, probe), the namespace
+// kit (netns) and `turnwall verify` (verify, with verify/call for WebRTC
+// calls), the one package here that uses the firewall backends. This
+// package imports none of them.
+//
 // See docs/relay.md.
 package relay

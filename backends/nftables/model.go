@@ -43,6 +43,9 @@ type Set struct {
 	// empty) set at run time, e.g. dnsmasq's nftset= option.
 	FQDNs   []string
 	Comment string
+	// IRSet is the name of the IR address set this set renders (one IR set
+	// gives up to four: its IPv4 and IPv6 prefixes and FQDN members).
+	IRSet string
 }
 
 // Type is the nftables set type.
@@ -124,16 +127,16 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 		comment := naming.Comment(fmt.Sprintf("%s %s (%s)", s.Origin.Kind, s.Origin.Name, s.Origin.Source), `"\`, maxComment)
 		if len(s.V4) > 0 {
 			fs.v4 = base + "_v4"
-			rs.Sets = append(rs.Sets, Set{Name: fs.v4, Prefixes: s.V4, Comment: comment})
+			rs.Sets = append(rs.Sets, Set{Name: fs.v4, Prefixes: s.V4, Comment: comment, IRSet: s.Name})
 		}
 		if len(s.V6) > 0 {
 			fs.v6 = base + "_v6"
-			rs.Sets = append(rs.Sets, Set{Name: fs.v6, V6: true, Prefixes: s.V6, Comment: comment})
+			rs.Sets = append(rs.Sets, Set{Name: fs.v6, V6: true, Prefixes: s.V6, Comment: comment, IRSet: s.Name})
 		}
 		if len(s.FQDNs) > 0 {
 			fq := naming.Comment("fqdn "+strings.Join(s.FQDNs, " "), `"\`, maxComment)
 			fs.fq4, fs.fq6 = base+"_fq4", base+"_fq6"
-			rs.Sets = append(rs.Sets, Set{Name: fs.fq4, FQDNs: s.FQDNs, Comment: fq}, Set{Name: fs.fq6, V6: true, FQDNs: s.FQDNs, Comment: fq})
+			rs.Sets = append(rs.Sets, Set{Name: fs.fq4, FQDNs: s.FQDNs, Comment: fq, IRSet: s.Name}, Set{Name: fs.fq6, V6: true, FQDNs: s.FQDNs, Comment: fq, IRSet: s.Name})
 		}
 		setsOf[s.Name] = fs
 	}

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,6 +38,44 @@ func TestTableParam(t *testing.T) {
 	for _, bad := range []string{"1x", "a b", "tcp", "x;y", ""} {
 		if _, err := (Backend{}).Emit(p, backends.Options{Params: map[string]string{"table": bad}}); err == nil && bad != "" {
 			t.Errorf("table %q accepted", bad)
+		}
+	}
+}
+
+// Every rendered set names the IR set it renders, and holds exactly that
+// set's prefixes (or FQDNs) of its family.
+func TestSetsRecordIRSet(t *testing.T) {
+	for _, c := range backendtest.Cases(t) {
+		rs, err := Build(c.Program, "turnwall")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fqdnSets := 0
+		for _, set := range rs.Sets {
+			src := c.Program.AddressSet(set.IRSet)
+			if src == nil {
+				t.Fatalf("%s: set %s names IR set %q, which does not exist", c.Name, set.Name, set.IRSet)
+			}
+			want := src.V4
+			if set.V6 {
+				want = src.V6
+			}
+			if len(set.FQDNs) > 0 {
+				fqdnSets++
+				if !slices.Equal(set.FQDNs, src.FQDNs) || len(set.Prefixes) != 0 {
+					t.Errorf("%s: set %s: FQDNs %v, IR set %q has %v", c.Name, set.Name, set.FQDNs, set.IRSet, src.FQDNs)
+				}
+			} else if !slices.Equal(set.Prefixes, want) {
+				t.Errorf("%s: set %s: %v, IR set %q has %v", c.Name, set.Name, set.Prefixes, set.IRSet, want)
+			}
+		}
+		for _, s := range c.Program.AddressSets {
+			if len(s.FQDNs) > 0 {
+				fqdnSets -= 2
+			}
+		}
+		if fqdnSets != 0 {
+			t.Errorf("%s: FQDN sets do not match the IR's sets with names (%d left)", c.Name, fqdnSets)
 		}
 	}
 }

@@ -3,51 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
-	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/compiler/diag"
-	"github.com/turnwall/turnwall/relay/lab"
-	"github.com/turnwall/turnwall/relay/lab/call"
-	"github.com/turnwall/turnwall/relay/netns"
+	"github.com/turnwall/turnwall/relay/verify"
 )
-
-type verifyGroup struct {
-	Agents  string            `json:"agents"` // "" for flows without agents
-	Cells   []lab.Cell        `json:"cells"`
-	Servers []lab.ServerCheck `json:"ice_servers,omitempty"`
-	Calls   []lab.CallResult  `json:"calls,omitempty"`
-}
-
-type verifyReport struct {
-	Policy       string        `json:"policy"`
-	OK           bool          `json:"ok"`
-	PolicyErrors int           `json:"policy_errors"`
-	SourceNAT    bool          `json:"source_nat"`
-	RelayServer  string        `json:"relay_server"`
-	Flows        int           `json:"flows"`
-	Ran          int           `json:"flows_run"`
-	Failed       int           `json:"failed"`
-	Servers      int           `json:"ice_servers"`
-	ServersFail  int           `json:"ice_servers_failed"`
-	Calls        int           `json:"calls"`
-	CallsFail    int           `json:"calls_failed"`
-	Troubles     []string      `json:"troubles"`
-	Notes        []string      `json:"notes,omitempty"` // what the lab could not serve as the policy describes
-	Incomplete   string        `json:"incomplete,omitempty"`
-	Groups       []verifyGroup `json:"groups"`
-	Seconds      float64       `json:"seconds"`
-}
 
 type verifyFlags struct {
 	policyFlags
@@ -58,6 +23,7 @@ type verifyFlags struct {
 	quiet   bool
 	minMOS  float64
 	server  string
+	cleanup bool
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -90,6 +56,11 @@ all the same. The namespaces and services are removed afterwards, also on
 failure, --timeout and Ctrl-C. Needs root, iproute2 and nftables support in
 the kernel. Progress goes to stderr (--quiet to silence it).
 
+A verify killed outright (SIGKILL) cannot clean up: the next verify removes
+what it left (namespaces, the lab's coturn directories) before it starts,
+and --cleanup does only that and lists what it removed. Only state of
+verifies that no longer run is touched.
+
 Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage errors.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -98,6 +69,12 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.cleanup {
+				if len(args) > 0 {
+					return usageError{fmt.Errorf("--cleanup takes no POLICY")}
+				}
+				return a.verifyCleanup()
+			}
 			if f.format != "text" && f.format != "json" {
 				return usageError{fmt.Errorf("--format %q: use text or json", f.format)}
 			}
@@ -130,166 +107,40 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 	cmd.Flags().BoolVar(&f.noCalls, "no-calls", false, "run the flow matrix only (no relays, ICE servers or calls)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.Flags().StringVar(&f.server, "relay-server", "bundled", "what runs on relay hosts: bundled (turnwall's relay) or coturn (Debian's turnserver with the coturn target's configuration)")
+	cmd.Flags().BoolVar(&f.cleanup, "cleanup", false, "only remove the lab state (namespaces, coturn directories) of verifies that were killed, and list it")
 	cmd.Flags().Float64Var(&f.minMOS, "min-mos", 3.6, "a connected call whose audio scores below this MOS (simplified E-model) fails")
 	return cmd
 }
 
 func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error {
-	start := time.Now()
 	diagFlags := f.policyFlags
 	diagFlags.format = "text"
 	res, err := a.compilePolicy(path, &diagFlags)
 	if err != nil {
 		return err
 	}
-	prog := res.Lowered
-	if prog == nil {
+	if res.Lowered == nil {
 		fmt.Fprintf(a.stderr, "nothing verified: %s\n", summary(res))
 		return exitError{exitPolicy}
 	}
 	errs, _ := diag.Count(res.Diags)
-	var progressMu sync.Mutex // calls of several agents groups report at once
-	progress := func(msg string) {
-		if !f.quiet {
-			progressMu.Lock()
-			defer progressMu.Unlock()
-			fmt.Fprintf(a.stderr, "verify: %s\n", msg)
-		}
+	opt := verify.Options{
+		Policy: path, PolicyErrors: errs, SourceNAT: f.snat, RelayServer: f.server,
+		Media: f.media, NoCalls: f.noCalls, MinMOS: f.minMOS,
 	}
-	if errs > 0 {
-		progress(fmt.Sprintf("the policy has %s; building the lab anyway to show what they do", count(errs, "error")))
+	if !f.quiet {
+		opt.Progress = func(msg string) { fmt.Fprintf(a.stderr, "verify: %s\n", msg) }
 	}
-	rs, err := nftables.Build(prog, "turnwall")
+	rep, err := verify.Run(ctx, res.Lowered, opt)
 	if err != nil {
 		return err
-	}
-	if err := netns.Available(); err != nil {
-		return fmt.Errorf("verify needs network namespaces: %v", err)
-	}
-	progress("building the network in namespaces")
-	l, err := lab.New(prog)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	if f.snat {
-		if err := l.SourceNAT(); err != nil {
-			return err
-		}
-	}
-	progress(fmt.Sprintf("applying the ruleset to the gateway (%d hosts)", len(l.Hosts)))
-	if err := l.Apply(rs); err != nil {
-		return err
-	}
-	flows := l.Matrix()
-	progress(fmt.Sprintf("flow matrix: %s", count(len(flows), "flow")))
-	cells := l.Run(ctx, flows, nil)
-	rep := verifyReport{Policy: path, Flows: len(flows), Ran: len(cells), PolicyErrors: errs, SourceNAT: f.snat, RelayServer: f.server}
-	if len(cells) < len(flows) {
-		rep.Incomplete = fmt.Sprintf("%d of %d flows not run (%v)", len(flows)-len(cells), len(flows), ctx.Err())
-	}
-	checks := map[string][]lab.ServerCheck{}
-	var calls []lab.CallResult
-	if !f.noCalls && rep.Incomplete == "" && ctx.Err() == nil {
-		progress(fmt.Sprintf("starting relays (%s) and provider STUN/TURN services", f.server))
-		svc, err := l.StartServices(ctx, lab.ServiceOptions{Coturn: f.server == "coturn"})
-		if err != nil {
-			return err
-		}
-		defer svc.Close()
-		for _, h := range l.AgentHosts() {
-			progress(fmt.Sprintf("ICE servers from agents %q", h.Block))
-			checks[h.Block] = svc.Check(ctx, h.Block)
-		}
-		rep.Notes = append(rep.Notes, svc.Notes...)
-		calls = l.Calls(ctx, svc, checks, lab.CallOptions{Call: call.Options{Media: f.media}, MinMOS: f.minMOS, Progress: progress})
-		if err := svc.Close(); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			rep.Incomplete = fmt.Sprintf("calls interrupted (%v)", ctx.Err())
-		}
-	}
-	if cerr := l.Close(); cerr != nil {
-		return cerr
-	}
-	rep.Seconds = time.Since(start).Round(10 * time.Millisecond).Seconds()
-	idx := map[string]int{}
-	group := func(name string) *verifyGroup {
-		i, ok := idx[name]
-		if !ok {
-			i = len(rep.Groups)
-			idx[name] = i
-			rep.Groups = append(rep.Groups, verifyGroup{Agents: name})
-		}
-		return &rep.Groups[i]
-	}
-	for _, h := range l.AgentHosts() {
-		group(h.Block)
-	}
-	seen := map[string]bool{}
-	trouble := func(t string) {
-		if t != "" && !seen[t] {
-			seen[t] = true
-			rep.Troubles = append(rep.Troubles, t)
-		}
-	}
-	for _, c := range cells {
-		g := group(c.Group)
-		g.Cells = append(g.Cells, c)
-		if !c.OK {
-			rep.Failed++
-			if c.Trouble != "" {
-				trouble(c.Trouble)
-			} else {
-				trouble(fmt.Sprintf("%s: expected %s, got %s (%s, %s)", c.Name, c.Expected, c.Got, c.Rule, c.Line))
-			}
-		}
-	}
-	names := make([]string, 0, len(checks))
-	for n := range checks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		g := group(n)
-		g.Servers = checks[n]
-		for _, c := range checks[n] {
-			rep.Servers++
-			if !c.OK {
-				rep.ServersFail++
-				trouble(fmt.Sprintf("agents %q: %s: expected %s, got %s: %s", n, c.Server.URL, c.Expected, c.Got, c.Reason))
-			}
-		}
-	}
-	for _, c := range calls {
-		g := group(c.Group)
-		g.Calls = append(g.Calls, c)
-		if c.Skipped != "" {
-			continue
-		}
-		rep.Calls++
-		if !c.OK {
-			rep.CallsFail++
-			trouble(fmt.Sprintf("agents %q, %s: %s", c.Group, modeLabel(c.Mode), c.Trouble))
-		}
-	}
-	if errs > 0 {
-		trouble(fmt.Sprintf("the policy has %s (see above)", count(errs, "error")))
-	}
-	if rep.Incomplete != "" {
-		trouble("incomplete: " + rep.Incomplete)
-	}
-	rep.OK = len(rep.Troubles) == 0
-	if rep.Troubles == nil {
-		rep.Troubles = []string{}
 	}
 	if f.format == "json" {
-		if err := writeJSON(a, rep); err != nil {
+		if err := rep.WriteJSON(a.stdout); err != nil {
 			return err
 		}
 	} else {
-		writeVerifyText(a.stdout, &rep)
+		rep.WriteText(a.stdout)
 	}
 	if !rep.OK {
 		return exitError{exitPolicy}
@@ -297,133 +148,14 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 	return nil
 }
 
-func mark(ok bool) string {
-	if ok {
-		return "ok"
+func (a *app) verifyCleanup() error {
+	removed, err := verify.Cleanup()
+	for _, r := range removed {
+		fmt.Fprintf(a.stdout, "removed %s\n", r)
 	}
-	return "FAIL"
-}
-
-func writeVerifyText(w io.Writer, rep *verifyReport) {
-	for _, g := range rep.Groups {
-		title := fmt.Sprintf("agents %q", g.Agents)
-		if g.Agents == "" {
-			title = "flows without agents"
-		}
-		fmt.Fprintf(w, "%s\n", title)
-		if len(g.Cells) > 0 {
-			fmt.Fprintln(w, "  flows")
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "    \tFLOW\tEXPECTED\tGOT\tRULE\tPOLICY LINE")
-			for _, c := range g.Cells {
-				exp := c.Expected
-				if c.Required {
-					exp += " (required)"
-				}
-				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", mark(c.OK), c.Name, exp, c.Got, c.Rule, c.Line)
-			}
-			tw.Flush()
-		}
-		if len(g.Servers) > 0 {
-			fmt.Fprintln(w, "  ICE servers")
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "    \tSERVER\tEXPECTED\tGOT\tRULE\tPOLICY LINE\tDETAIL")
-			for _, c := range g.Servers {
-				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark(c.OK), c.Server.URL, c.Expected, c.Got, c.Rule, c.Line, c.Reason)
-			}
-			tw.Flush()
-		}
-		if len(g.Calls) > 0 {
-			fmt.Fprintln(w, "  calls")
-			for _, c := range g.Calls {
-				mode := modeLabel(c.Mode)
-				if c.Skipped != "" {
-					fmt.Fprintf(w, "    --    %s: skipped: %s\n", mode, c.Skipped)
-					continue
-				}
-				r := c.Result
-				fmt.Fprintf(w, "    %-4s  %s to %s: %s", mark(c.OK), mode, c.Far, r.State)
-				if r.State == "connected" {
-					fmt.Fprintf(w, " in %.2f s", r.ConnectTime.Seconds())
-				}
-				fmt.Fprintln(w)
-				if r.Local != nil && r.Remote != nil {
-					fmt.Fprintf(w, "          pair   %s <-> %s\n", r.Local, r.Remote)
-				}
-				if r.State == "connected" {
-					fmt.Fprintf(w, "          audio  %s: agent -> far end %d/%d packets (loss %.1f%%, jitter %.1f ms), far end -> agent %d/%d (loss %.1f%%, jitter %.1f ms)\n",
-						r.Audio, r.AgentToFar.Received, r.AgentToFar.Sent, r.AgentToFar.LossPct, r.AgentToFar.JitterMs,
-						r.FarToAgent.Received, r.FarToAgent.Sent, r.FarToAgent.LossPct, r.FarToAgent.JitterMs)
-					fmt.Fprintf(w, "          quality RTT %.1f ms, MOS %.2f\n", r.RTTMs, c.MOS)
-				}
-				if len(r.Gathered) > 0 {
-					fmt.Fprintf(w, "          agent candidates: %s\n", candidateSummary(r.Gathered))
-				}
-				if !c.OK && r.Err != "" {
-					fmt.Fprintf(w, "          why    %s\n", r.Err)
-				}
-			}
-		}
-		fmt.Fprintln(w)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "%d of %d flows, %d of %d ICE server checks, %d of %d calls as expected",
-		rep.Ran-rep.Failed, rep.Flows, rep.Servers-rep.ServersFail, rep.Servers, rep.Calls-rep.CallsFail, rep.Calls)
-	if rep.SourceNAT {
-		fmt.Fprint(w, " (source NAT on)")
-	}
-	fmt.Fprintf(w, " in %.1f s\n", rep.Seconds)
-	for _, n := range rep.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	if rep.OK {
-		fmt.Fprintln(w, "verify: OK, agents get working audio")
-		return
-	}
-	fmt.Fprintln(w, "verify: FAILED")
-	for _, t := range rep.Troubles {
-		fmt.Fprintf(w, "  - %s\n", t)
-	}
-}
-
-// candidateSummary counts candidates by type, and relay candidates by how the
-// TURN server was reached: "2 host, 2 srflx, 8 relay (udp 2, tcp 2, tls 4)".
-func candidateSummary(cs []call.Candidate) string {
-	types := map[string]int{}
-	via := map[string]int{}
-	for _, c := range cs {
-		types[c.Type]++
-		if c.Type == "relay" {
-			via[c.RelayProtocol]++
-		}
-	}
-	var parts []string
-	for _, t := range []string{"host", "srflx", "prflx", "relay"} {
-		if n := types[t]; n > 0 {
-			p := fmt.Sprintf("%d %s", n, t)
-			if t == "relay" {
-				var vs []string
-				for _, v := range []string{"udp", "tcp", "tls", "dtls"} {
-					if via[v] > 0 {
-						vs = append(vs, fmt.Sprintf("%s %d", v, via[v]))
-					}
-				}
-				if len(vs) > 0 {
-					p += " (via " + strings.Join(vs, ", ") + ")"
-				}
-			}
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-// modeLabel names a call's ICE transport policy.
-func modeLabel(mode string) string {
-	switch mode {
-	case "relay":
-		return "ICE relay only"
-	case "ipv6":
-		return "ICE all, IPv6 only"
-	}
-	return "ICE " + mode
+	fmt.Fprintf(a.stdout, "verify --cleanup: removed %s of killed verifies\n", count(len(removed), "piece")+" of lab state")
+	return nil
 }

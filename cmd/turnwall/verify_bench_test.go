@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/turnwall/turnwall/relay/netns"
+	"github.com/turnwall/turnwall/relay/verify"
 )
 
 // BenchmarkVerify runs `turnwall verify` on every shipped example: the flow
@@ -33,7 +34,7 @@ func BenchmarkVerify(b *testing.B) {
 					start := time.Now()
 					code, out, errOut := runCLI(args...)
 					took := time.Since(start)
-					var rep verifyReport
+					var rep verify.Report
 					if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || !rep.OK {
 						b.Fatalf("%v: exit %d %v\n%s", args, code, err, errOut)
 					}

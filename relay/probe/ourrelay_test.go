@@ -19,7 +19,7 @@ import (
 	"github.com/turnwall/turnwall/relay/netns"
 )
 
-// Our relay's lab (testdata/relay/lab, as relay/lab_test.go sets it up): one
+// Our relay's lab (testdata/relay/lab, as relay/nslab_test.go sets it up): one
 // namespace with the policy's relay and agent addresses on loopback.
 var (
 	ourRelay4  = netip.MustParseAddr("192.0.2.10")

@@ -1,4 +1,4 @@
-package lab_test
+package verify_test
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/turnwall/turnwall/backends/nftables"
-	"github.com/turnwall/turnwall/relay/lab"
-	"github.com/turnwall/turnwall/relay/lab/call"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
+	"github.com/turnwall/turnwall/relay/verify"
+	"github.com/turnwall/turnwall/relay/verify/call"
 )
 
 // One-way audio through the gateway: once the calls are connected, the
@@ -25,7 +25,7 @@ func TestCallsDetectOneWayAudio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := lab.New(p)
+	l, err := verify.New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestCallsDetectOneWayAudio(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	svc, err := l.StartServices(ctx, lab.ServiceOptions{})
+	svc, err := l.StartServices(ctx, verify.ServiceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestCallsDetectOneWayAudio(t *testing.T) {
 	// A group's calls run in order, relay-only first: the filter goes in once
 	// the second (direct) call is connected, DTLS done.
 	connected := 0
-	opt := lab.CallOptions{MinMOS: 3.6, Call: call.Options{AfterConnect: func() {
+	opt := verify.CallOptions{MinMOS: 3.6, Call: call.Options{AfterConnect: func() {
 		if connected++; connected != 2 {
 			return
 		}

@@ -1,4 +1,4 @@
-package lab_test
+package verify_test
 
 import (
 	"context"
@@ -17,19 +17,19 @@ import (
 	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
-	"github.com/turnwall/turnwall/relay/lab"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
+	"github.com/turnwall/turnwall/relay/verify"
 )
 
 // servicesLab builds the lab of want, applies the ruleset compiled from got
 // and starts the services; everything is removed when the test ends.
-func servicesLab(t *testing.T, want, got *ir.Program) (*lab.Lab, *lab.Services) {
+func servicesLab(t *testing.T, want, got *ir.Program) (*verify.Lab, *verify.Services) {
 	t.Helper()
 	rs, err := nftables.Build(got, "turnwall")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := lab.New(want)
+	l, err := verify.New(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func servicesLab(t *testing.T, want, got *ir.Program) (*lab.Lab, *lab.Services) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := l.StartServices(ctx, lab.ServiceOptions{})
+	s, err := l.StartServices(ctx, verify.ServiceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func servicesLab(t *testing.T, want, got *ir.Program) (*lab.Lab, *lab.Services) 
 }
 
 // checkGroup runs the checks of one group, logging them.
-func checkGroup(t *testing.T, s *lab.Services, group string) []lab.ServerCheck {
+func checkGroup(t *testing.T, s *verify.Services, group string) []verify.ServerCheck {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -72,7 +72,7 @@ func checkGroup(t *testing.T, s *lab.Services, group string) []lab.ServerCheck {
 	return checks
 }
 
-func urls(servers []lab.ICEServer) []string {
+func urls(servers []verify.ICEServer) []string {
 	var out []string
 	for _, s := range servers {
 		out = append(out, s.URL)
@@ -284,7 +284,7 @@ func TestServicesRelayWithoutUDP(t *testing.T) {
 
 	// The relay's certificate names its FQDN too, for clients that dial
 	// turn.example.com.
-	var claims *lab.Host
+	var claims *verify.Host
 	for _, h := range l.Hosts {
 		if h.Kind == "agents" && h.Block == "claims" {
 			claims = h
@@ -350,7 +350,7 @@ func TestServicesRestart(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := l.StartServices(context.Background(), lab.ServiceOptions{Secret: "a-secret-of-enough-length"})
+	s2, err := l.StartServices(context.Background(), verify.ServiceOptions{Secret: "a-secret-of-enough-length"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestServicesFQDNResolution(t *testing.T) {
 	p := compile(t, "../../policies/genesys-cloud")
 	l, s := servicesLab(t, p, p)
 	ctx := context.Background()
-	var stun []lab.ICEServer
+	var stun []verify.ICEServer
 	for _, srv := range s.ICEServers("floor3") {
 		if srv.Kind == "stun" {
 			stun = append(stun, srv)

@@ -1,4 +1,4 @@
-package lab
+package verify
 
 import (
 	"bufio"
@@ -116,7 +116,7 @@ func (s *Services) startCoturn(ctx context.Context, r *ir.Relay, h *Host, conf [
 	if _, err := exec.LookPath("turnserver"); err != nil {
 		return nil, nil, errors.New("turnserver (Debian package coturn) is missing; install it or use the bundled relay")
 	}
-	dir, err := os.MkdirTemp("", "turnwall-lab-coturn-")
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", coturnDirPrefix, os.Getpid()))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package lab_test
+package verify_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
-	"github.com/turnwall/turnwall/relay/lab"
 	"github.com/turnwall/turnwall/relay/netns"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
+	"github.com/turnwall/turnwall/relay/verify"
 )
 
 func compile(t *testing.T, path string) *ir.Program {
@@ -26,15 +26,15 @@ func compile(t *testing.T, path string) *ir.Program {
 	return res.Program
 }
 
-// verify builds the lab of want, applies the ruleset compiled from got and
+// matrixOf builds the lab of want, applies the ruleset compiled from got and
 // runs want's matrix.
-func verify(t *testing.T, want, got *ir.Program) []lab.Cell {
+func matrixOf(t *testing.T, want, got *ir.Program) []verify.Cell {
 	t.Helper()
 	rs, err := nftables.Build(got, "turnwall")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := lab.New(want)
+	l, err := verify.New(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestExamplePoliciesPass(t *testing.T) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			t.Parallel()
 			p := compile(t, path)
-			cells := verify(t, p, p)
+			cells := matrixOf(t, p, p)
 			pass, drop := 0, 0
 			for _, c := range cells {
 				if !c.OK {
@@ -101,7 +101,7 @@ func TestDeletedRuleFails(t *testing.T) {
 	}
 	broken.Rules = rules
 	failed := 0
-	for _, c := range verify(t, want, broken) {
+	for _, c := range matrixOf(t, want, broken) {
 		if c.OK {
 			continue
 		}
@@ -117,7 +117,7 @@ func TestDeletedRuleFails(t *testing.T) {
 
 func TestCloseRemovesEverything(t *testing.T) {
 	nstest.NeedKernel(t, "ip")
-	l, err := lab.New(compile(t, "../../policies/private-relay"))
+	l, err := verify.New(compile(t, "../../policies/private-relay"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestSourceNAT(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := lab.New(p)
+			l, err := verify.New(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestEveryInterfaceCarriesTraffic(t *testing.T) {
 	second := zone.Interfaces[1]
 	zone.Interfaces = zone.Interfaces[:1]
 	failed, via := 0, 0
-	for _, c := range verify(t, want, broken) {
+	for _, c := range matrixOf(t, want, broken) {
 		through := strings.Contains(c.Name, "via "+second)
 		if through {
 			via++
@@ -228,7 +228,7 @@ func TestRuleDestinationsGetHosts(t *testing.T) {
 		`agents "voice" via eth2 10.67.0.11:* -> addresses "rule.trunk.dst" 203.0.113.10:5060`:       false,
 		`agents "voice" via eth2 10.67.0.11:* -> addresses "rule.trunk-again.dst" 203.0.113.11:5060`: false,
 	}
-	for _, c := range verify(t, p, p) {
+	for _, c := range matrixOf(t, p, p) {
 		if !c.OK {
 			t.Errorf("%s (%s): expected %s, got %s", c.Name, c.Why, c.Expected, c.Got)
 		}
@@ -265,7 +265,7 @@ func TestEveryRangeSampled(t *testing.T) {
 	set.V4 = set.V4[:len(set.V4)-1]
 	broken.Index()
 	failed, toLast := 0, 0
-	for _, c := range verify(t, want, broken) {
+	for _, c := range matrixOf(t, want, broken) {
 		in := c.Flow.Dst.IsValid() && last.Contains(c.Flow.Dst)
 		if in && c.Expected == "pass" {
 			toLast++

@@ -1,4 +1,4 @@
-package lab
+package verify
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"sync"
 
 	"github.com/turnwall/turnwall/compiler/ir"
-	"github.com/turnwall/turnwall/relay/lab/call"
 	"github.com/turnwall/turnwall/relay/probe"
+	"github.com/turnwall/turnwall/relay/verify/call"
 )
 
 // CallResult is one WebRTC call of an agents group: a browser-like peer on
@@ -100,32 +100,7 @@ func (l *Lab) hostBySet(kind, set string) *Host {
 }
 
 // setOf is the address set of the block a host stands for.
-func (l *Lab) setOf(h *Host) string {
-	p := l.Prog
-	switch h.Kind {
-	case "agents":
-		for _, g := range p.Agents {
-			if g.Name == h.Block {
-				return g.Addresses
-			}
-		}
-	case "provider":
-		for _, pr := range p.Providers {
-			if pr.Name == h.Block {
-				return pr.Addresses
-			}
-		}
-	case "relay":
-		for _, r := range p.Relays {
-			if r.Name == h.Block {
-				return r.Addresses
-			}
-		}
-	case "addresses":
-		return h.Block
-	}
-	return ""
-}
+func (l *Lab) setOf(h *Host) string { return setOf(l.Prog, h) }
 
 // CallOptions tune the calls.
 type CallOptions struct {
