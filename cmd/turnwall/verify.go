@@ -24,6 +24,7 @@ type verifyFlags struct {
 	minMOS  float64
 	server  string
 	cleanup bool
+	agent   string
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -90,6 +91,12 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 			if f.minMOS < 1 || f.minMOS > 4.5 {
 				return usageError{fmt.Errorf("--min-mos %v: give a MOS between 1 and 4.5", f.minMOS)}
 			}
+			if f.agent != "" && f.agent != "pion" && f.agent != "chromium" {
+				return usageError{fmt.Errorf("--agent %q: use pion or chromium", f.agent)}
+			}
+			if f.agent == "chromium" && f.noCalls {
+				return usageError{fmt.Errorf("--agent chromium places calls: it cannot go with --no-calls")}
+			}
 			if f.media <= 0 || f.media > time.Minute {
 				return usageError{fmt.Errorf("--media %v: give a duration between 1ms and 1m", f.media)}
 			}
@@ -108,6 +115,7 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.Flags().StringVar(&f.server, "relay-server", "bundled", "what runs on relay hosts: bundled (turnwall's relay) or coturn (Debian's turnserver with the coturn target's configuration)")
 	cmd.Flags().BoolVar(&f.cleanup, "cleanup", false, "only remove the lab state (namespaces, coturn directories) of verifies that were killed, and list it")
+	cmd.Flags().StringVar(&f.agent, "agent", "pion", "agents' side: pion (WebRTC peers in Go) or chromium (also headless Chromium on every agents host with the readiness page)")
 	cmd.Flags().Float64Var(&f.minMOS, "min-mos", 3.6, "a connected call whose audio scores below this MOS (simplified E-model) fails")
 	return cmd
 }
@@ -127,6 +135,9 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 	opt := verify.Options{
 		Policy: path, PolicyErrors: errs, SourceNAT: f.snat, RelayServer: f.server,
 		Media: f.media, NoCalls: f.noCalls, MinMOS: f.minMOS,
+	}
+	if f.agent == "chromium" {
+		opt.Agent = "chromium"
 	}
 	if !f.quiet {
 		opt.Progress = func(msg string) { fmt.Fprintf(a.stderr, "verify: %s\n", msg) }

@@ -29,6 +29,14 @@ type Target struct {
 	FQDN string `json:"fqdn,omitempty"`
 	// Realm is a relay's realm.
 	Realm string `json:"realm,omitempty"`
+	// Username and Credential are fixed credentials for this server (a
+	// lab's); without them a relay's are minted per test session.
+	Username   string `json:"-"`
+	Credential string `json:"-"`
+	// NoCall is set by the server for a relay it cannot place a test call
+	// through: every address of the relay is of a family the media peer
+	// has no address of.
+	NoCall bool `json:"no_call,omitempty"`
 }
 
 // Plan lists the targets the agents' browsers are given under the policy's

@@ -320,9 +320,19 @@ func verdict(rec *Record, targets map[string]Target) (string, string) {
 	var best *Call
 	for i := range rec.Calls {
 		c := &rec.Calls[i]
-		// The best call; on a tie, the one a browser prefers (relay over
-		// UDP, then TCP, then TLS).
-		if c.Connected && c.MOS > 0 && (best == nil || c.MOS > best.MOS || (c.MOS == best.MOS && rank(targets[c.Target]) < rank(targets[best.Target]))) {
+		// The call a browser would end on: ICE prefers a relay over UDP,
+		// then TCP, then TLS; among those of one transport, the best MOS.
+		// A poor call counts only when no other connected.
+		better := func(a, b *Call) bool {
+			if (a.Band == "poor") != (b.Band == "poor") {
+				return b.Band == "poor"
+			}
+			if ra, rb := rank(targets[a.Target]), rank(targets[b.Target]); ra != rb {
+				return ra < rb
+			}
+			return a.MOS > b.MOS
+		}
+		if c.Connected && c.MOS > 0 && (best == nil || better(c, best)) {
 			best = c
 		}
 	}

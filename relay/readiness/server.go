@@ -130,9 +130,24 @@ func New(opt Options) (*Server, error) {
 	if s.targets == nil {
 		s.targets = Plan(opt.Program)
 	}
+	var v4, v6 bool
+	for _, a := range opt.Media.Addrs {
+		v4, v6 = v4 || a.Unmap().Is4(), v6 || a.Unmap().Is6()
+	}
+	for i := range s.targets {
+		t := &s.targets[i]
+		if t.Kind != "stun" && len(opt.Media.Addrs) > 0 && len(t.Addrs) > 0 {
+			t.NoCall = true
+			for _, a := range t.Addrs {
+				if (a.Unmap().Is4() && v4) || (a.Unmap().Is6() && v6) {
+					t.NoCall = false
+				}
+			}
+		}
+	}
 	for _, t := range s.targets {
 		s.byID[t.ID] = t
-		if t.Relay != "" && len(opt.Secrets) == 0 {
+		if t.Relay != "" && t.Username == "" && len(opt.Secrets) == 0 {
 			return nil, fmt.Errorf("readiness: relay %q needs a TURN REST shared secret (--secret-file) so the server can mint test credentials", t.Relay)
 		}
 	}
@@ -339,7 +354,10 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 		CallMs: s.opt.Media.Duration.Milliseconds(), ExpiresAt: now.Add(sessionTTL)}
 	for _, t := range s.targets {
 		st := SessionTarget{Target: t, Label: t.label()}
-		if t.Relay != "" {
+		switch {
+		case t.Username != "":
+			st.Username, st.Credential = t.Username, t.Credential
+		case t.Relay != "":
 			st.Username, st.Credential = creds.Generate(s.opt.Secrets[0], "readiness-"+ss.token[:8], now.Add(s.opt.CredTTL))
 		}
 		rep.Targets = append(rep.Targets, st)
@@ -372,7 +390,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		httpError(w, code, err.Error())
 		return
 	}
-	if t, ok := s.byID[req.Target]; !ok || t.Kind == "stun" {
+	if t, ok := s.byID[req.Target]; !ok || t.Kind == "stun" || t.NoCall {
 		httpError(w, http.StatusBadRequest, "target names no TURN server of this session")
 		return
 	}

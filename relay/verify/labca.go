@@ -4,12 +4,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"math/big"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -25,6 +28,9 @@ type labCA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pool *x509.CertPool
+
+	mu     sync.Mutex
+	leaves []*x509.Certificate // every leaf issued, for browsers told to trust them
 }
 
 func serial() (*big.Int, error) {
@@ -102,5 +108,23 @@ func (ca *labCA) leaf(names []string, ips []netip.Addr) (*tls.Certificate, error
 	if err != nil {
 		return nil, err
 	}
+	ca.mu.Lock()
+	ca.leaves = append(ca.leaves, leaf)
+	ca.mu.Unlock()
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// spkis returns the base64 SHA-256 hashes of the issued leaves' public keys,
+// as Chromium's --ignore-certificate-errors-spki-list takes them: a browser
+// in the lab trusts the lab's certificates as agents' browsers trust a real
+// relay's CA.
+func (ca *labCA) spkis() []string {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	var out []string
+	for _, l := range ca.leaves {
+		sum := sha256.Sum256(l.RawSubjectPublicKeyInfo)
+		out = append(out, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	return out
 }

@@ -25,6 +25,8 @@ type Report struct {
 	ServersFail  int      `json:"ice_servers_failed"`
 	Calls        int      `json:"calls"`
 	CallsFail    int      `json:"calls_failed"`
+	Browsers     int      `json:"browsers,omitempty"` // agents hosts where a browser ran the readiness page
+	BrowsersFail int      `json:"browsers_failed,omitempty"`
 	Troubles     []string `json:"troubles"`
 	Notes        []string `json:"notes,omitempty"` // what the lab could not serve as the policy describes
 	Incomplete   string   `json:"incomplete,omitempty"`
@@ -34,10 +36,11 @@ type Report struct {
 
 // Group is the part of a report about one agents group.
 type Group struct {
-	Agents  string        `json:"agents"` // "" for flows without agents
-	Cells   []Cell        `json:"cells"`
-	Servers []ServerCheck `json:"ice_servers,omitempty"`
-	Calls   []CallResult  `json:"calls,omitempty"`
+	Agents  string         `json:"agents"` // "" for flows without agents
+	Cells   []Cell         `json:"cells"`
+	Servers []ServerCheck  `json:"ice_servers,omitempty"`
+	Calls   []CallResult   `json:"calls,omitempty"`
+	Browser *BrowserResult `json:"browser,omitempty"`
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -116,10 +119,16 @@ func (r *Report) WriteText(w io.Writer) {
 				}
 			}
 		}
+		if b := g.Browser; b != nil {
+			writeBrowser(w, b)
+		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "%d of %d flows, %d of %d ICE server checks, %d of %d calls as expected",
 		r.Ran-r.Failed, r.Flows, r.Servers-r.ServersFail, r.Servers, r.Calls-r.CallsFail, r.Calls)
+	if r.Browsers > 0 {
+		fmt.Fprintf(w, ", %d of %d browsers agree", r.Browsers-r.BrowsersFail, r.Browsers)
+	}
 	if r.SourceNAT {
 		fmt.Fprint(w, " (source NAT on)")
 	}
@@ -134,6 +143,36 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintln(w, "verify: FAILED")
 	for _, t := range r.Troubles {
 		fmt.Fprintf(w, "  - %s\n", t)
+	}
+}
+
+func writeBrowser(w io.Writer, b *BrowserResult) {
+	fmt.Fprintf(w, "  browser (%s, the readiness page)\n", b.Browser)
+	fmt.Fprintf(w, "    %-4s  verdict %s in %.1f s: %s\n", mark(b.OK), b.Verdict, b.Seconds, b.Summary)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range b.Checks {
+		got := c.Got
+		if c.RelayProtocol != "" {
+			got += " (" + c.RelayProtocol + ")"
+		}
+		if c.ErrorCode != 0 {
+			got += fmt.Sprintf(" (error %d)", c.ErrorCode)
+		}
+		fmt.Fprintf(tw, "    %s\t%s\texpected %s\tgot %s\n", mark(c.OK), c.URL, c.Expected, got)
+	}
+	tw.Flush()
+	for _, c := range b.Calls {
+		if c.Connected {
+			fmt.Fprintf(w, "          call via %s: connected in %.0f ms, MOS %.2f (%s)\n", c.URL, c.ConnectMs, c.MOS, c.Band)
+		} else {
+			fmt.Fprintf(w, "          call via %s: failed: %s\n", c.URL, c.Why)
+		}
+	}
+	for _, s := range b.Skipped {
+		fmt.Fprintf(w, "          not tried: %s\n", s)
+	}
+	if !b.OK && b.Trouble != "" {
+		fmt.Fprintf(w, "          why    %s\n", b.Trouble)
 	}
 }
 

@@ -32,6 +32,9 @@ type Options struct {
 	NoCalls bool
 	// MinMOS fails a connected call whose audio scores lower (default 3.6).
 	MinMOS float64
+	// Agent, when "chromium", also runs headless Chromium on every agents
+	// host with the readiness page (see Lab.Browsers).
+	Agent string
 	// Progress, when set, is told what verify is doing; it may be called
 	// from several goroutines, one at a time.
 	Progress func(msg string)
@@ -107,6 +110,7 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 	}
 	checks := map[string][]ServerCheck{}
 	var calls []CallResult
+	var browsers map[string]*BrowserResult
 	if !opt.NoCalls && rep.Incomplete == "" && ctx.Err() == nil {
 		progress(fmt.Sprintf("starting relays (%s) and provider STUN/TURN services", opt.RelayServer))
 		svc, err := l.StartServices(ctx, ServiceOptions{Coturn: opt.RelayServer == "coturn"})
@@ -120,6 +124,11 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 		}
 		rep.Notes = append(rep.Notes, svc.Notes...)
 		calls = l.Calls(ctx, svc, checks, CallOptions{Call: call.Options{Media: opt.Media}, MinMOS: opt.MinMOS, Progress: progress})
+		if opt.Agent == "chromium" && ctx.Err() == nil {
+			if browsers, err = l.Browsers(ctx, svc, calls, progress); err != nil {
+				return nil, err
+			}
+		}
 		if err := svc.Close(); err != nil {
 			return nil, err
 		}
@@ -131,13 +140,13 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 		return nil, cerr
 	}
 	rep.Seconds = time.Since(start).Round(10 * time.Millisecond).Seconds()
-	rep.collect(l.AgentHosts(), cells, checks, calls)
+	rep.collect(l.AgentHosts(), cells, checks, calls, browsers)
 	return rep, nil
 }
 
 // collect groups cells, checks and calls by agents group (agents hosts'
 // order first) and gathers the troubles.
-func (rep *Report) collect(agents []*Host, cells []Cell, checks map[string][]ServerCheck, calls []CallResult) {
+func (rep *Report) collect(agents []*Host, cells []Cell, checks map[string][]ServerCheck, calls []CallResult, browsers map[string]*BrowserResult) {
 	idx := map[string]int{}
 	group := func(name string) *Group {
 		i, ok := idx[name]
@@ -196,6 +205,18 @@ func (rep *Report) collect(agents []*Host, cells []Cell, checks map[string][]Ser
 		if !c.OK {
 			rep.CallsFail++
 			trouble(fmt.Sprintf("agents %q, %s: %s", c.Group, ModeLabel(c.Mode), c.Trouble))
+		}
+	}
+	for _, h := range agents {
+		b := browsers[h.Block]
+		if b == nil {
+			continue
+		}
+		group(h.Block).Browser = b
+		rep.Browsers++
+		if !b.OK {
+			rep.BrowsersFail++
+			trouble(fmt.Sprintf("agents %q, Chromium: %s", h.Block, b.Trouble))
 		}
 	}
 	if rep.PolicyErrors > 0 {

@@ -219,7 +219,7 @@
       const s = await post('/api/session', {});
       progress('Checking ' + s.targets.length + ' servers…');
       const checks = await Promise.all(s.targets.map(check));
-      const okTurn = s.targets.filter((t, i) => t.kind !== 'stun' && checks[i].outcome === 'ok');
+      const okTurn = s.targets.filter((t, i) => t.kind !== 'stun' && !t.no_call && checks[i].outcome === 'ok');
       progress('Placing ' + okTurn.length + ' test calls…');
       const calls = await Promise.all(okTurn.map((t) => call(t, s.token, s.call_ms)));
       progress('Sending the results…');
