@@ -208,7 +208,7 @@ func (e *evaluator) relay(b *load.Block) *Relay {
 		if !filepath.IsAbs(r.CertPath) {
 			r.CertPath = filepath.Join(e.cfg.Root, r.CertPath)
 		}
-		selfSigned, err := e.certFacts(r.CertPath)
+		selfSigned, err := e.certFacts(r.TLSCert)
 		r.CertSelfSigned = selfSigned
 		if err != nil {
 			r.CertError = err.Error()
@@ -682,8 +682,10 @@ func (e *evaluator) endpoints(b *load.Block, name string) []Endpoint {
 	return out
 }
 
-func (e *evaluator) certFacts(path string) (bool, error) {
-	data, err := e.readFile(path)
+// certFacts reads a certificate the policy names, from inside the policy
+// root only (load.Config.ReadFile).
+func (e *evaluator) certFacts(name string) (bool, error) {
+	path, data, err := e.cfg.ReadFile(name)
 	if err != nil {
 		return false, err
 	}
@@ -692,7 +694,7 @@ func (e *evaluator) certFacts(path string) (bool, error) {
 
 // CertFacts reads a PEM certificate and reports whether it is self-signed.
 func CertFacts(path string) (selfSigned bool, err error) {
-	data, err := readPolicyFile(path)
+	data, err := load.ReadFile(load.DirFS(filepath.Dir(path)), filepath.Base(path), path, load.MaxInputFile)
 	if err != nil {
 		return false, err
 	}
