@@ -210,7 +210,18 @@ func (e *evaluator) relay(b *load.Block) *Relay {
 		}
 		selfSigned, err := e.certFacts(r.TLSCert)
 		r.CertSelfSigned = selfSigned
-		if err != nil {
+		switch {
+		case err != nil && load.CodeOf(err) != "" && (!filepath.IsAbs(r.TLSCert) || load.CodeOf(err) == diag.ResourceLimit):
+			// A certificate named relative to the policy must be a
+			// regular file inside it. (An absolute path outside the
+			// root is where the relay host keeps it: not read, and
+			// reported by lint as not checked.)
+			rng := b.DeclRange
+			if a, ok := b.Attrs["tls_cert"]; ok {
+				rng = a.Expr.Range()
+			}
+			e.diags = append(e.diags, diag.Errorf(load.CodeOf(err), rng, "Cannot use certificate", "%s.", err))
+		case err != nil:
 			r.CertError = err.Error()
 		}
 	}

@@ -27,7 +27,9 @@ const (
 	MaxTotalSize = 256 << 20
 	// MaxWork bounds the work of all function calls together: the sizes of
 	// their arguments and results.
-	MaxWork = 1 << 30
+	MaxWork = 256 << 20
+	// MaxRange bounds the elements range() returns.
+	MaxRange = 1 << 16
 	// MaxFormatWidth bounds a width or precision in a format() verb.
 	MaxFormatWidth = 1000
 	elemWeight     = 64
@@ -170,7 +172,9 @@ func precheck(name string, args []cty.Value) error {
 		if step == 0 {
 			return nil
 		}
-		est = math.Abs((limit-start)/step) * elemWeight
+		if n := math.Abs((limit - start) / step); n > MaxRange {
+			return limitf("range: %.0f elements; the limit is %d", n, MaxRange)
+		}
 	case "setproduct":
 		est = elemWeight
 		for _, a := range args {
@@ -293,7 +297,7 @@ func (e *evaluator) est(expr hcl.Expression, scope map[string]float64) float64 {
 	case *hclsyntax.ParenthesesExpr:
 		return sum(x.Expression)
 	case *hclsyntax.FunctionCallExpr:
-		return sum(x.Args...) + elemWeight
+		return e.estCall(x, scope, sum(x.Args...)+elemWeight)
 	case *hclsyntax.ConditionalExpr:
 		return sum(x.Condition) + math.Max(sum(x.TrueResult), sum(x.FalseResult))
 	case *hclsyntax.IndexExpr:
@@ -335,20 +339,77 @@ func (e *evaluator) est(expr hcl.Expression, scope map[string]float64) float64 {
 	case hclsyntax.Expression:
 		return elemWeight
 	}
-	// JSON syntax: the expression's templates are not visible. Bound it by
-	// what it references, raised to the power of its for expressions.
-	t := float64(elemWeight)
-	for _, tr := range expr.Variables() {
-		t += e.traversalSize(tr, scope)
+	// JSON syntax: its strings are templates, parsed when evaluated. Parse
+	// them here too and estimate each.
+	v, d := expr.Value(nil)
+	if d.HasErrors() {
+		return MaxValueSize + 1
 	}
 	rng := expr.Range()
-	if f := e.cfg.Files[rng.Filename]; f != nil && rng.CanSliceBytes(f.Bytes) {
-		fors := strings.Count(string(rng.SliceBytes(f.Bytes)), "for ")
-		for i := 0; i < fors && t < MaxValueSize*2; i++ {
-			t *= t / elemWeight
+	t := 0.0
+	var walk func(v cty.Value)
+	walk = func(v cty.Value) {
+		t += elemWeight
+		if !v.IsKnown() || v.IsNull() || t > MaxValueSize {
+			return
+		}
+		switch ty := v.Type(); {
+		case ty == cty.String:
+			src := v.AsString()
+			if !strings.Contains(src, "{") {
+				t += float64(len(src))
+				return
+			}
+			tmpl, d := hclsyntax.ParseTemplate([]byte(src), rng.Filename, rng.Start)
+			if d.HasErrors() {
+				t += float64(len(src))
+				return
+			}
+			t += e.est(tmpl, scope)
+		case ty.IsCollectionType() || ty.IsTupleType() || ty.IsObjectType():
+			for it := v.ElementIterator(); it.Next(); {
+				k, el := it.Element()
+				if k.Type() == cty.String {
+					t += float64(len(k.AsString()))
+				}
+				walk(el)
+			}
 		}
 	}
+	walk(v)
 	return t
+}
+
+// estCall estimates a function call. A call that uses no for-expression
+// variable and whose arguments are small is evaluated (within the meter's
+// limits) and its real size used; otherwise the size is bounded from the
+// arguments' by what the function can do with them.
+func (e *evaluator) estCall(x *hclsyntax.FunctionCallExpr, scope map[string]float64, args float64) float64 {
+	usesScope := false
+	for _, tr := range x.Variables() {
+		if _, ok := scope[tr.RootName()]; ok {
+			usesScope = true
+		}
+	}
+	if !usesScope && args <= MaxValueSize {
+		if v, d := x.Value(e.ctx); !d.HasErrors() {
+			return float64(valueSize(v, MaxValueSize*2))
+		}
+		return args // the real call fails too, and says why
+	}
+	switch x.Name {
+	case "range":
+		return MaxRange * elemWeight
+	case "split", "regexall", "chunklist", "formatlist", "keys", "values":
+		return args * elemWeight
+	case "setproduct", "replace", "indent", "join":
+		p := 1.0
+		for _, a := range x.Args {
+			p *= e.est(a, scope)
+		}
+		return p
+	}
+	return args
 }
 
 func (e *evaluator) traversalSize(tr hcl.Traversal, scope map[string]float64) float64 {
