@@ -28,8 +28,8 @@ const (
 	// MaxWork bounds the work of all function calls together: the sizes of
 	// their arguments and results.
 	MaxWork = 256 << 20
-	// MaxRange bounds the elements range() returns.
-	MaxRange = 1 << 16
+	// MaxRange bounds the elements range() returns (go-cty's own limit).
+	MaxRange = 1024
 	// MaxFormatWidth bounds a width or precision in a format() verb.
 	MaxFormatWidth = 1000
 	elemWeight     = 64
