@@ -51,6 +51,7 @@ type evaluator struct {
 	attrVals map[*load.Block]map[string]cty.Value
 	reported map[hcl.Pos]bool // unknown references already reported
 	meter    meter
+	sizes    map[string]float64 // estimate: sizes of evaluated references
 }
 
 // Evaluate resolves and decodes a loaded policy. It keeps going past errors so
@@ -64,6 +65,7 @@ func Evaluate(cfg *load.Config, opts Options) (*Policy, hcl.Diagnostics) {
 		values:   map[string]map[string]cty.Value{},
 		attrVals: map[*load.Block]map[string]cty.Value{},
 		reported: map[hcl.Pos]bool{},
+		sizes:    map[string]float64{},
 	}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: e.functions()}
 	for _, ns := range append([]string{"var", "local"}, load.ReferenceableTypes...) {

@@ -189,16 +189,25 @@ func precheck(name string, args []cty.Value) error {
 			if err := checkFormat(args[0].AsString()); err != nil {
 				return err
 			}
+			// Each result is the format with its widths, plus the
+			// arguments; formatlist repeats a scalar argument for
+			// each element.
 			verbs := strings.Count(args[0].AsString(), "%")
-			est = float64(len(args[0].AsString())) + float64(verbs)*MaxFormatWidth
+			n := 1
 			if name == "formatlist" {
-				n := 1
 				for _, a := range args[1:] {
 					if a.CanIterateElements() && a.LengthInt() > n {
 						n = a.LengthInt()
 					}
 				}
-				est *= float64(n)
+			}
+			est = (float64(len(args[0].AsString())) + float64(verbs)*MaxFormatWidth) * float64(n)
+			for _, a := range args[1:] {
+				size := float64(valueSize(a, MaxValueSize))
+				if name == "formatlist" && !a.CanIterateElements() {
+					size *= float64(n)
+				}
+				est += size
 			}
 		}
 	case "join":
@@ -320,22 +329,22 @@ func (e *evaluator) est(expr hcl.Expression, scope map[string]float64) float64 {
 	case *hclsyntax.UnaryOpExpr:
 		return sum(x.Val)
 	case *hclsyntax.ForExpr:
-		coll := sum(x.CollExpr)
+		n, elem := e.estColl(x.CollExpr, scope)
 		inner := map[string]float64{}
 		for k, v := range scope {
 			inner[k] = v
 		}
 		if x.KeyVar != "" {
-			inner[x.KeyVar] = coll
+			inner[x.KeyVar] = elem
 		}
-		inner[x.ValVar] = coll
-		body := 0.0
+		inner[x.ValVar] = elem
+		body := float64(elemWeight)
 		for _, b := range []hclsyntax.Expression{x.KeyExpr, x.ValExpr, x.CondExpr} {
 			if b != nil {
 				body += e.est(b, inner)
 			}
 		}
-		return coll / elemWeight * (body + elemWeight)
+		return n * body
 	case hclsyntax.Expression:
 		return elemWeight
 	}
@@ -380,6 +389,38 @@ func (e *evaluator) est(expr hcl.Expression, scope map[string]float64) float64 {
 	return t
 }
 
+// estColl bounds the number of elements of a for expression's collection and
+// the size of its largest element (or key). A collection that uses no
+// for-expression variable and is small enough is evaluated and measured;
+// otherwise both are bounded by its estimate.
+func (e *evaluator) estColl(coll hclsyntax.Expression, scope map[string]float64) (n, elem float64) {
+	c := e.est(coll, scope)
+	usesScope := false
+	for _, tr := range coll.Variables() {
+		if _, ok := scope[tr.RootName()]; ok {
+			usesScope = true
+		}
+	}
+	if !usesScope && c <= MaxValueSize {
+		if v, d := coll.Value(e.ctx); !d.HasErrors() && v.IsWhollyKnown() && v.CanIterateElements() {
+			n = float64(v.LengthInt())
+			for it := v.ElementIterator(); it.Next(); {
+				k, el := it.Element()
+				s := float64(valueSize(el, MaxValueSize))
+				if k.Type() == cty.String {
+					s = math.Max(s, float64(valueSize(k, MaxValueSize)))
+				}
+				elem = math.Max(elem, s)
+			}
+			return n, elem
+		}
+	}
+	if call, ok := coll.(*hclsyntax.FunctionCallExpr); ok && call.Name == "range" {
+		return MaxRange, elemWeight // numbers
+	}
+	return c / elemWeight, c
+}
+
 // estCall estimates a function call. A call that uses no for-expression
 // variable and whose arguments are small is evaluated (within the meter's
 // limits) and its real size used; otherwise the size is bounded from the
@@ -416,15 +457,48 @@ func (e *evaluator) traversalSize(tr hcl.Traversal, scope map[string]float64) fl
 	if s, ok := scope[tr.RootName()]; ok {
 		return s
 	}
+	key := traversalKey(tr)
+	if s, ok := e.sizes[key]; ok {
+		return s
+	}
 	v, d := tr.TraverseAbs(e.ctx)
-	if d.HasErrors() {
+	exact := !d.HasErrors()
+	if !exact {
 		// Part of an object: size the whole root.
 		v, d = hcl.Traversal{tr[0]}.TraverseAbs(e.ctx)
 		if d.HasErrors() {
 			return elemWeight
 		}
 	}
-	return float64(valueSize(v, MaxValueSize*2))
+	s := float64(valueSize(v, MaxValueSize*2))
+	if exact && v.IsWhollyKnown() {
+		// Known values never change once evaluated; unknown ones are
+		// placeholders for what is evaluated later.
+		e.sizes[key] = s
+	}
+	return s
+}
+
+// traversalKey identifies a traversal for the size cache.
+func traversalKey(tr hcl.Traversal) string {
+	var b strings.Builder
+	for _, step := range tr {
+		switch s := step.(type) {
+		case hcl.TraverseRoot:
+			b.WriteString(s.Name)
+		case hcl.TraverseAttr:
+			b.WriteString("." + s.Name)
+		case hcl.TraverseIndex:
+			if s.Key.Type().IsPrimitiveType() && s.Key.IsKnown() && !s.Key.IsNull() {
+				b.WriteString(fmt.Sprintf("[%#v]", s.Key.GoString()))
+			} else {
+				b.WriteString("[?]")
+			}
+		default:
+			b.WriteString("[*]")
+		}
+	}
+	return b.String()
 }
 
 // evalExpr evaluates one local or attribute within the limits: it refuses

@@ -112,7 +112,43 @@ func (f *FS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
+	if e.typ == "tree" {
+		list, err := f.ReadDir(name)
+		if err != nil {
+			return nil, err
+		}
+		return &dir{e: e, list: list}, nil
+	}
 	return &file{fs: f, name: name, e: e}, nil
+}
+
+// dir is an open directory.
+type dir struct {
+	e    *entry
+	list []fs.DirEntry
+	pos  int
+}
+
+func (d *dir) Stat() (fs.FileInfo, error) { return info{d.e}, nil }
+func (d *dir) Close() error               { return nil }
+func (d *dir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.e.name, Err: errors.New("is a directory")}
+}
+
+func (d *dir) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.list[d.pos:]
+	if n <= 0 {
+		d.pos = len(d.list)
+		return rest, nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.pos += n
+	return rest[:n], nil
 }
 
 // ReadDir lists a directory, sorted by name.
