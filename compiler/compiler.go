@@ -5,6 +5,8 @@
 package compiler
 
 import (
+	"io/fs"
+
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/turnwall/turnwall/compiler/diag"
@@ -19,9 +21,6 @@ import (
 type Options struct {
 	Vars   map[string]string // input variables (--var)
 	Strict bool              // warnings are errors
-	// ReadFile reads files the policy names (ranges files, certificates);
-	// nil reads the local disk.
-	ReadFile func(path string) ([]byte, error)
 }
 
 // Result is a compilation's outcome. Program is nil when there were errors.
@@ -45,6 +44,16 @@ func Compile(path string, opts Options) *Result {
 	return finish(cfg, diags, opts)
 }
 
+// CompileFS compiles the policy at the top of fsys (see load.FS): every
+// file it has or names is read from fsys, confined to it. root is the
+// policy root as shown in diagnostics; file names a single policy file, or
+// is "" for every policy file at the top. `turnwall diff --base` passes a
+// git revision (load/gitfs).
+func CompileFS(fsys fs.FS, root, file string, opts Options) *Result {
+	cfg, diags := load.FS(fsys, root, file)
+	return finish(cfg, diags, opts)
+}
+
 // CompileSources compiles a policy held in memory.
 func CompileSources(root string, sources []load.Source, opts Options) *Result {
 	cfg, diags := load.Sources(root, sources)
@@ -61,7 +70,7 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		diag.Sort(res.Diags)
 		return res
 	}
-	pol, d := eval.Evaluate(cfg, eval.Options{Vars: opts.Vars, ReadFile: opts.ReadFile})
+	pol, d := eval.Evaluate(cfg, eval.Options{Vars: opts.Vars})
 	res.Diags = append(res.Diags, d...)
 	if pol != nil && !res.Diags.HasErrors() {
 		prog, d := lower.Lower(pol)

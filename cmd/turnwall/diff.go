@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	pathpkg "path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ import (
 	"github.com/turnwall/turnwall/backends/diff"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/diag"
-	"github.com/turnwall/turnwall/compiler/load"
+	"github.com/turnwall/turnwall/compiler/load/gitfs"
 )
 
 // exitChanges is diff's status when the versions differ (like git diff
@@ -136,7 +138,8 @@ func (a *app) sideFrom(label string, res *compiler.Result) (diff.Side, error) {
 
 // compileAtRevision compiles the policy at path as it is at a git revision:
 // its files and every file it reads (ranges files, certificates) come from
-// git objects, so nothing is checked out and nothing is left behind.
+// git objects (gitfs), through the same loader as the working tree, so
+// nothing is checked out and nothing is left behind.
 func (a *app) compileAtRevision(rev, path string, opts compiler.Options) (diff.Side, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -158,84 +161,30 @@ func (a *app) compileAtRevision(rev, path string, opts compiler.Options) (diff.S
 	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = resolved
 	}
-	if _, err := git(top, "rev-parse", "--verify", "--quiet", rev+"^{commit}"); err != nil {
-		return diff.Side{}, diffUsage{fmt.Errorf("--base %q is not a revision of %s", rev, top)}
-	}
 	rel, err := filepath.Rel(top, abs)
-	if err != nil || strings.HasPrefix(rel, "..") {
+	if err != nil || !filepath.IsLocal(rel) && rel != "." {
 		return diff.Side{}, fmt.Errorf("%s is outside the git repository %s", path, top)
 	}
 	rel = filepath.ToSlash(rel)
-	show := func(repoPath string) ([]byte, error) {
-		out, err := git(top, "cat-file", "blob", rev+":"+repoPath)
-		return []byte(out), err
-	}
 	// Is the path a directory (tree) or a file (blob) at that revision?
-	kind, err := git(top, "cat-file", "-t", rev+":"+rel)
-	if rel == "." {
-		kind, err = "tree", nil
+	whole, err := gitfs.Open(top, rev, "")
+	if err != nil {
+		return diff.Side{}, diffUsage{fmt.Errorf("--base %q is not a revision of %s", rev, top)}
 	}
+	st, err := fs.Stat(whole, rel)
 	if err != nil {
 		return diff.Side{}, fmt.Errorf("%s does not exist at %s", path, rev)
 	}
-	var names []string
-	root := path
-	if strings.TrimSpace(kind) == "tree" {
-		list, err := git(top, "ls-tree", "--name-only", rev, strings.TrimSuffix(rel, "/")+"/")
-		if rel == "." {
-			list, err = git(top, "ls-tree", "--name-only", rev)
-		}
-		if err != nil {
-			return diff.Side{}, err
-		}
-		for _, n := range strings.Split(strings.TrimSpace(list), "\n") {
-			base := filepath.Base(n)
-			if strings.HasSuffix(base, ".hcl") || strings.HasSuffix(base, ".hcl.json") {
-				names = append(names, base)
-			}
-		}
-		if len(names) == 0 {
-			return diff.Side{}, fmt.Errorf("%s holds no policy files at %s", path, rev)
-		}
-	} else {
-		names = []string{filepath.Base(rel)}
-		root = filepath.Dir(path)
-		rel = filepath.ToSlash(filepath.Dir(rel))
+	policyDir, file, root := rel, "", path
+	if !st.IsDir() {
+		policyDir, file, root = pathpkg.Dir(rel), pathpkg.Base(rel), filepath.Dir(path)
 	}
-	var sources []load.Source
-	for _, n := range names {
-		data, err := show(pathJoin(rel, n))
-		if err != nil {
-			return diff.Side{}, fmt.Errorf("reading %s at %s: %v", n, rev, err)
-		}
-		sources = append(sources, load.Source{Name: filepath.Join(root, n), Bytes: data})
+	fsys, err := gitfs.Open(top, whole.Commit(), policyDir)
+	if err != nil {
+		return diff.Side{}, err
 	}
-	// Files the policy reads: map a path under the policy root to the same
-	// path in the revision.
-	opts.ReadFile = func(p string) ([]byte, error) {
-		absP, err := filepath.Abs(p)
-		if err != nil {
-			return nil, err
-		}
-		r, err := filepath.Rel(top, absP)
-		if err != nil || strings.HasPrefix(r, "..") {
-			return nil, fmt.Errorf("%s is outside the repository, so it has no version at %s", p, rev)
-		}
-		data, err := show(filepath.ToSlash(r))
-		if err != nil {
-			return nil, fmt.Errorf("%s does not exist at %s", p, rev)
-		}
-		return data, nil
-	}
-	res := compiler.CompileSources(root, sources, opts)
+	res := compiler.CompileFS(fsys, root, file, opts)
 	return a.sideFrom(rev+":"+path, res)
-}
-
-func pathJoin(dir, name string) string {
-	if dir == "." || dir == "" {
-		return name
-	}
-	return dir + "/" + name
 }
 
 // git runs a git command in dir and returns its standard output.

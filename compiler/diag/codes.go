@@ -20,6 +20,8 @@ const (
 	UnsafeText        Code = "TW115"
 	NoPolicyBlock     Code = "TW116"
 	WrongKind         Code = "TW117"
+	FileOutsidePolicy Code = "TW118"
+	ResourceLimit     Code = "TW119"
 	UDPBlocked        Code = "TW201"
 	NoTCP443Fallback  Code = "TW202"
 	LowICEPriority    Code = "TW203"
@@ -59,6 +61,8 @@ var Catalogue = []CodeInfo{
 	{UnsafeText, "unsafe-text", "A description or other free text contains a control character (newline, tab, escape). Generated rule sets must never gain a line from user text: remove it."},
 	{NoPolicyBlock, "no-policy-block", "A policy needs exactly one `policy` block naming it."},
 	{WrongKind, "wrong-kind", "A reference names a block of the wrong type (a zone where agents are expected, for example)."},
+	{FileOutsidePolicy, "file-outside-policy", "A file the policy loads or names (a policy file, ranges_file(), tls_cert) is outside the policy's directory, is a symbolic link leading out of it, or is not a regular file (a FIFO, a device). turnwall reads only regular files inside the policy directory, so an untrusted policy cannot read the machine's secrets. Move the file into the policy directory."},
+	{ResourceLimit, "resource-limit", "The policy exceeds a limit that keeps turnwall's time and memory bounded on untrusted input: a file too large, nesting too deep, or a value or computation too large (see \"Untrusted policies\" in the README). Simplify the policy."},
 	{UDPBlocked, "udp-blocked", "An agents group has no UDP path for media, STUN or TURN to any provider or relay. WebRTC then falls back to TCP/TLS at best; with no fallback agents hear silence or hang on \"Connecting\". Allow the provider's UDP media/STUN/TURN ports or a relay's UDP listener."},
 	{NoTCP443Fallback, "no-tcp-443-fallback", "An agents group cannot reach any provider or relay on TCP 443. When UDP is dropped or throttled, ICE has no TURN/TLS fallback and calls fail (ice:connection-state failed). Set `https = true` on the provider or add a relay TLS listener on 443."},
 	{LowICEPriority, "low-ice-priority", "`ice_check_priority` is low for every agent: every call is forced through the relay even where direct UDP works, adding latency and load on the TURN servers. Raise it unless UDP was verified failing at this site."},

@@ -208,9 +208,20 @@ func (e *evaluator) relay(b *load.Block) *Relay {
 		if !filepath.IsAbs(r.CertPath) {
 			r.CertPath = filepath.Join(e.cfg.Root, r.CertPath)
 		}
-		selfSigned, err := e.certFacts(r.CertPath)
+		selfSigned, err := e.certFacts(r.TLSCert)
 		r.CertSelfSigned = selfSigned
-		if err != nil {
+		switch {
+		case err != nil && load.CodeOf(err) != "" && (!filepath.IsAbs(r.TLSCert) || load.CodeOf(err) == diag.ResourceLimit):
+			// A certificate named relative to the policy must be a
+			// regular file inside it. (An absolute path outside the
+			// root is where the relay host keeps it: not read, and
+			// reported by lint as not checked.)
+			rng := b.DeclRange
+			if a, ok := b.Attrs["tls_cert"]; ok {
+				rng = a.Expr.Range()
+			}
+			e.diags = append(e.diags, diag.Errorf(load.CodeOf(err), rng, "Cannot use certificate", "%s.", err))
+		case err != nil:
 			r.CertError = err.Error()
 		}
 	}
@@ -682,8 +693,10 @@ func (e *evaluator) endpoints(b *load.Block, name string) []Endpoint {
 	return out
 }
 
-func (e *evaluator) certFacts(path string) (bool, error) {
-	data, err := e.readFile(path)
+// certFacts reads a certificate the policy names, from inside the policy
+// root only (load.Config.ReadFile).
+func (e *evaluator) certFacts(name string) (bool, error) {
+	path, data, err := e.cfg.ReadFile(name)
 	if err != nil {
 		return false, err
 	}
@@ -692,7 +705,7 @@ func (e *evaluator) certFacts(path string) (bool, error) {
 
 // CertFacts reads a PEM certificate and reports whether it is self-signed.
 func CertFacts(path string) (selfSigned bool, err error) {
-	data, err := readPolicyFile(path)
+	data, err := load.ReadFile(load.DirFS(filepath.Dir(path)), filepath.Base(path), path, load.MaxInputFile)
 	if err != nil {
 		return false, err
 	}

@@ -21,10 +21,6 @@ type Options struct {
 	// A string is taken as is for string variables and parsed as an HCL
 	// expression for variables of other types.
 	Vars map[string]string
-	// ReadFile, when set, reads the files a policy names (ranges_file, TLS
-	// certificates) instead of the local disk; paths are as the policy root
-	// joined with the name. turnwall diff --base reads them from git.
-	ReadFile func(path string) ([]byte, error)
 }
 
 // node is one referenceable thing: var.X, local.X or TYPE.NAME.
@@ -54,6 +50,8 @@ type evaluator struct {
 	values   map[string]map[string]cty.Value // namespace -> name -> value
 	attrVals map[*load.Block]map[string]cty.Value
 	reported map[hcl.Pos]bool // unknown references already reported
+	meter    meter
+	sizes    map[string]float64 // estimate: sizes of evaluated references
 }
 
 // Evaluate resolves and decodes a loaded policy. It keeps going past errors so
@@ -67,6 +65,7 @@ func Evaluate(cfg *load.Config, opts Options) (*Policy, hcl.Diagnostics) {
 		values:   map[string]map[string]cty.Value{},
 		attrVals: map[*load.Block]map[string]cty.Value{},
 		reported: map[hcl.Pos]bool{},
+		sizes:    map[string]float64{},
 	}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: e.functions()}
 	for _, ns := range append([]string{"var", "local"}, load.ReferenceableTypes...) {
@@ -311,7 +310,7 @@ func (e *evaluator) evalNode(n *node) {
 	case n.kind == "var":
 		e.setValue(n, e.evalVariable(n.block))
 	case n.local != nil:
-		v, d := n.local.Attr.Expr.Value(e.ctx)
+		v, d := e.evalExpr(n.local.Attr.Expr)
 		e.addDiags(d)
 		if d.HasErrors() {
 			v = cty.DynamicVal
@@ -336,7 +335,7 @@ func (e *evaluator) evalBlockAttrs(b *load.Block) map[string]cty.Value {
 	}
 	vals := map[string]cty.Value{}
 	for _, a := range sortedAttrs(b.Attrs) {
-		v, d := a.Expr.Value(e.ctx)
+		v, d := e.evalExpr(a.Expr)
 		e.addDiags(d)
 		if d.HasErrors() {
 			v = cty.DynamicVal
@@ -354,10 +353,20 @@ func (e *evaluator) evalBlockAttrs(b *load.Block) map[string]cty.Value {
 // own code: HCL reports function failures with a generic summary.
 func (e *evaluator) addDiags(diags hcl.Diagnostics) {
 	for _, d := range diags {
-		if call, ok := hcl.DiagnosticExtra[hclsyntax.FunctionCallDiagExtra](d); ok && d.Severity == hcl.DiagError && call.CalledFunctionName() == "ranges_file" {
+		if call, ok := hcl.DiagnosticExtra[hclsyntax.FunctionCallDiagExtra](d); ok && d.Severity == hcl.DiagError {
+			err := call.FunctionCallError()
 			c := *d
-			c.Summary = "Cannot use ranges file"
-			c.Extra = diag.Extra{Code: diag.RangesFile}
+			switch code := load.CodeOf(err); {
+			case code == diag.FileOutsidePolicy:
+				c.Summary = "File outside the policy"
+				c.Extra = diag.Extra{Code: code}
+			case code == diag.ResourceLimit || isLimit(err):
+				c.Summary = "Resource limit exceeded"
+				c.Extra = diag.Extra{Code: diag.ResourceLimit}
+			case call.CalledFunctionName() == "ranges_file":
+				c.Summary = "Cannot use ranges file"
+				c.Extra = diag.Extra{Code: diag.RangesFile}
+			}
 			d = &c
 		}
 		e.diags = append(e.diags, d)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/eval"
 	"github.com/turnwall/turnwall/compiler/load"
@@ -25,7 +27,7 @@ func evaluate(t *testing.T, dir, src string, vars map[string]string) (*eval.Poli
 	diags = append(diags, d...)
 	var msgs []string
 	for _, d := range diags {
-		msgs = append(msgs, string(diag.CodeOf(d))+" "+d.Summary+": "+d.Detail)
+		msgs = append(msgs, string(diag.CodeOf(d))+" "+d.Summary+": "+d.Detail+posOf(d))
 	}
 	return pol, msgs
 }
@@ -159,4 +161,11 @@ provider "p" {
 	if !diags.HasErrors() {
 		t.Error("bad ranges file must be an error")
 	}
+}
+
+func posOf(d *hcl.Diagnostic) string {
+	if d.Subject == nil {
+		return ""
+	}
+	return " (at " + d.Subject.String() + ")"
 }

@@ -7,8 +7,6 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -24,6 +22,16 @@ import (
 // functions returns the functions a policy may call: the go-cty standard
 // library, the CIDR helpers and ranges_file.
 func (e *evaluator) functions() map[string]function.Function {
+	fns := e.stdFunctions()
+	for name, f := range fns {
+		if name != "ranges_file" {
+			fns[name] = e.meter.limited(name, f)
+		}
+	}
+	return fns
+}
+
+func (e *evaluator) stdFunctions() map[string]function.Function {
 	return map[string]function.Function{
 		"abs":             stdlib.AbsoluteFunc,
 		"ceil":            stdlib.CeilFunc,
@@ -212,25 +220,21 @@ func (e *evaluator) rangesFileFunc() function.Function {
 		Type:        function.StaticReturnType(cty.List(cty.String)),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			rel := args[0].AsString()
-			path := rel
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(e.cfg.Root, rel)
-			}
 			mu.Lock()
 			defer mu.Unlock()
-			if c, ok := cache[path]; ok {
+			if c, ok := cache[rel]; ok {
 				return c.val, c.err
 			}
-			val, err := e.readRangesFile(path)
-			cache[path] = rangesFile{val, err}
+			val, err := e.readRangesFile(rel)
+			cache[rel] = rangesFile{val, err}
 			return val, err
 		},
 	})
 }
 
-func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
+func (e *evaluator) readRangesFile(rel string) (cty.Value, error) {
 	unknown := cty.UnknownVal(cty.List(cty.String))
-	data, err := e.readFile(path)
+	path, data, err := e.cfg.ReadFile(rel)
 	if err != nil {
 		return unknown, err
 	}
@@ -278,7 +282,7 @@ func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 		}
 	}
 	out := make([]cty.Value, 0, len(entries))
-	bad := 0
+	bad, reported := 0, 0
 	for _, en := range entries {
 		prefixes, problem := ParseAddress(en.text)
 		if problem != nil {
@@ -288,7 +292,9 @@ func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 			} else {
 				bad++
 			}
-			e.diags = append(e.diags, diag.New(sev, problem.Code, en.rng, problem.Summary, problem.Detail))
+			if reported++; reported <= maxFileDiags {
+				e.diags = append(e.diags, diag.New(sev, problem.Code, en.rng, problem.Summary, problem.Detail))
+			}
 			if !problem.Warning {
 				continue
 			}
@@ -302,7 +308,11 @@ func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 		if bad == 1 {
 			entries = "entry"
 		}
-		return unknown, fmt.Errorf("%s has %d invalid %s, reported at their lines; fix them", path, bad, entries)
+		shown := "reported at their lines"
+		if reported > maxFileDiags {
+			shown = fmt.Sprintf("the first %d problems reported at their lines", maxFileDiags)
+		}
+		return unknown, fmt.Errorf("%s has %d invalid %s, %s; fix them", path, bad, entries, shown)
 	}
 	if len(out) == 0 {
 		return cty.ListValEmpty(cty.String), nil
@@ -310,41 +320,14 @@ func (e *evaluator) readRangesFile(path string) (cty.Value, error) {
 	return cty.ListVal(out), nil
 }
 
-// MaxInputFile bounds the files a policy may read (ranges files, certificates).
+// MaxInputFile bounds what `turnwall ranges` reads (a published list, on
+// stdin or from a file). Files a policy reads are bounded by
+// load.MaxInputFile.
 const MaxInputFile = 64 << 20
 
-// readFile reads a file the policy names (ranges files, certificates): from
-// the reader the caller gave (a git revision, for example) or from disk.
-func (e *evaluator) readFile(path string) ([]byte, error) {
-	if e.opts.ReadFile != nil {
-		data, err := e.opts.ReadFile(path)
-		if err == nil && len(data) > MaxInputFile {
-			return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxInputFile>>20)
-		}
-		return data, err
-	}
-	return readPolicyFile(path)
-}
-
-// readPolicyFile reads a regular file of at most MaxInputFile bytes, so that a
-// policy naming a device or a huge file fails with a message instead of hanging.
-func readPolicyFile(path string) ([]byte, error) {
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if info.Size() > MaxInputFile {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, MaxInputFile>>20)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %v", path, trimErr(err))
-	}
-	return data, nil
-}
+// maxFileDiags bounds the diagnostics one ranges file adds: a file of a
+// million bad lines is reported by its first entries and a count.
+const maxFileDiags = 100
 
 // posTracker turns increasing byte offsets of data into line/column ranges in
 // one pass over the file.

@@ -5,6 +5,7 @@ package load
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +25,9 @@ type Config struct {
 	Root string
 	// Files maps each file name, as used in diagnostics, to its parsed file.
 	Files map[string]*hcl.File
+	// FS reads the files the policy names (ranges_file, tls_cert): its top
+	// is Root, and nothing outside it can be read. See ReadFile.
+	FS fs.FS
 	// SyntaxErrors is set when a file did not parse. Later stages then do not
 	// run: a partly parsed policy gives misleading follow-on errors.
 	SyntaxErrors bool
@@ -61,7 +65,9 @@ type Source struct {
 	Bytes []byte
 }
 
-// Path loads a policy file or directory from disk.
+// Path loads a policy file or directory from disk. Everything the policy
+// reads (its files, ranges files, certificates) is read from inside its root
+// (the directory, or a single file's directory) through DirFS.
 func Path(path string) (*Config, hcl.Diagnostics) {
 	path = filepath.Clean(path)
 	info, err := os.Stat(path)
@@ -72,57 +78,123 @@ func Path(path string) (*Config, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("%v. Give a policy file (*.hcl, *.hcl.json) or a directory that holds some.", err),
 		}}
 	}
-	var names []string
-	root := path
 	if info.IsDir() {
-		entries, err := os.ReadDir(path)
+		return FS(DirFS(path), path, "")
+	}
+	return FS(DirFS(filepath.Dir(path)), filepath.Dir(path), filepath.Base(path))
+}
+
+// FS loads a policy from a file system whose top is the policy root: the
+// policy files are file (one file) or, when file is "", every *.hcl and
+// *.hcl.json file at its top. root is the root as shown in diagnostics and
+// the IR (a path on disk, even when fsys reads a git revision). Files the
+// policy names are read from fsys too, so one loader serves the disk and
+// `diff --base` alike.
+func FS(fsys fs.FS, root, file string) (*Config, hcl.Diagnostics) {
+	var names []string
+	if file == "" {
+		entries, err := fs.ReadDir(fsys, ".")
 		if err != nil {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy directory", Detail: err.Error()}}
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy directory",
+				Detail: fmt.Sprintf("%s: %v", root, trimPathError(err))}}
 		}
 		for _, e := range entries {
-			if !e.IsDir() && isPolicyFile(e.Name()) {
-				names = append(names, filepath.Join(path, e.Name()))
+			if !e.IsDir() && IsPolicyFile(e.Name()) {
+				names = append(names, e.Name())
 			}
 		}
 		if len(names) == 0 {
 			return nil, hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "No policy files",
-				Detail:   fmt.Sprintf("Directory %s holds no *.hcl or *.hcl.json file.", path),
+				Detail:   fmt.Sprintf("Directory %s holds no *.hcl or *.hcl.json file.", root),
+			}}
+		}
+		if len(names) > MaxPolicyFiles {
+			return nil, hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Too many policy files",
+				Detail:   fmt.Sprintf("Directory %s holds %d policy files; the limit is %d.", root, len(names), MaxPolicyFiles),
+				Extra:    diag.Extra{Code: diag.ResourceLimit},
 			}}
 		}
 	} else {
-		names = []string{path}
-		root = filepath.Dir(path)
+		names = []string{file}
 	}
+	sort.Strings(names)
+	var diags hcl.Diagnostics
 	sources := make([]Source, 0, len(names))
+	total := 0
 	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy file", Detail: err.Error()}}
+		shown := filepath.Join(root, filepath.FromSlash(n))
+		b, err := ReadFile(fsys, n, shown, MaxPolicyFile)
+		if err == nil && total+len(b) > MaxPolicyBytes {
+			err = &FileError{Code: diag.ResourceLimit, Name: shown,
+				Msg: fmt.Sprintf("the policy's files together are larger than %s, the limit", sizeString(MaxPolicyBytes))}
 		}
-		sources = append(sources, Source{Name: n, Bytes: b})
+		if err != nil {
+			diags = append(diags, fileDiag(shown, "Cannot read policy file", err))
+			continue
+		}
+		total += len(b)
+		sources = append(sources, Source{Name: shown, Bytes: b})
 	}
-	return Sources(root, sources)
+	cfg, d := Sources(root, sources)
+	cfg.FS = fsys
+	if diags.HasErrors() {
+		cfg.SyntaxErrors = true
+	}
+	return cfg, append(diags, d...)
 }
 
-func isPolicyFile(name string) bool {
+// fileDiag reports a file that could not be read, positioned at the file
+// itself (line 1) so that every refusal names where it is.
+func fileDiag(shown, summary string, err error) *hcl.Diagnostic {
+	code := CodeOf(err)
+	switch code {
+	case diag.FileOutsidePolicy:
+		summary = "File outside the policy"
+	case diag.ResourceLimit:
+		summary = "Policy file too large"
+	}
+	d := &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   err.Error() + ".",
+		Subject:  &hcl.Range{Filename: shown, Start: hcl.InitialPos, End: hcl.InitialPos},
+	}
+	if code != "" {
+		d.Extra = diag.Extra{Code: code}
+	}
+	return d
+}
+
+// IsPolicyFile reports whether a file name is one a policy directory loads.
+func IsPolicyFile(name string) bool {
 	return strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".hcl.json")
 }
 
 // Sources loads a policy from files held in memory. Files are merged like a
-// Terraform module: in name order, whatever order they are given in.
+// Terraform module: in name order, whatever order they are given in. Files
+// the policy names are read from the directory root on disk, confined to it.
 func Sources(root string, sources []Source) (*Config, hcl.Diagnostics) {
 	sorted := append([]Source(nil), sources...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 
 	parser := hclparse.NewParser()
-	cfg := &Config{Root: root, Files: map[string]*hcl.File{}}
+	cfg := &Config{Root: root, Files: map[string]*hcl.File{}, FS: DirFS(root)}
 	var diags hcl.Diagnostics
 	for _, src := range sorted {
+		json := strings.HasSuffix(src.Name, ".json")
+		if d := checkSource(src, json); d != nil {
+			diags = append(diags, d)
+			cfg.Files[src.Name] = &hcl.File{Bytes: src.Bytes}
+			cfg.SyntaxErrors = true
+			continue
+		}
 		var f *hcl.File
 		var d hcl.Diagnostics
-		if strings.HasSuffix(src.Name, ".json") {
+		if json {
 			f, d = parser.ParseJSON(src.Bytes, src.Name)
 			d = dropFollowOn(d)
 		} else {
@@ -142,6 +214,39 @@ func Sources(root string, sources []Source) (*Config, hcl.Diagnostics) {
 	}
 	diags = append(diags, cfg.checkDuplicates()...)
 	return cfg, diags
+}
+
+// checkSource refuses, before parsing, a file the parser could not handle in
+// bounded stack and time: over the size limit, or nested too deeply.
+func checkSource(src Source, json bool) *hcl.Diagnostic {
+	if len(src.Bytes) > MaxPolicyFile {
+		return diag.Errorf(diag.ResourceLimit, hcl.Range{Filename: src.Name, Start: hcl.InitialPos, End: hcl.InitialPos},
+			"Policy file too large", "%s is larger than %s, the limit for one policy file.", src.Name, sizeString(MaxPolicyFile))
+	}
+	depth, at := NestingDepth(src.Bytes, json)
+	if depth <= MaxNesting {
+		return nil
+	}
+	pos := PosAt(src.Bytes, at)
+	end := pos
+	end.Byte++
+	end.Column++
+	return diag.Errorf(diag.ResourceLimit, hcl.Range{Filename: src.Name, Start: pos, End: end}, "Nesting too deep",
+		"Brackets, parentheses, strings or operators nest more than %d levels deep here. A policy never needs that; flatten the expression.", MaxNesting)
+}
+
+// PosAt returns the line and column of a byte offset, in one pass.
+func PosAt(src []byte, offset int) hcl.Pos {
+	line, col := 1, 1
+	for i := 0; i < offset && i < len(src); i++ {
+		if src[i] == '\n' {
+			line++
+			col = 1
+		} else if src[i]&0xC0 != 0x80 {
+			col++
+		}
+	}
+	return hcl.Pos{Line: line, Column: col, Byte: offset}
 }
 
 // dropFollowOn removes the JSON parser's "Root value must be object", which it
