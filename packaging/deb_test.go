@@ -956,3 +956,152 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestInstallRemove installs the package on this machine, checks it, removes
+// it (only the conffiles stay) and purges it (nothing stays). It changes the
+// machine, so it runs only as root and in CI (or with
+// TURNWALL_INSTALL_TEST=1), never over an installed turnwall, and puts
+// back what it changed (the package, the turnwall user) even on failure.
+func TestInstallRemove(t *testing.T) {
+	if !inCI && os.Getenv("TURNWALL_INSTALL_TEST") != "1" {
+		t.Skip("installs a package on this machine: runs in CI or with TURNWALL_INSTALL_TEST=1")
+	}
+	needRoot(t)
+	need(t, "dpkg", "dpkg-query", "systemd-analyze")
+	d := deb(t)
+	if status(t) != "" {
+		t.Skipf("turnwall is installed here (%s): not replacing it", status(t))
+	}
+	_, userErr := user.Lookup("turnwall")
+	t.Cleanup(func() {
+		if status(t) != "" {
+			dpkg(t, "--purge", "turnwall")
+		}
+		if userErr != nil {
+			if _, err := user.Lookup("turnwall"); err == nil {
+				exec.Command("userdel", "turnwall").Run()
+				exec.Command("groupdel", "turnwall").Run()
+			}
+		}
+	})
+	files := contents(t)
+	conffiles := map[string]bool{"/etc/turnwall/apply.env": true, "/etc/turnwall/failsafe.nft": true}
+
+	dpkg(t, "--install", d)
+	if s := status(t); s != "install ok installed" {
+		t.Fatalf("after dpkg -i: %q", s)
+	}
+	for p, mode := range files {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("installed package lacks %s (%s)", p, mode)
+		}
+	}
+	out := run(t, "/usr/bin/turnwall", "version")
+	if !strings.HasPrefix(out, "turnwall "+field(t, "Version")) {
+		t.Errorf("installed turnwall version: %q", out)
+	}
+	usr, err := user.Lookup("turnwall")
+	if err != nil {
+		t.Fatalf("postinst made no turnwall user: %v", err)
+	}
+	if usr.HomeDir != "/nonexistent" {
+		t.Errorf("turnwall user home %q", usr.HomeDir)
+	}
+	grp, err := user.LookupGroup("turnwall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"/etc/turnwall": "drwxr-x--- 0:" + grp.Gid, "/var/lib/turnwall": "drwx------ 0:0"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if got := fmt.Sprintf("%v %d:%d", fi.Mode(), st.Uid, st.Gid); got != want {
+			t.Errorf("%s is %s, want %s", p, got, want)
+		}
+	}
+	// The installed units verify against this machine, man pages included
+	// where man is installed.
+	manCheck := "--man=no"
+	if _, err := exec.LookPath("man"); err == nil {
+		manCheck = "--man=yes"
+	}
+	for _, u := range []string{"turnwall-apply.service", "turnwall-failsafe.service", "turnwall-relay@.service"} {
+		out, err := exec.Command("systemd-analyze", "verify", manCheck, "/usr/lib/systemd/system/"+u).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("systemd-analyze verify %s (installed): %v\n%s", u, err, out)
+		}
+	}
+	// An operator's change to a conffile survives dpkg -r.
+	edited := []byte("POLICY=/etc/turnwall/site\nAPPLY_ARGS=\n")
+	if err := os.WriteFile("/etc/turnwall/apply.env", edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dpkg(t, "--remove", "turnwall")
+	if s := status(t); s != "deinstall ok config-files" {
+		t.Fatalf("after dpkg -r: %q", s)
+	}
+	for p, mode := range files {
+		_, err := os.Lstat(p)
+		switch {
+		case conffiles[p] || p == "/etc/turnwall":
+			if err != nil {
+				t.Errorf("dpkg -r removed %s", p)
+			}
+		case mode[0] != 'd' || strings.Contains(p, "turnwall"):
+			if err == nil {
+				t.Errorf("dpkg -r left %s", p)
+			}
+		}
+	}
+	if got, _ := os.ReadFile("/etc/turnwall/apply.env"); !bytes.Equal(got, edited) {
+		t.Errorf("dpkg -r changed the edited conffile: %q", got)
+	}
+
+	dpkg(t, "--purge", "turnwall")
+	if s := status(t); s != "" {
+		t.Fatalf("after dpkg -P: %q", s)
+	}
+	for _, p := range []string{"/etc/turnwall", "/var/lib/turnwall", "/run/turnwall", "/usr/share/doc/turnwall"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("dpkg -P left %s", p)
+		}
+	}
+}
+
+// status is the package's dpkg status ("install ok installed", ...), or ""
+// when dpkg knows nothing of it.
+func status(t *testing.T) string {
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", "turnwall").Output()
+	if err != nil {
+		return ""
+	}
+	s := strings.TrimSpace(string(out))
+	if s == "unknown ok not-installed" || s == "purge ok not-installed" {
+		return ""
+	}
+	return s
+}
+
+// dpkg runs dpkg, waiting up to two minutes for another package manager's
+// lock (apt of other work on this machine).
+func dpkg(t *testing.T, args ...string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		cmd := exec.Command("dpkg", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return
+		}
+		if strings.Contains(string(out), "lock") && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Second)
+			continue
+		}
+		t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
