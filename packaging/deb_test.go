@@ -1105,3 +1105,108 @@ func dpkg(t *testing.T, args ...string) {
 		t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// TestApplyUnitFailsClosed runs turnwall-apply.service's commands in a
+// network namespace as systemd would at boot: the unit's Environment= and
+// the shipped apply.env pointing at a shipped example policy load the
+// turnwall table; a policy that does not compile makes ExecStart fail, and
+// then turnwall-failsafe.service's ExecStart (the unit's OnFailure=) drops
+// forwarded traffic; once the policy is fixed, ExecStart and ExecStartPost
+// load the policy and lift the failsafe. The apply state goes to a
+// temporary directory ($TURNWALL_STATE_DIR) instead of the host's /run.
+func TestApplyUnitFailsClosed(t *testing.T) {
+	needRoot(t)
+	need(t, "nft", "ip")
+	if err := netns.Available(); err != nil {
+		t.Fatal(err)
+	}
+	root := extract(t)
+	units := filepath.Join(root, "usr/lib/systemd/system")
+	apply := parseUnit(t, filepath.Join(units, "turnwall-apply.service"))
+	failsafe := parseUnit(t, filepath.Join(units, "turnwall-failsafe.service"))
+	if got := apply["OnFailure"]; len(got) != 1 || got[0] != "turnwall-failsafe.service" {
+		t.Fatalf("OnFailure %q", got)
+	}
+	etc := t.TempDir()
+	policyDir := filepath.Join(etc, "policy")
+	run(t, "cp", "-r", filepath.Join(root, "usr/share/doc/turnwall/examples/genesys-cloud"), policyDir)
+	shipped, err := os.ReadFile(filepath.Join(root, "etc/turnwall/apply.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envFile := filepath.Join(etc, "apply.env")
+	os.WriteFile(envFile, []byte(regexp.MustCompile(`(?m)^POLICY=.*$`).ReplaceAllString(string(shipped), "POLICY="+policyDir)), 0o644)
+	env := map[string]string{}
+	for _, e := range apply["Environment"] {
+		for _, kv := range envAssignments(e) {
+			env[kv[0]] = kv[1]
+		}
+	}
+	for _, kv := range readEnvFile(t, envFile) {
+		env[kv[0]] = kv[1]
+	}
+	environ := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TURNWALL_STATE_DIR=" + t.TempDir()}
+
+	ns, err := netns.New("applyunit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	exe := func(line string) (string, error) {
+		args := mapPaths(execArgs(line, env), root)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name}, args...)...)
+		cmd.Env = environ
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	tables := func() string {
+		out, _ := exe("/usr/sbin/nft list tables")
+		return out
+	}
+	start := func() (string, error) {
+		out, err := exe(apply["ExecStart"][0])
+		if err != nil {
+			return out, err
+		}
+		post, err := exe(apply["ExecStartPost"][0])
+		return out + post, err
+	}
+
+	// Boot with a good policy.
+	if out, err := start(); err != nil {
+		t.Fatalf("ExecStart with the example policy: %v\n%s", err, out)
+	}
+	if got := tables(); !strings.Contains(got, "table inet turnwall\n") || strings.Contains(got, "failsafe") {
+		t.Fatalf("tables after a good boot:\n%s", got)
+	}
+
+	// A fresh boot (empty ruleset) with a policy that does not compile.
+	exe("/usr/sbin/nft flush ruleset")
+	hcl := filepath.Join(policyDir, "policy.hcl")
+	good, _ := os.ReadFile(hcl)
+	os.WriteFile(hcl, append(append([]byte{}, good...), []byte("\nzone \"broken\" {\n")...), 0o644)
+	out, err := start()
+	if err == nil {
+		t.Fatalf("ExecStart with a broken policy succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "policy.hcl:") {
+		t.Errorf("the failure does not name the policy line:\n%s", out)
+	}
+	if out, err := exe(failsafe["ExecStart"][0]); err != nil {
+		t.Fatalf("failsafe ExecStart: %v\n%s", err, out)
+	}
+	if got := tables(); strings.TrimSpace(got) != "table inet turnwall_failsafe" {
+		t.Fatalf("tables after a failed boot: %q", got)
+	}
+
+	// The operator fixes the policy and restarts the unit.
+	os.WriteFile(hcl, good, 0o644)
+	if out, err := start(); err != nil {
+		t.Fatalf("ExecStart after the fix: %v\n%s", err, out)
+	}
+	if got := tables(); strings.TrimSpace(got) != "table inet turnwall" {
+		t.Fatalf("tables after the fix: %q", got)
+	}
+}
