@@ -97,6 +97,8 @@ deps:
 		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: $(DEB_PKGS) present"; fi
 	$(GO) mod download
+	@# Fetch and build the pinned nfpm now, so the package tests do not wait on it.
+	$(NFPM) --version >/dev/null
 
 clean:
 	rm -rf bin $(DIST)

@@ -60,6 +60,14 @@ date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
 	echo " -- turnwall maintainers <turnwall@example.com>  $date"
 } | gzip -9n >"$stage/changelog.gz"
 
+# Copies of the repository's files the package holds, and every staged
+# file's time set to the commit's: the same commit gives the same package.
+mkdir -p "$stage/packaging"
+cp -R README.md docs policies "$stage/"
+cp -R packaging/copyright packaging/lintian-overrides packaging/examples packaging/etc \
+	packaging/systemd packaging/scripts "$stage/packaging/"
+find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+
 # nfpm expands the environment in some fields only: fill in the rest here.
 sed -e "s|\${TW_STAGE}|$stage|g" -e "s|\${TW_VERSION}|$version|g" -e "s|\${TW_ARCH}|$arch|g" \
 	packaging/nfpm.yaml >"$stage/nfpm.yaml"

@@ -1210,3 +1210,27 @@ func TestApplyUnitFailsClosed(t *testing.T) {
 		t.Fatalf("tables after the fix: %q", got)
 	}
 }
+
+// TestDebReproducible builds the package a second time: the same commit
+// gives the same bytes (file times from the commit, -trimpath, no build id).
+func TestDebReproducible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package again")
+	}
+	if os.Getenv("TURNWALL_DEB") != "" {
+		t.Skip("$TURNWALL_DEB given: not built here")
+	}
+	first, err := os.ReadFile(deb(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	run(t, "make", "-C", "..", "deb", "DIST="+dir)
+	second, err := os.ReadFile(filepath.Join(dir, filepath.Base(deb(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) {
+		t.Fatalf("two builds of one commit differ (%d and %d bytes)", len(first), len(second))
+	}
+}
