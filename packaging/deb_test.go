@@ -974,7 +974,8 @@ func (s *syncBuffer) String() string {
 // it (only the conffiles stay) and purges it (nothing stays). It changes the
 // machine, so it runs only as root and in CI (or with
 // TURNWALL_INSTALL_TEST=1), never over an installed turnwall, and puts
-// back what it changed (the package, the turnwall user) even on failure.
+// back what it changed (the package, the turnwall user, directories of an
+// earlier turnwall in /etc, /var/lib and /run) even on failure.
 func TestInstallRemove(t *testing.T) {
 	if !inCI && os.Getenv("TURNWALL_INSTALL_TEST") != "1" {
 		t.Skip("installs a package on this machine: runs in CI or with TURNWALL_INSTALL_TEST=1")
@@ -986,9 +987,27 @@ func TestInstallRemove(t *testing.T) {
 		t.Skipf("turnwall is installed here (%s): not replacing it", status(t))
 	}
 	_, userErr := user.Lookup("turnwall")
+	// Directories of an earlier turnwall (state of apply runs, say) are moved
+	// aside for the test and put back after it.
+	var aside [][2]string
+	for _, d := range []string{"/etc/turnwall", "/var/lib/turnwall", "/run/turnwall"} {
+		if _, err := os.Lstat(d); err == nil {
+			tmp := fmt.Sprintf("%s.pkgtest-%d", d, os.Getpid())
+			if err := os.Rename(d, tmp); err != nil {
+				t.Fatal(err)
+			}
+			aside = append(aside, [2]string{tmp, d})
+		}
+	}
 	t.Cleanup(func() {
 		if status(t) != "" {
 			dpkg(t, "--purge", "turnwall")
+		}
+		for _, a := range aside {
+			os.RemoveAll(a[1])
+			if err := os.Rename(a[0], a[1]); err != nil {
+				t.Errorf("putting back %s: %v", a[1], err)
+			}
 		}
 		if userErr != nil {
 			if _, err := user.Lookup("turnwall"); err == nil {
