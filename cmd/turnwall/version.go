@@ -16,8 +16,9 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print turnwall's version",
 		Long: `Version prints the version of this turnwall: the package version a release
 build was given (make deb), or the module version (go install module@version),
-or "(devel)"; then the VCS revision it was built from, when known. Generated
-rule sets name the same version in their headers.
+or "(devel)"; then the VCS revision it was built from, when known.
+--format json adds the Go version, the module path, the commit time and
+whether the tree had uncommitted changes.
 
 Exit status: 0, or 2 for usage errors.`,
 		Args: cobra.NoArgs,
