@@ -6,9 +6,13 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn chromium
+DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux
+# nfpm builds the Debian package; pinned, fetched through the Go module proxy.
+NFPM_VERSION := v2.48.0
+NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+DIST      ?= dist
 
-.PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden screenshots
+.PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden deb man screenshots
 
 all: build
 
@@ -66,7 +70,20 @@ fuzz:
 		done; \
 	done
 
-# Debian packages the tests need (nftables, iproute2, coturn), installed when
+# The Debian package (dist/turnwall_VERSION_ARCH.deb): binary, man pages,
+# completions, docs, examples and systemd units (packaging/, docs/install.md).
+# DEB_VERSION overrides the version (default: packaging/VERSION~gitDATE.REV).
+deb:
+	GO="$(GO)" NFPM="$(NFPM)" packaging/build-deb.sh $(DIST)
+
+# Man pages, the Markdown CLI reference and completions under bin/, generated
+# from the commands (the package build does the same).
+man: build
+	rm -rf bin/man bin/cli bin/completions
+	$(BIN) gen-docs --man bin/man --markdown bin/cli --completions bin/completions
+
+# Debian packages the tests need (nftables, iproute2, coturn; lintian,
+# dpkg-dev, systemd-analyze and setpriv for the package tests), installed when
 # missing. Needs root, as on CI.
 deps:
 	@missing=""; \
@@ -74,6 +91,10 @@ deps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+	command -v dpkg-architecture >/dev/null 2>&1 || missing="$$missing dpkg-dev"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v setpriv >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \
@@ -81,6 +102,8 @@ deps:
 		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: $(DEB_PKGS) present"; fi
 	$(GO) mod download
+	@# Fetch and build the pinned nfpm now, so the package tests do not wait on it.
+	$(NFPM) --version >/dev/null
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,10 +26,6 @@ const (
 	exitPolicy = 1 // the policy has errors (or, for fmt --check, files need formatting)
 	exitUsage  = 2 // the command line is wrong
 )
-
-// version is set at build time with -ldflags "-X main.version=..."; otherwise
-// the module version from the build info is used.
-var version = ""
 
 // registry is the explicit list of targets; new backends are added here.
 func registry() *backends.Registry {
@@ -150,6 +145,7 @@ rules for every target, linted for the traps that break real deployments.`,
 		a.verifyCmd(),
 		a.readinessCmd(),
 		a.versionCmd(),
+		a.genDocsCmd(),
 	)
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
@@ -183,26 +179,4 @@ func (a *app) width() uint {
 		}
 	}
 	return 100
-}
-
-func (a *app) versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print turnwall's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(a.stdout, "turnwall %s\n", buildVersion())
-			return nil
-		},
-	}
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
