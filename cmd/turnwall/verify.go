@@ -138,6 +138,12 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 	}
 	if f.agent == "chromium" {
 		opt.Agent = "chromium"
+		opt.LintCodes = map[string]bool{}
+		for _, d := range res.Diags {
+			if c := diag.CodeOf(d); c != "" {
+				opt.LintCodes[string(c)] = true
+			}
+		}
 	}
 	if !f.quiet {
 		opt.Progress = func(msg string) { fmt.Fprintf(a.stderr, "verify: %s\n", msg) }

@@ -452,3 +452,29 @@ func TestBoltStoreSurvivesRestart(t *testing.T) {
 		t.Error("a garbage file opened as a store")
 	}
 }
+
+// A policy that gives agents no ICE server: the page still gets a verdict.
+func TestEmptyPlan(t *testing.T) {
+	p := compile(t, `
+policy "direct" {}
+zone "agents" { interface = "vlan30" }
+zone "internet" { interface = "wan0" }
+agents "floor" {
+  zone    = zone.agents
+  subnets = ["10.30.0.0/24"]
+}
+provider "teams" {
+  zone   = zone.internet
+  ranges = ["52.112.0.0/14"]
+  media  = { udp = ["3478-3481"] }
+}`)
+	ts, _ := testServer(t, readiness.Options{Program: p, Secrets: []string{}})
+	s := newSession(t, ts.URL)
+	if len(s.Targets) != 0 {
+		t.Fatalf("targets: %+v", s.Targets)
+	}
+	code, body, _ := do(t, "POST", ts.URL+"/api/results", s.Token, "application/json", []byte(`{"checks":[],"calls":[]}`))
+	if code != 200 || !strings.Contains(body, `"verdict":"not-ready"`) || !strings.Contains(body, "no TURN or STUN server to test") {
+		t.Errorf("%d %s", code, body)
+	}
+}

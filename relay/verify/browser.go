@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,7 +82,7 @@ func Chromium() (string, error) {
 // itself, so what crosses the gateway is what the page tests: the ICE
 // servers, and the calls to the far end's media peer. calls are the pion
 // calls of the same run: the browser's verdict must agree with them.
-func (l *Lab) Browsers(ctx context.Context, svc *Services, calls []CallResult, progress func(string)) (map[string]*BrowserResult, error) {
+func (l *Lab) Browsers(ctx context.Context, svc *Services, calls []CallResult, lintCodes map[string]bool, progress func(string)) (map[string]*BrowserResult, error) {
 	chromium, err := Chromium()
 	if err != nil {
 		return nil, err
@@ -94,7 +95,7 @@ func (l *Lab) Browsers(ctx context.Context, svc *Services, calls []CallResult, p
 		if progress != nil {
 			progress(fmt.Sprintf("Chromium on agents %q", h.Block))
 		}
-		res, err := l.browser(ctx, chromium, svc, h)
+		res, err := l.browser(ctx, chromium, svc, h, lintCodes)
 		if err != nil {
 			return nil, fmt.Errorf("agents %q: Chromium: %w", h.Block, err)
 		}
@@ -111,6 +112,8 @@ func (l *Lab) Browsers(ctx context.Context, svc *Services, calls []CallResult, p
 			}
 		}
 		switch {
+		case res.Verdict == "skipped":
+			res.OK = true
 		case res.Verdict == "":
 			res.OK = false
 			res.Trouble = "the page gave no verdict"
@@ -139,7 +142,7 @@ func transportOf(srv ICEServer) string {
 }
 
 // browser runs one agents host's page.
-func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Host) (*BrowserResult, error) {
+func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Host, lintCodes map[string]bool) (*BrowserResult, error) {
 	res := &BrowserResult{Browser: "chromium"}
 	var targets []readiness.Target
 	byID := map[string]ICEServer{}
@@ -157,6 +160,11 @@ func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Ho
 			t.Relay = srv.Owner
 		}
 		targets = append(targets, t)
+	}
+	if len(targets) == 0 {
+		res.Verdict = "skipped"
+		res.Summary = "the policy gives these agents no TURN or STUN server, so a browser has nothing to test before a call (media goes straight to the provider)"
+		return res, nil
 	}
 	media := readiness.MediaOptions{Duration: browserAudio}
 	if fe, ok := l.FarEnd(h.Block); ok {
@@ -177,7 +185,7 @@ func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Ho
 		media.Net = n
 	}
 	store := readiness.NewMemStore(1)
-	rs, err := readiness.New(readiness.Options{Program: l.Prog, Targets: targets, Store: store, Media: media})
+	rs, err := readiness.New(readiness.Options{Program: l.Prog, Targets: targets, Store: store, Media: media, LintCodes: lintCodes})
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +217,8 @@ func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Ho
 	}
 	cmd := exec.Command("ip", append(args, page)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var log tailBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -226,7 +236,7 @@ func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Ho
 		}
 		select {
 		case <-bctx.Done():
-			res.Trouble = fmt.Sprintf("no result from the page within %v", browserTimeout)
+			res.Trouble = fmt.Sprintf("no result from the page within %v; Chromium said: %s", browserTimeout, log.String())
 			return res, nil
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -255,4 +265,26 @@ func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Ho
 		res.Calls = append(res.Calls, BrowserCall{URL: byID[c.Target].URL, Connected: c.Connected, ConnectMs: c.ConnectMs, MOS: c.MOS, Band: c.Band, Why: why})
 	}
 	return res, nil
+}
+
+// tailBuffer keeps the last 2 KB written to it (a browser's log).
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2048 {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-2048:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(t.buf), "?")), " ")
 }

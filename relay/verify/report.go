@@ -148,6 +148,10 @@ func (r *Report) WriteText(w io.Writer) {
 
 func writeBrowser(w io.Writer, b *BrowserResult) {
 	fmt.Fprintf(w, "  browser (%s, the readiness page)\n", b.Browser)
+	if b.Verdict == "skipped" {
+		fmt.Fprintf(w, "    --    skipped: %s\n", b.Summary)
+		return
+	}
 	fmt.Fprintf(w, "    %-4s  verdict %s in %.1f s: %s\n", mark(b.OK), b.Verdict, b.Seconds, b.Summary)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range b.Checks {

@@ -35,6 +35,9 @@ type Options struct {
 	// Agent, when "chromium", also runs headless Chromium on every agents
 	// host with the readiness page (see Lab.Browsers).
 	Agent string
+	// LintCodes are the codes validate reported for the policy; the
+	// browser's explanations say which lint predicted a failure.
+	LintCodes map[string]bool
 	// Progress, when set, is told what verify is doing; it may be called
 	// from several goroutines, one at a time.
 	Progress func(msg string)
@@ -125,7 +128,7 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 		rep.Notes = append(rep.Notes, svc.Notes...)
 		calls = l.Calls(ctx, svc, checks, CallOptions{Call: call.Options{Media: opt.Media}, MinMOS: opt.MinMOS, Progress: progress})
 		if opt.Agent == "chromium" && ctx.Err() == nil {
-			if browsers, err = l.Browsers(ctx, svc, calls, progress); err != nil {
+			if browsers, err = l.Browsers(ctx, svc, calls, opt.LintCodes, progress); err != nil {
 				return nil, err
 			}
 		}
@@ -213,6 +216,9 @@ func (rep *Report) collect(agents []*Host, cells []Cell, checks map[string][]Ser
 			continue
 		}
 		group(h.Block).Browser = b
+		if b.Verdict == "skipped" {
+			continue
+		}
 		rep.Browsers++
 		if !b.OK {
 			rep.BrowsersFail++

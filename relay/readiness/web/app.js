@@ -182,7 +182,7 @@
     $('verdict-text').textContent = rec.summary;
     const cb = $('checks').tBodies[0];
     cb.textContent = '';
-    for (const c of rec.checks) {
+    for (const c of rec.checks || []) {
       const tr = el('tr');
       cell(tr, c.label);
       cell(tr, c.outcome === 'ok' ? 'OK' + (c.relay_protocol ? ' (' + c.relay_protocol + ')' : '') : (c.error_code ? 'failed ' + c.error_code : c.outcome), c.outcome === 'ok' ? 'ok' : 'fail');
