@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,12 +17,12 @@ import (
 // Redis keys of coturn's schema.userdb.redis for one realm.
 type redisKeys struct{ realm string }
 
-func (k redisKeys) prefix() string         { return "turn/realm/" + k.realm + "/" }
-func (k redisKeys) secret() string         { return k.prefix() + "secret" }
+func (k redisKeys) prefix() string          { return "turn/realm/" + k.realm + "/" }
+func (k redisKeys) secret() string          { return k.prefix() + "secret" }
 func (k redisKeys) user(name string) string { return k.prefix() + "user/" + name + "/key" }
-func (k redisKeys) userPattern() string    { return k.prefix() + "user/*/key" }
-func (k redisKeys) allowed() string        { return k.prefix() + "allowed-peer-ip" }
-func (k redisKeys) denied() string         { return k.prefix() + "denied-peer-ip" }
+func (k redisKeys) userPattern() string     { return k.prefix() + "user/*/key" }
+func (k redisKeys) allowed() string         { return k.prefix() + "allowed-peer-ip" }
+func (k redisKeys) denied() string          { return k.prefix() + "denied-peer-ip" }
 
 type redisBackend struct {
 	c    *redis.Client
@@ -55,13 +56,25 @@ func redisOptions(u *url.URL, timeout time.Duration) (*redis.Options, error) {
 	o.WriteTimeout = timeout
 	o.PoolSize = 4
 	o.MaxRetries = 1
+	// Fail fast while the server is down: Watch polls again anyway.
+	o.DialerRetries = 1
+	o.DialerRetryTimeout = 50 * time.Millisecond
 	// No client-side identification: older servers refuse CLIENT SETINFO.
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return o, nil
 }
 
+// quietRedis drops go-redis's own log lines (plain text on stderr); the
+// store and quota log outages through slog and count them.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
+
 func openRedis(ctx context.Context, u *url.URL, realm string, timeout time.Duration) (backend, error) {
+	quietOnce.Do(func() { redis.SetLogger(quietRedis{}) })
 	o, err := redisOptions(u, timeout)
 	if err != nil {
 		return nil, err
@@ -144,7 +157,7 @@ func (r *redisBackend) load(ctx context.Context) (raw, error) {
 
 // explain turns WRONGTYPE into which key has the wrong type.
 func (r *redisBackend) explain(ctx context.Context, err error, sets ...string) error {
-	if !strings.Contains(err.Error(), "WRONGTYPE") {
+	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
 		return err
 	}
 	for _, k := range sets {

@@ -145,7 +145,6 @@ type Redis struct {
 	Dir      string
 
 	bin string
-	tb  testing.TB
 	p   *proc
 }
 
@@ -153,26 +152,27 @@ type Redis struct {
 func StartRedis(tb testing.TB) *Redis {
 	tb.Helper()
 	bin := Need(tb, "redis-server")
-	r := &Redis{Port: FreePort(tb), Password: "turnwall-test-redis", Dir: tb.TempDir(), bin: bin, tb: tb}
+	r := &Redis{Port: FreePort(tb), Password: "turnwall-test-redis", Dir: tb.TempDir(), bin: bin}
 	tb.Cleanup(r.Stop)
-	r.Start()
+	r.Start(tb)
 	return r
 }
 
-// Start starts the server (again, after Stop) on the same port and data.
-func (r *Redis) Start() {
-	r.tb.Helper()
+// Start starts the server (again, after Stop) on the same port and data;
+// tb fails when it cannot.
+func (r *Redis) Start(tb testing.TB) {
+	tb.Helper()
 	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.Dir,
 		"--requirepass", r.Password, "--save", "", "--appendonly", "yes", "--appendfsync", "no",
 		"--notify-keyspace-events", "Kg$s", "--daemonize", "no", "--databases", "16"}
 	p, err := start(r.bin, args, nil, r.Dir)
 	if err != nil {
-		r.tb.Fatalf("redis-server: %v", err)
+		tb.Fatalf("redis-server: %v", err)
 	}
 	r.p = p
 	if err := waitFor(p, "redis-server", func() error { return r.ping() }); err != nil {
 		r.Stop()
-		r.tb.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
@@ -228,8 +228,8 @@ type Postgres struct {
 
 	bin  string // the directory of initdb and postgres
 	cred *syscall.Credential
-	tb   testing.TB
 	p    *proc
+	mu   sync.Mutex
 	dbs  int
 }
 
@@ -291,7 +291,7 @@ func StartPostgres(tb testing.TB) *Postgres {
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	pg := &Postgres{Port: FreePort(tb), SuperUser: "postgres", SuperPassword: "turnwall-test-pg", Dir: dir,
-		bin: bin, cred: cred, tb: tb}
+		bin: bin, cred: cred}
 	tb.Cleanup(pg.Stop)
 	for _, d := range []string{dir, filepath.Join(dir, "socket")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -323,24 +323,25 @@ func StartPostgres(tb testing.TB) *Postgres {
 	if initdb.cmd.ProcessState == nil || !initdb.cmd.ProcessState.Success() {
 		tb.Fatalf("initdb failed:\n%s", initdb.output())
 	}
-	pg.Start()
+	pg.Start(tb)
 	return pg
 }
 
-// Start starts the server (again, after Stop) on the same port and data.
-func (pg *Postgres) Start() {
-	pg.tb.Helper()
+// Start starts the server (again, after Stop) on the same port and data;
+// tb fails when it cannot.
+func (pg *Postgres) Start(tb testing.TB) {
+	tb.Helper()
 	args := []string{"-D", filepath.Join(pg.Dir, "data"), "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port),
 		"-k", filepath.Join(pg.Dir, "socket"), "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "shared_buffers=16MB"}
 	p, err := start(filepath.Join(pg.bin, "postgres"), args, pg.cred, pg.Dir)
 	if err != nil {
-		pg.tb.Fatalf("postgres: %v", err)
+		tb.Fatalf("postgres: %v", err)
 	}
 	pg.p = p
 	if err := waitFor(p, "postgres", func() error { return pg.exec("postgres", "SELECT 1") }); err != nil {
 		pg.Stop()
-		pg.tb.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
@@ -365,10 +366,10 @@ func (pg *Postgres) CoturnConn(db, user, password string) string {
 
 // Exec runs sql (several statements allowed) in database db as the
 // superuser.
-func (pg *Postgres) Exec(db, sql string) {
-	pg.tb.Helper()
+func (pg *Postgres) Exec(tb testing.TB, db, sql string) {
+	tb.Helper()
 	if err := pg.exec(db, sql); err != nil {
-		pg.tb.Fatalf("postgres %s: %v\n%s", db, err, sql)
+		tb.Fatalf("postgres %s: %v\n%s", db, err, sql)
 	}
 }
 
@@ -386,22 +387,25 @@ type Database struct {
 
 // NewDatabase creates a database and its owner; with coturnSchema it loads
 // the coturn package's schema.sql into it, as its owner.
-func (pg *Postgres) NewDatabase(coturnSchema bool) *Database {
-	pg.tb.Helper()
+func (pg *Postgres) NewDatabase(tb testing.TB, coturnSchema bool) *Database {
+	tb.Helper()
+	pg.mu.Lock()
 	pg.dbs++
-	d := &Database{Name: fmt.Sprintf("turn%d", pg.dbs), Password: fmt.Sprintf("pw-%d-secret", pg.dbs), pg: pg}
+	n := pg.dbs
+	pg.mu.Unlock()
+	d := &Database{Name: fmt.Sprintf("turn%d", n), Password: fmt.Sprintf("pw-%d-secret", n), pg: pg}
 	d.User = d.Name
-	pg.Exec("postgres", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", d.User, d.Password))
-	pg.Exec("postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", d.Name, d.User))
+	pg.Exec(tb, "postgres", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", d.User, d.Password))
+	pg.Exec(tb, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s", d.Name, d.User))
 	if coturnSchema {
 		schema, err := os.ReadFile(CoturnSchemaSQL)
 		if err != nil {
 			if os.Getenv("CI") == "true" {
-				pg.tb.Fatalf("coturn's schema: %v (make deps installs coturn)", err)
+				tb.Fatalf("coturn's schema: %v (make deps installs coturn)", err)
 			}
-			pg.tb.Skipf("coturn's schema: %v", err)
+			tb.Skipf("coturn's schema: %v", err)
 		}
-		d.Exec(string(schema))
+		d.Exec(tb, string(schema))
 	}
 	return d
 }
@@ -416,11 +420,11 @@ func (d *Database) URL() string { return d.pg.URL(d.Name, d.User, d.Password) }
 func (d *Database) CoturnConn() string { return d.pg.CoturnConn(d.Name, d.User, d.Password) }
 
 // Exec runs sql in the database as its owner.
-func (d *Database) Exec(sql string) {
-	d.pg.tb.Helper()
+func (d *Database) Exec(tb testing.TB, sql string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := execSQL(ctx, d.URL(), sql); err != nil {
-		d.pg.tb.Fatalf("postgres %s: %v\n%s", d.Name, err, sql)
+		tb.Fatalf("postgres %s: %v\n%s", d.Name, err, sql)
 	}
 }
