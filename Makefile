@@ -6,7 +6,7 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn
+DEB_PKGS  := nftables iproute2 coturn redis-server postgresql
 
 .PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden
 
@@ -62,13 +62,16 @@ fuzz:
 		done; \
 	done
 
-# Debian packages the tests need (nftables, iproute2, coturn), installed when
-# missing. Needs root, as on CI.
+# Debian packages the tests need (nftables, iproute2, coturn with turnadmin,
+# redis-server and postgresql for relay/store), installed when missing. Needs
+# root, as on CI.
 deps:
 	@missing=""; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \

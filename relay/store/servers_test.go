@@ -70,6 +70,7 @@ type db struct {
 	url      string
 	turnArgs []string // -N conn or -e conn
 	raw      func(t testing.TB, kind, value string)
+	users    func(t testing.TB, n int) // adds n users user0..user(n-1)
 }
 
 func redisDB(t testing.TB, r *storetest.Redis, n int) db {
@@ -90,6 +91,14 @@ func redisDB(t testing.TB, r *storetest.Redis, n int) db {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}, users: func(t testing.TB, n int) {
+		pipe := c.Pipeline()
+		for i := 0; i < n; i++ {
+			pipe.Set(context.Background(), fmt.Sprintf("turn/realm/%s/user/user%d/key", realm, i), "7da2270ccfa49786e0115366d3a3d14d", 0)
+		}
+		if _, err := pipe.Exec(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}}
 }
 
@@ -106,6 +115,9 @@ func pgDB(t testing.TB, pg *storetest.Postgres) db {
 			name, key, _ := strings.Cut(value, "=")
 			d.Exec(t, fmt.Sprintf("INSERT INTO turnusers_lt (realm, name, hmackey) VALUES (%s, %s, %s)", q(realm), q(name), q(key)))
 		}
+	}, users: func(t testing.TB, n int) {
+		d.Exec(t, fmt.Sprintf(`INSERT INTO turnusers_lt (realm, name, hmackey)
+			SELECT %s, 'user' || i, '7da2270ccfa49786e0115366d3a3d14d' FROM generate_series(0, %d) AS i`, q(realm), n-1))
 	}}
 }
 
@@ -127,7 +139,7 @@ func TestRedis(t *testing.T) {
 		d := next(t)
 		s, _ := openStore(t, d.url)
 		// Polling every 10 s: only a notification can deliver it sooner.
-		got := rotation(t, s, d, 10*time.Second)
+		got := rotation(t, s, d, 10*time.Second, 0)
 		t.Logf("rotation seen after %v with keyspace notifications (poll 10 s)", got)
 		if got > time.Second {
 			t.Errorf("keyspace notification took %v", got)
@@ -394,13 +406,32 @@ func runCommon(t *testing.T, next func(testing.TB) db) {
 		var worst time.Duration
 		for i := 0; i < 3; i++ {
 			// Write at different points of the poll cycle.
-			time.Sleep(time.Duration(i) * 700 * time.Millisecond)
-			got := rotation(t, s, d, store.DefaultInterval)
+			got := rotation(t, s, d, store.DefaultInterval, time.Duration(i)*700*time.Millisecond)
 			worst = max(worst, got)
 			t.Logf("%s: rotation %d seen after %v (poll %v)", s.Kind(), i, got, store.DefaultInterval)
 		}
 		if worst > store.DefaultInterval+time.Second {
 			t.Errorf("a new secret took %v to be seen; poll interval %v", worst, store.DefaultInterval)
+		}
+	})
+	t.Run("ten-thousand-users", func(t *testing.T) {
+		// What one poll costs with a large user table.
+		d := next(t)
+		d.users(t, 10000)
+		s, _ := openStore(t, d.url)
+		var worst time.Duration
+		for i := 0; i < 5; i++ {
+			start := time.Now()
+			st, _, err := s.Reload(ctxT(t))
+			must(t, err)
+			worst = max(worst, time.Since(start))
+			if len(st.Users) != 10000 {
+				t.Fatalf("%d users", len(st.Users))
+			}
+		}
+		t.Logf("%s: one read of 10000 users took at most %v", s.Kind(), worst.Round(time.Millisecond))
+		if worst > store.DefaultInterval/2 {
+			t.Errorf("a read of 10000 users took %v; the poll interval is %v", worst, store.DefaultInterval)
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
@@ -419,9 +450,9 @@ func runCommon(t *testing.T, next func(testing.TB) db) {
 	})
 }
 
-// rotation writes a new secret with turnadmin and returns how long Watch
-// took to deliver it.
-func rotation(t *testing.T, s *store.Store, d db, interval time.Duration) time.Duration {
+// rotation writes a new secret with turnadmin offset after Watch started,
+// and returns how long Watch took to deliver it.
+func rotation(t *testing.T, s *store.Store, d db, interval, offset time.Duration) time.Duration {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
@@ -440,7 +471,7 @@ func rotation(t *testing.T, s *store.Store, d db, interval time.Duration) time.D
 		})
 	}()
 	defer func() { cancel(); <-done }()
-	time.Sleep(100 * time.Millisecond) // Watch subscribed
+	time.Sleep(100*time.Millisecond + offset) // Watch subscribed
 	start := time.Now()
 	storetest.Turnadmin(t, append([]string{"-s", secret, "-r", realm}, d.turnArgs...)...)
 	select {

@@ -285,7 +285,11 @@ func StartPostgres(tb testing.TB) *Postgres {
 		tb.Fatal(err)
 	}
 	// Not t.TempDir: its parents are root's, closed to the server's user.
-	dir, err := os.MkdirTemp("", "turnwall-pg-")
+	base := ""
+	if cred != nil {
+		base = "/tmp" // $TMPDIR may be closed to the server's user
+	}
+	dir, err := os.MkdirTemp(base, "turnwall-pg-")
 	if err != nil {
 		tb.Fatal(err)
 	}
