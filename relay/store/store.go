@@ -68,6 +68,17 @@ type State struct {
 // it refuses every client.
 func (s State) Empty() bool { return len(s.Secrets) == 0 && len(s.Users) == 0 }
 
+// CredsUsers returns the users in relay/creds's form (name and key),
+// sorted by name, for the relay's authentication.
+func (s State) CredsUsers() []creds.User {
+	out := make([]creds.User, 0, len(s.Users))
+	for name, key := range s.Users {
+		out = append(out, creds.User{Name: name, Key: bytes.Clone(key)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 // Fingerprint is a digest of the state, equal for equal states.
 func (s State) Fingerprint() string {
 	h := sha256.New()

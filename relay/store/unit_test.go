@@ -115,6 +115,9 @@ func TestValidate(t *testing.T) {
 	if st.Fingerprint() == st2.Fingerprint() {
 		t.Error("fingerprint ignores a key change")
 	}
+	if u := st.CredsUsers(); len(u) != 1 || u[0].Name != "gorst" || string(u[0].KeyFor("any")) != string(st.Users["gorst"]) {
+		t.Errorf("CredsUsers %+v", u)
+	}
 	if !(State{}).Empty() || st.Empty() {
 		t.Error("Empty")
 	}
