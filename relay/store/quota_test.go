@@ -92,13 +92,13 @@ func TestQuota(t *testing.T) {
 			t.Fatalf("not freed within %v", lease+5*time.Second)
 		}
 		t.Logf("a killed node's allocation freed after %v (lease %v)", freed.Round(time.Millisecond), lease)
-		if freed < lease-200*time.Millisecond || freed > lease+500*time.Millisecond {
+		if freed < lease-200*time.Millisecond || freed > lease+time.Second {
 			t.Errorf("freed after %v; lease %v", freed, lease)
 		}
 	})
 
 	t.Run("refresh-keeps-leases", func(t *testing.T) {
-		const lease = 900 * time.Millisecond
+		const lease = 1500 * time.Millisecond
 		o := store.QuotaOptions{UserLimit: 1, Lease: lease}
 		a := quotaNode(t, s, "node-live", o)
 		b := quotaNode(t, s, "node-other", o)
@@ -108,7 +108,7 @@ func TestQuota(t *testing.T) {
 		defer func() { cancel(); <-done }()
 		_, err := a.Acquire(ctx, "erin", "1")
 		must(t, err)
-		end := time.Now().Add(3 * lease)
+		end := time.Now().Add(2 * lease)
 		for time.Now().Before(end) {
 			_, err := b.Acquire(ctx, "erin", "2")
 			wantQuota(t, err, "user")

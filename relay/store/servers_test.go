@@ -141,7 +141,7 @@ func TestRedis(t *testing.T) {
 		// Polling every 10 s: only a notification can deliver it sooner.
 		got := rotation(t, s, d, 10*time.Second, 0)
 		t.Logf("rotation seen after %v with keyspace notifications (poll 10 s)", got)
-		if got > time.Second {
+		if got > 3*time.Second {
 			t.Errorf("keyspace notification took %v", got)
 		}
 	})
@@ -410,7 +410,9 @@ func runCommon(t *testing.T, next func(testing.TB) db) {
 			worst = max(worst, got)
 			t.Logf("%s: rotation %d seen after %v (poll %v)", s.Kind(), i, got, store.DefaultInterval)
 		}
-		if worst > store.DefaultInterval+time.Second {
+		// The poll interval, plus turnadmin's run and a read, with room for
+		// a loaded machine.
+		if worst > store.DefaultInterval+2*time.Second {
 			t.Errorf("a new secret took %v to be seen; poll interval %v", worst, store.DefaultInterval)
 		}
 	})
