@@ -449,10 +449,15 @@ func (s *Store) fail(err error) {
 // Reload reads the database now. On success the new state is kept and
 // returned with whether it changed; on failure the last good state stays.
 func (s *Store) Reload(ctx context.Context) (State, bool, error) {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	st, err := s.read(ctx)
 	if err != nil {
+		if parent.Err() != nil {
+			// The caller gave up (Watch stopping): no outage.
+			return s.Snapshot(), false, parent.Err()
+		}
 		s.fail(err)
 		return s.Snapshot(), false, err
 	}

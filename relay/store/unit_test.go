@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"go4.org/netipx"
 
@@ -217,3 +220,31 @@ func FuzzParseRange(f *testing.F) {
 		}
 	})
 }
+
+// A cancelled Reload is no outage.
+func TestReloadCancelledIsNoOutage(t *testing.T) {
+	s := &Store{b: stuck{}, realm: "r", log: slogDiscard(), timeout: time.Second, m: newMetrics()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := s.Reload(ctx); err == nil {
+		t.Fatal("no error")
+	}
+	if !s.Up() {
+		t.Error("a cancelled read marked the store down")
+	}
+	if _, _, err := s.Reload(context.Background()); err == nil || s.Up() {
+		t.Errorf("a failed read: %v, up %v", err, s.Up())
+	}
+}
+
+// stuck is a backend whose reads fail.
+type stuck struct{ backend }
+
+func (stuck) load(ctx context.Context) (raw, error) {
+	if ctx.Err() != nil {
+		return raw{}, ctx.Err()
+	}
+	return raw{}, errors.New("connection refused")
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
