@@ -51,7 +51,7 @@ golden:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/
+FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/ ./relay/store/
 
 # A short coverage-guided run of every fuzz target.
 fuzz:

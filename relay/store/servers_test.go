@@ -149,6 +149,34 @@ func TestRedis(t *testing.T) {
 		r2 := storetest.StartRedis(t)
 		outage(t, redisDB(t, r2, 0), func() { r2.Stop() }, func() { r2.Start(t) })
 	})
+	t.Run("notifications-survive-restart", func(t *testing.T) {
+		r3 := storetest.StartRedis(t)
+		d := redisDB(t, r3, 0)
+		s, _ := openStore(t, d.url)
+		states := make(chan store.State, 16)
+		ctx, cancel := context.WithCancel(ctxT(t))
+		done := make(chan struct{})
+		go func() { defer close(done); s.Watch(ctx, time.Minute, func(st store.State) { states <- st }) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(100 * time.Millisecond)
+		r3.Stop()
+		r3.Start(t)
+		// The subscription comes back by itself; write until a notification
+		// (not the one-minute poll) delivers it.
+		start := time.Now()
+		for i := 0; ; i++ {
+			d.raw(t, "secret", fmt.Sprintf("after-restart-secret-%02d", i))
+			select {
+			case <-states:
+				t.Logf("keyspace notifications back %v after the restart", time.Since(start).Round(time.Millisecond))
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatal("no notification within 20 s of the restart")
+			}
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		good := fmt.Sprintf("redis://:%s@%s/0", r.Password, r.Addr())
 		_, err := store.Open(ctxT(t), fmt.Sprintf("redis://:wrong-password@%s/0", r.Addr()), realm, store.Options{})
