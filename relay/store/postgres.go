@@ -140,10 +140,12 @@ func (b *pgBackend) load(ctx context.Context) (raw, error) {
 		if out.secrets, err = col(`SELECT value FROM turn_secret WHERE realm = $1 AND value IS NOT NULL`); err != nil {
 			return err
 		}
-		if out.allowed, err = col(`SELECT ip_range FROM allowed_peer_ip WHERE realm = $1 AND ip_range IS NOT NULL`); err != nil {
+		// Peer entries without a realm (the column's default '') apply
+		// to every realm, as in coturn's example data.
+		if out.allowed, err = col(`SELECT ip_range FROM allowed_peer_ip WHERE (realm = $1 OR coalesce(realm, '') = '') AND ip_range IS NOT NULL`); err != nil {
 			return err
 		}
-		if out.denied, err = col(`SELECT ip_range FROM denied_peer_ip WHERE realm = $1 AND ip_range IS NOT NULL`); err != nil {
+		if out.denied, err = col(`SELECT ip_range FROM denied_peer_ip WHERE (realm = $1 OR coalesce(realm, '') = '') AND ip_range IS NOT NULL`); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT name, coalesce(hmackey, '') FROM turnusers_lt WHERE realm = $1 AND name IS NOT NULL`, b.realm)

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -149,6 +151,59 @@ func TestRedis(t *testing.T) {
 		r2 := storetest.StartRedis(t)
 		outage(t, redisDB(t, r2, 0), func() { r2.Stop() }, func() { r2.Start(t) })
 	})
+	t.Run("coturn-example-database", func(t *testing.T) {
+		// coturn's own example database, from the script its package ships.
+		script, err := os.ReadFile("/usr/share/coturn/testredisdbsetup.sh")
+		if err != nil {
+			storetest.Need(t, "/usr/share/coturn/testredisdbsetup.sh")
+		}
+		_, body, _ := strings.Cut(string(script), "<<!\n")
+		body, _, _ = strings.Cut(body, "\n!")
+		var cmds []string
+		for _, line := range strings.Split(body, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] != "AUTH" && f[0] != "SELECT" {
+				cmds = append(cmds, line)
+			}
+		}
+		cli := exec.Command(storetest.Need(t, "redis-cli"), "-h", "127.0.0.1", "-p", fmt.Sprint(r.Port), "-n", "12", "--no-auth-warning", "-a", r.Password)
+		cli.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+		if out, err := cli.CombinedOutput(); err != nil || strings.Contains(string(out), "ERR") {
+			t.Fatalf("redis-cli: %v\n%s", err, out)
+		}
+		for _, tc := range []struct {
+			realm, users, peers string
+			passwords           map[string]string
+		}{
+			{"north.gov", "gorst ninefingers", "[172.17.13.200-172.17.13.201] [172.17.13.133-172.17.14.56 172.17.17.133-172.17.19.56 123::45-123::45]",
+				map[string]string{"gorst": "hero", "ninefingers": "youhavetoberealistic"}},
+			{"crinna.org", "stranger-come-knocking whirrun", "[172.17.13.202-172.17.13.202] [123::77-123::77]",
+				map[string]string{"whirrun": "sword", "stranger-come-knocking": "civilization"}},
+		} {
+			s, err := store.Open(ctxT(t), r.URL(12), tc.realm, store.Options{})
+			must(t, err)
+			st := s.Snapshot()
+			s.Close()
+			var names []string
+			for n, k := range st.Users {
+				names = append(names, n)
+				if want := creds.Key(n, tc.realm, tc.passwords[n]); string(k) != string(want) {
+					t.Errorf("%s %s: key %x, want MD5(name:realm:password) %x", tc.realm, n, k, want)
+				}
+			}
+			slices.Sort(names)
+			if strings.Join(names, " ") != tc.users {
+				t.Errorf("%s users %q", tc.realm, names)
+			}
+			if got := fmt.Sprint(st.AllowedPeers, " ", st.DeniedPeers); got != tc.peers {
+				t.Errorf("%s peers %s", tc.realm, got)
+			}
+			// The example's secrets ("logen", "bloody9", "north", "library")
+			// are too short to be used.
+			if len(st.Secrets) != 0 || len(st.Invalid) != 2 {
+				t.Errorf("%s secrets %q invalid %q", tc.realm, st.Secrets, st.Invalid)
+			}
+		}
+	})
 	t.Run("notifications-survive-restart", func(t *testing.T) {
 		r3 := storetest.StartRedis(t)
 		d := redisDB(t, r3, 0)
@@ -209,6 +264,47 @@ func TestPostgres(t *testing.T) {
 		bare.Exec(t, "CREATE TABLE turn_secret (realm varchar(127), value varchar(256)); CREATE TABLE turnusers_lt (realm varchar(127), name varchar(512))")
 		_, err = store.Open(ctxT(t), bare.URL(), realm, store.Options{})
 		wantErr(t, err, "column turnusers_lt.hmackey, table allowed_peer_ip, table denied_peer_ip;")
+	})
+	t.Run("coturn-example-database", func(t *testing.T) {
+		// coturn's own example data, from the file its package ships.
+		sql, err := os.ReadFile("/usr/share/coturn/testsqldbsetup.sql")
+		if err != nil {
+			storetest.Need(t, "/usr/share/coturn/testsqldbsetup.sql")
+		}
+		d := pg.NewDatabase(t, true)
+		d.Exec(t, string(sql))
+		for _, tc := range []struct {
+			realm, users, peers string
+			passwords           map[string]string
+		}{
+			// Entries without a realm apply to both.
+			{"north.gov", "gorst ninefingers", "[172.17.13.200-172.17.13.201] [172.17.13.133-172.17.14.56 172.17.17.133-172.17.19.56 123::45-123::45]",
+				map[string]string{"gorst": "hero", "ninefingers": "youhavetoberealistic"}},
+			{"crinna.org", "stranger-come-knocking whirrun", "[172.17.13.200-172.17.13.200 172.17.13.202-172.17.13.202] [172.17.13.133-172.17.14.56 123::45-123::45 123::77-123::77]",
+				map[string]string{"whirrun": "sword", "stranger-come-knocking": "civilization"}},
+		} {
+			s, err := store.Open(ctxT(t), d.URL(), tc.realm, store.Options{})
+			must(t, err)
+			st := s.Snapshot()
+			s.Close()
+			var names []string
+			for n, k := range st.Users {
+				names = append(names, n)
+				if want := creds.Key(n, tc.realm, tc.passwords[n]); string(k) != string(want) {
+					t.Errorf("%s %s: key %x, want %x", tc.realm, n, k, want)
+				}
+			}
+			slices.Sort(names)
+			if strings.Join(names, " ") != tc.users {
+				t.Errorf("%s users %q", tc.realm, names)
+			}
+			if got := fmt.Sprint(st.AllowedPeers, " ", st.DeniedPeers); got != tc.peers {
+				t.Errorf("%s peers %s", tc.realm, got)
+			}
+			if len(st.Secrets) != 0 || len(st.Invalid) != 2 {
+				t.Errorf("%s secrets %q invalid %q", tc.realm, st.Secrets, st.Invalid)
+			}
+		}
 	})
 	t.Run("errors", func(t *testing.T) {
 		d := pg.NewDatabase(t, true)
