@@ -6,7 +6,7 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux
+DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux redis-server postgresql
 # nfpm builds the Debian package; pinned, fetched through the Go module proxy.
 NFPM_VERSION := v2.48.0
 NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
@@ -59,7 +59,7 @@ screenshots:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/
+FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/ ./relay/store/
 
 # A short coverage-guided run of every fuzz target.
 fuzz:
@@ -82,9 +82,10 @@ man: build
 	rm -rf bin/man bin/cli bin/completions
 	$(BIN) gen-docs --man bin/man --markdown bin/cli --completions bin/completions
 
-# Debian packages the tests need (nftables, iproute2, coturn; lintian,
-# dpkg-dev, systemd-analyze and setpriv for the package tests), installed when
-# missing. Needs root, as on CI.
+# Debian packages the tests need (nftables, iproute2, coturn with turnadmin;
+# chromium for the browser tests; lintian, dpkg-dev, systemd-analyze and setpriv
+# for the package tests; redis-server and postgresql for relay/store), installed
+# when missing. Needs root, as on CI.
 deps:
 	@missing=""; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
@@ -95,6 +96,8 @@ deps:
 	command -v dpkg-architecture >/dev/null 2>&1 || missing="$$missing dpkg-dev"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v setpriv >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \
