@@ -305,7 +305,9 @@ func (f altFunc) Pick(ctx context.Context, transport string, self netip.AddrPort
 // relay itself, or of the other family, is not used.
 func TestDrainWithoutAlternate(t *testing.T) {
 	cfg := testConfig(t)
-	self := altFunc(func(_ context.Context, tr string, s netip.AddrPort) (netip.AddrPort, string, bool) { return s, "", true })
+	self := altFunc(func(_ context.Context, tr string, s netip.AddrPort) (netip.AddrPort, string, bool) {
+		return s, "", true
+	})
 	cfg.Alternates = self
 	ts := startServer(t, cfg)
 	ts.Drain()
