@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -554,5 +555,32 @@ func TestCapacityThresholdValidation(t *testing.T) {
 		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "capacity threshold") {
 			t.Errorf("%v: %v", v, err)
 		}
+	}
+}
+
+// TestFleetQuotaExpiredReservation: a reservation that never became an
+// allocation releases its external lease when it expires, with no further
+// Allocate to notice.
+func TestFleetQuotaExpiredReservation(t *testing.T) {
+	q := newQuota(0, 0)
+	src := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	if full := q.reserve("alice", src, time.Now()); full != "" {
+		t.Fatal(full)
+	}
+	released := make(chan struct{}, 2)
+	q.attach(src, func() { released <- struct{}{} })
+	select {
+	case <-released:
+	case <-time.After(reservationTimeout + 2*time.Second):
+		t.Fatal("the lease of an expired reservation was not released")
+	}
+	if all, _ := q.counts(""); all != 0 {
+		t.Errorf("%d still counted", all)
+	}
+	q.releaseAll()
+	select {
+	case <-released:
+		t.Error("released twice")
+	case <-time.After(50 * time.Millisecond):
 	}
 }

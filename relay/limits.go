@@ -183,9 +183,28 @@ func (q *quota) attach(src net.Addr, release func()) {
 	if r, ok := q.pending[k]; ok {
 		r.release = f
 		q.pending[k] = r
+		// A reservation never turned into an allocation releases the
+		// external quota when it expires, even if no Allocate follows.
+		time.AfterFunc(reservationTimeout+100*time.Millisecond, func() { q.expire(k, r.at) })
 		return
 	}
 	go f() // the reservation is gone already
+}
+
+// expire drops the reservation k made at if it is still pending.
+func (q *quota) expire(k string, at time.Time) {
+	q.mu.Lock()
+	r, ok := q.pending[k]
+	if !ok || !r.at.Equal(at) {
+		q.mu.Unlock()
+		return
+	}
+	delete(q.pending, k)
+	q.release(r.user)
+	q.mu.Unlock()
+	if r.release != nil {
+		r.release()
+	}
 }
 
 // releaseAll releases every external quota held (the relay stops).
