@@ -24,6 +24,11 @@ import (
 //     a 5-tuple with no allocation: 437 Allocation Mismatch (pion is silent);
 //   - TCP allocations when tcp_relay is off or over UDP (RFC 6062 section
 //     5.1): 442; an address family the relay has no address for: 440;
+//   - a new Allocate while the relay drains or is above its capacity
+//     threshold, when Config.Alternates has another relay: 300 Try Alternate
+//     with ALTERNATE-SERVER, and ALTERNATE-DOMAIN over TLS (RFC 8489
+//     section 10, RFC 8656); without one, the engine's quota hook refuses
+//     it while draining (486) and takes it below the total quota;
 //   - a LIFETIME above the relay's cap: rewritten to the cap and the request
 //     signed again with the same key, so the engine grants the cap.
 //
@@ -135,6 +140,23 @@ func (s *Server) inspect(b []byte, c *client) ([]byte, verdict) {
 		if !s.hasFamily(m, c.local) {
 			return refuse(stun.CodeAddrFamilyNotSupported)
 		}
+		if why := s.redirectReason(); why != "" {
+			// Draining or above the capacity threshold: a new allocation
+			// goes to an alternate when there is one (a retransmitted
+			// Allocate of an existing allocation goes to the engine).
+			local, ok := addrPort(c.local)
+			if _, exists := s.quota.owner(c.src, c.local); ok && !exists {
+				if alt, domain, ok := s.alternate(c.transport, unmapAP(local)); ok {
+					s.metrics.redirects.WithLabelValues(why).Inc()
+					s.logRedirect(c, why, alt, userID)
+					extra := []stun.Setter{&stun.AlternateServer{IP: alt.Addr().AsSlice(), Port: int(alt.Port())}}
+					if domain != "" {
+						extra = append(extra, rawAttr(stun.AttrAlternateDomain, []byte(domain)))
+					}
+					return refuse(stun.CodeTryAlternate, extra...)
+				}
+			}
+		}
 	case stun.MethodConnectionBind:
 		if c.dataConn != nil {
 			c.dataConn()
@@ -174,6 +196,10 @@ func throttleKey(username string) string {
 		return user
 	}
 	return username
+}
+
+func rawAttr(t stun.AttrType, v []byte) stun.Setter {
+	return stun.RawAttribute{Type: t, Value: v, Length: uint16(len(v))}
 }
 
 func codeLabel(c stun.ErrorCode) string {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
@@ -67,6 +68,21 @@ func DefaultLimits() Limits {
 		AuthFailRate: DefaultAuthFailRate, AuthFailBurst: DefaultAuthFailBurst}
 }
 
+// Quota is a quota beyond the relay's own (a fleet-wide one kept in a
+// shared store). The relay asks it on every Allocate that passed its own
+// limits, with the user (the user part of a REST username, or the static
+// user) and an ID unique to this allocation attempt; an error refuses the
+// allocation with 486 Allocation Quota Reached. The returned release is
+// called once when the allocation ends, or when it was never created (the
+// relay ran out of ports, the client went away); it must not block for long.
+// Acquire gets a deadline of QuotaTimeout.
+type Quota interface {
+	Acquire(ctx context.Context, user, allocID string) (release func(), err error)
+}
+
+// QuotaTimeout bounds one Quota.Acquire.
+const QuotaTimeout = time.Second
+
 // quota counts allocations per user and in total. The TURN engine asks before
 // creating an allocation (reserve) and reports creations and deletions; a
 // reservation whose allocation was never created (the relay ran out of
@@ -79,17 +95,19 @@ type quota struct {
 	all     int
 	pending map[string]reservation // client address -> reservation
 	active  map[string]string      // 5-tuple -> user
+	held    map[string]func()      // 5-tuple -> the external quota's release
 }
 
 type reservation struct {
-	user string
-	at   time.Time
+	user    string
+	at      time.Time
+	release func() // the external quota's, or nil
 }
 
 const reservationTimeout = 5 * time.Second
 
 func newQuota(user, total int) *quota {
-	return &quota{user: user, total: total, byUser: map[string]int{}, pending: map[string]reservation{}, active: map[string]string{}}
+	return &quota{user: user, total: total, byUser: map[string]int{}, pending: map[string]reservation{}, active: map[string]string{}, held: map[string]func(){}}
 }
 
 func addrKey(a net.Addr) string {
@@ -104,12 +122,21 @@ func tupleKey(src, dst net.Addr) string { return addrKey(src) + "|" + addrKey(ds
 // reserve takes one allocation for user from src, or says which quota is
 // full ("user" or "total").
 func (q *quota) reserve(user string, src net.Addr, now time.Time) (full string) {
+	var external []func()
+	defer func() { // outside the lock
+		for _, f := range external {
+			f()
+		}
+	}()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for k, r := range q.pending {
 		if now.Sub(r.at) > reservationTimeout {
 			delete(q.pending, k)
 			q.release(r.user)
+			if r.release != nil {
+				external = append(external, r.release)
+			}
 		}
 	}
 	switch {
@@ -121,11 +148,83 @@ func (q *quota) reserve(user string, src net.Addr, now time.Time) (full string) 
 	k := addrKey(src)
 	if old, ok := q.pending[k]; ok { // a retransmitted Allocate that failed before
 		q.release(old.user)
+		if old.release != nil {
+			external = append(external, old.release)
+		}
 	}
 	q.pending[k] = reservation{user: user, at: now}
 	q.all++
 	q.byUser[user]++
 	return ""
+}
+
+// unreserve undoes the reservation for src (the external quota refused).
+func (q *quota) unreserve(src net.Addr) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := addrKey(src)
+	if r, ok := q.pending[k]; ok {
+		delete(q.pending, k)
+		q.release(r.user)
+	}
+}
+
+// attach keeps the external quota's release with the reservation for src;
+// it is called once, whatever becomes of the reservation.
+func (q *quota) attach(src net.Addr, release func()) {
+	if release == nil {
+		return
+	}
+	var once sync.Once
+	f := func() { once.Do(release) }
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := addrKey(src)
+	if r, ok := q.pending[k]; ok {
+		r.release = f
+		q.pending[k] = r
+		// A reservation never turned into an allocation releases the
+		// external quota when it expires, even if no Allocate follows.
+		time.AfterFunc(reservationTimeout+100*time.Millisecond, func() { q.expire(k, r.at) })
+		return
+	}
+	go f() // the reservation is gone already
+}
+
+// expire drops the reservation k made at if it is still pending.
+func (q *quota) expire(k string, at time.Time) {
+	q.mu.Lock()
+	r, ok := q.pending[k]
+	if !ok || !r.at.Equal(at) {
+		q.mu.Unlock()
+		return
+	}
+	delete(q.pending, k)
+	q.release(r.user)
+	q.mu.Unlock()
+	if r.release != nil {
+		r.release()
+	}
+}
+
+// releaseAll releases every external quota held (the relay stops).
+func (q *quota) releaseAll() {
+	q.mu.Lock()
+	var fs []func()
+	for k, f := range q.held {
+		fs = append(fs, f)
+		delete(q.held, k)
+	}
+	for _, r := range q.pending {
+		if r.release != nil {
+			fs = append(fs, r.release)
+			r.release = nil
+		}
+	}
+	q.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 func (q *quota) release(user string) {
@@ -147,6 +246,9 @@ func (q *quota) created(src, dst net.Addr, user string) {
 			q.all++
 			q.byUser[user]++
 		}
+		if r.release != nil {
+			q.held[tupleKey(src, dst)] = r.release
+		}
 	} else {
 		q.all++
 		q.byUser[user]++
@@ -157,11 +259,16 @@ func (q *quota) created(src, dst net.Addr, user string) {
 // deleted releases an allocation.
 func (q *quota) deleted(src, dst net.Addr) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	k := tupleKey(src, dst)
 	if user, ok := q.active[k]; ok {
 		delete(q.active, k)
 		q.release(user)
+	}
+	f := q.held[k]
+	delete(q.held, k)
+	q.mu.Unlock()
+	if f != nil {
+		f()
 	}
 }
 

@@ -27,6 +27,8 @@ type metrics struct {
 	deniedPeers      *prometheus.CounterVec
 	quotaRejections  *prometheus.CounterVec
 	refused          *prometheus.CounterVec
+	redirects        *prometheus.CounterVec
+	draining         prometheus.Collector
 
 	mu     sync.Mutex
 	live   map[*trafficStats]struct{}
@@ -71,9 +73,11 @@ func newMetrics() *metrics {
 		deniedPeers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "denied_peers_total",
 			Help: "Peer addresses refused on CreatePermission, ChannelBind or Connect, by reason."}, []string{"reason"}),
 		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "quota_rejections_total",
-			Help: "Allocations refused with 486, by quota (user or total)."}, []string{"quota"}),
+			Help: "Allocations refused with 486, by quota (user, total, draining, or fleet: the external quota)."}, []string{"quota"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "refused_requests_total",
 			Help: "Authenticated requests refused before reaching the TURN engine, by error code."}, []string{"code"}),
+		redirects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "redirects_total",
+			Help: "Allocates answered 300 Try Alternate, by reason (draining or capacity)."}, []string{"reason"}),
 		live: map[*trafficStats]struct{}{},
 	}
 	m.initLabels()
@@ -95,19 +99,37 @@ func (m *metrics) initLabels() {
 	for _, r := range []string{throttleSource, throttleUser} {
 		m.authThrottled.WithLabelValues(r)
 	}
-	for _, q := range []string{"user", "total", "draining"} {
+	for _, r := range []string{"draining", "capacity"} {
+		m.redirects.WithLabelValues(r)
+	}
+	for _, q := range []string{"user", "total", "draining", "fleet"} {
 		m.quotaRejections.WithLabelValues(q)
 	}
 	for _, r := range []peerfilter.Reason{peerfilter.NotAPeer, peerfilter.Loopback, peerfilter.ThisNetwork, peerfilter.Unspecified,
 		peerfilter.LinkLocal, peerfilter.Metadata, peerfilter.Private, peerfilter.CGNAT, peerfilter.ULA, peerfilter.Multicast,
-		peerfilter.Reserved, peerfilter.NAT64, peerfilter.RelayAddress} {
+		peerfilter.Reserved, peerfilter.NAT64, peerfilter.RelayAddress, OutOfBound} {
 		m.deniedPeers.WithLabelValues(string(r))
 	}
 }
 
+// drainingFunc makes the draining gauge read draining.
+func (m *metrics) drainingFunc(draining func() bool) {
+	m.draining = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metricPrefix + "draining",
+		Help: "1 while the relay drains (new allocations redirected or refused), else 0."}, func() float64 {
+		if draining() {
+			return 1
+		}
+		return 0
+	})
+}
+
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.allocations, m.allocationsTotal, m.permissions, m.channels, m.tcpConnections,
-		m.authFailures, m.authChallenges, m.authThrottled, m.deniedPeers, m.quotaRejections, m.refused, (*trafficCollector)(m)} {
+	cs := []prometheus.Collector{m.allocations, m.allocationsTotal, m.permissions, m.channels, m.tcpConnections,
+		m.authFailures, m.authChallenges, m.authThrottled, m.deniedPeers, m.quotaRejections, m.refused, m.redirects, (*trafficCollector)(m)}
+	if m.draining != nil {
+		cs = append(cs, m.draining)
+	}
+	for _, c := range cs {
 		if err := r.Register(c); err != nil {
 			return err
 		}

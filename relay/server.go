@@ -60,6 +60,25 @@ type Config struct {
 	Auth   *Auth
 	Limits Limits
 
+	// Fleet hooks (docs/relay.md, "Fleet"). All optional.
+	//
+	// CapacityThreshold is the share of Limits.TotalQuota (0 < t <= 1) at
+	// which the relay reports not ready (/readyz 503) and redirects new
+	// allocations to an alternate; 0: DefaultCapacityThreshold.
+	CapacityThreshold float64
+	// Alternates chooses where to redirect new allocations while draining
+	// or above the capacity threshold (300 Try Alternate); nil: none, a
+	// draining relay refuses them (486).
+	Alternates Alternates
+	// Quota is consulted on every Allocate after the relay's own limits
+	// (a fleet-wide quota); nil: the relay's own limits only.
+	Quota Quota
+	// PeerBound narrows the peers the policy allows: a peer the filter
+	// allows is refused when PeerBound returns false (an external deny
+	// list, or an allow list). It can never allow a peer the filter
+	// refuses. It is asked on CreatePermission, ChannelBind and Connect.
+	PeerBound func(netip.Addr) bool
+
 	// UDPSockets is the number of SO_REUSEPORT sockets per UDP listener
 	// (default: one per CPU), each with its own reader.
 	UDPSockets int
@@ -98,6 +117,10 @@ type Server struct {
 	unallocated time.Duration
 	throttle    *authThrottle
 	draining    atomic.Bool
+	stopping    atomic.Bool // Shutdown or Close: draining for good
+	closed      atomic.Bool
+	capacity    float64 // CapacityThreshold, defaulted
+	allocSeq    atomic.Uint64
 	self        []netip.Addr // the relay's own addresses, unmapped
 	dp          *dataplane   // nil: relayed sockets are read by goroutines
 	relayMu     sync.Mutex
@@ -136,6 +159,9 @@ func New(cfg Config) (*Server, error) {
 		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 {
 		return nil, errors.New("limits must not be negative")
 	}
+	if t := cfg.CapacityThreshold; !(t >= 0 && t <= 1) {
+		return nil, fmt.Errorf("capacity threshold %v: give a share of the total quota above 0, at most 1", t)
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger.With("relay", cfg.Name), metrics: newMetrics(),
 		quota:       newQuota(cfg.Limits.UserQuota, cfg.Limits.TotalQuota),
@@ -150,6 +176,11 @@ func New(cfg Config) (*Server, error) {
 	if s.unallocated == 0 {
 		s.unallocated = DefaultUnallocatedTimeout
 	}
+	s.capacity = cfg.CapacityThreshold
+	if s.capacity == 0 {
+		s.capacity = DefaultCapacityThreshold
+	}
+	s.metrics.drainingFunc(s.draining.Load)
 	s.logLimit.init()
 	s.gen = &relayGen{s: s, tcpPorts: map[netip.AddrPort]bool{}}
 	s.maxLifetime = cfg.Limits.MaxLifetime
@@ -260,7 +291,8 @@ func New(cfg Config) (*Server, error) {
 		"static_users", users, "secrets", secrets, "user_quota", cfg.Limits.UserQuota, "total_quota", cfg.Limits.TotalQuota,
 		"max_lifetime", s.maxLifetime.String(), "max_bps", cfg.Limits.MaxBPS, "max_tcp_connections", cfg.Limits.MaxTCPConns,
 		"max_tcp_connections_per_source", cfg.Limits.MaxTCPConnsPerSource, "max_tcp_connections_per_user", cfg.Limits.MaxTCPConnsPerUser,
-		"unallocated_timeout", s.unallocated.String(), "auth_fail_rate", cfg.Limits.AuthFailRate)
+		"unallocated_timeout", s.unallocated.String(), "auth_fail_rate", cfg.Limits.AuthFailRate,
+		"capacity_threshold", s.threshold(), "alternates", cfg.Alternates != nil, "fleet_quota", cfg.Quota != nil, "peer_bound", cfg.PeerBound != nil)
 	return s, nil
 }
 
@@ -355,8 +387,11 @@ func (s *Server) AllocationCount() int { return s.turn.AllocationCount() }
 // allocations are closed.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopping.Store(true)
 		s.draining.Store(true)
+		s.closed.Store(true)
 		s.closeErr = s.turn.Close()
+		s.quota.releaseAll()
 		s.gen.closeHeld()
 		for _, l := range s.listeners {
 			l.Close()
@@ -375,9 +410,11 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// Shutdown refuses new allocations (486), waits until the existing ones end
+// Shutdown refuses new allocations (486, or 300 Try Alternate with
+// Alternates), waits until the existing ones end
 // or ctx is done, then closes.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
 	s.draining.Store(true)
 	n := s.AllocationCount()
 	if n > 0 {
@@ -396,11 +433,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.Close()
 }
 
+// OutOfBound is the denied-peer reason of a peer the filter allows but
+// Config.PeerBound refuses.
+const OutOfBound peerfilter.Reason = "out-of-bound"
+
 // permit decides a peer for an allocation, counting and logging refusals.
 func (s *Server) permit(client net.Addr, peer net.IP, method, user string) bool {
 	r := s.filter.CheckIP(peer)
 	if r == peerfilter.Allowed || r == peerfilter.RelayAddress { // the relay itself: relayed ports only, checked per packet
-		return true
+		if s.cfg.PeerBound == nil {
+			return true
+		}
+		if a, ok := netip.AddrFromSlice(peer); ok && s.cfg.PeerBound(a.Unmap()) {
+			return true
+		}
+		r = OutOfBound
 	}
 	s.metrics.deniedPeers.WithLabelValues(string(r)).Inc()
 	args := []any{"reason", string(r), "peer", peer.String(), "client", addrString(client)}
@@ -478,6 +525,19 @@ func (s *Server) quotaHandler(user, realm string, src net.Addr) bool {
 		s.metrics.quotaRejections.WithLabelValues(full).Inc()
 		s.limited(slog.LevelWarn, src, "allocation quota reached", "quota", full, "user", user, "client", addrString(src))
 		return false
+	}
+	if s.cfg.Quota != nil {
+		id := fmt.Sprintf("%s/%s/%d", s.cfg.Name, addrKey(src), s.allocSeq.Add(1))
+		ctx, cancel := context.WithTimeout(context.Background(), QuotaTimeout)
+		release, err := s.cfg.Quota.Acquire(ctx, user, id)
+		cancel()
+		if err != nil {
+			s.quota.unreserve(src)
+			s.metrics.quotaRejections.WithLabelValues("fleet").Inc()
+			s.limited(slog.LevelWarn, src, "allocation quota reached", "quota", "fleet", "user", user, "client", addrString(src), "err", err.Error())
+			return false
+		}
+		s.quota.attach(src, release)
 	}
 	return true
 }

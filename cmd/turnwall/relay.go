@@ -118,6 +118,8 @@ func (a *app) relayCmd() *cobra.Command {
 	limits := relay.DefaultLimits()
 	var udpSockets int
 	var drain time.Duration
+	var alternates []string
+	capacity := relay.DefaultCapacityThreshold
 	cmd := &cobra.Command{
 		Use:   "relay [POLICY] [--relay NAME]",
 		Short: "Run the TURN relay the policy describes",
@@ -140,9 +142,17 @@ Failed authentications are throttled per source address and per user
 (--auth-fail-rate): over it, requests with credentials are refused without
 being checked (429 over TCP and TLS, no answer over UDP).
 
-Logs are structured (slog) on stderr; --metrics serves Prometheus metrics.
-SIGTERM or SIGINT stops the relay: with --drain it first refuses new
-allocations and waits for the existing ones.
+Logs are structured (slog) on stderr; --metrics serves Prometheus metrics
+(/metrics) and health for load balancers on the same address: /healthz (200
+while the relay serves) and /readyz (503 while draining, or with allocations
+at --capacity-threshold of --total-quota).
+
+SIGUSR1 drains the relay: new allocations are redirected to an --alternate
+(300 Try Alternate, RFC 8489 section 10) or refused (486), /readyz answers
+503, and existing allocations keep being served; SIGUSR2 ends the drain.
+Above the capacity threshold new allocations are redirected too (when an
+alternate is given). SIGTERM or SIGINT stops the relay: with --drain it
+first drains and waits that long for the existing allocations.
 
 Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 2 usage errors.`,
@@ -178,40 +188,66 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 			if len(secrets) == 0 && len(users) == 0 {
 				return usageError{fmt.Errorf("no credentials: give --secret-file or $%s (TURN REST API), or --users-file or $%s", envSecrets, envUsers)}
 			}
+			if !(capacity > 0 && capacity <= 1) {
+				return usageError{fmt.Errorf("--capacity-threshold %v: give a share of --total-quota above 0, at most 1", capacity)}
+			}
+			cfg.CapacityThreshold = capacity
+			if len(alternates) > 0 {
+				var alts []relay.Alternate
+				for _, s := range alternates {
+					a, err := relay.ParseAlternate(s)
+					if err != nil {
+						return usageError{fmt.Errorf("--alternate: %w", err)}
+					}
+					alts = append(alts, a)
+				}
+				cfg.Alternates = relay.NewStaticAlternates(alts)
+			}
 			auth := relay.NewAuth(cfg.Realm, users, secrets)
 			cfg.Auth = auth
 			cfg.Limits = limits
 			cfg.UDPSockets = udpSockets
 			cfg.Logger = logger
 
-			var metricsSrv *http.Server
+			var reg *prometheus.Registry
+			var ln net.Listener
 			if metricsAddr != "" {
-				reg := prometheus.NewRegistry()
+				reg = prometheus.NewRegistry()
 				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 				cfg.Registerer = reg
-				ln, err := net.Listen("tcp", metricsAddr)
-				if err != nil {
+				if ln, err = net.Listen("tcp", metricsAddr); err != nil {
 					return fmt.Errorf("--metrics: %w", err)
 				}
+			}
+			srv, err := relay.New(cfg)
+			if err != nil {
+				if ln != nil {
+					ln.Close()
+				}
+				return err
+			}
+			var metricsSrv *http.Server
+			if ln != nil {
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+				mux.Handle("/healthz", srv.HealthHandler())
+				mux.Handle("/readyz", srv.HealthHandler())
 				metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 				go metricsSrv.Serve(ln)
 				logger.Info("metrics", "address", ln.Addr().String())
 			}
-
-			srv, err := relay.New(cfg)
-			if err != nil {
-				if metricsSrv != nil {
-					metricsSrv.Close()
-				}
-				return err
-			}
 			sigs := make(chan os.Signal, 4)
-			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 			defer signal.Stop(sigs)
 			for sig := range sigs {
+				switch sig {
+				case syscall.SIGUSR1:
+					srv.Drain()
+					continue
+				case syscall.SIGUSR2:
+					srv.Resume()
+					continue
+				}
 				if sig == syscall.SIGHUP {
 					secrets, users, err := src.load()
 					switch {
@@ -253,10 +289,12 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 	cmd.Flags().Float64Var(&limits.AuthFailRate, "auth-fail-rate", limits.AuthFailRate, "failed authentications a second allowed per source address and per user, after --auth-fail-burst (0: no throttling)")
 	cmd.Flags().IntVar(&limits.AuthFailBurst, "auth-fail-burst", limits.AuthFailBurst, "failed authentications allowed at once per source address and per user")
 	cmd.Flags().IntVar(&udpSockets, "udp-sockets", runtime.NumCPU(), "SO_REUSEPORT sockets per UDP listener, each with its own reader")
-	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9641")
+	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address, e.g. 127.0.0.1:9641")
+	cmd.Flags().StringArrayVar(&alternates, "alternate", nil, "another relay to redirect new allocations to while draining or above --capacity-threshold (300 Try Alternate): ADDR:PORT, TRANSPORT://ADDR:PORT (udp, tcp, tls), tls://ADDR:PORT?domain=NAME (repeatable)")
+	cmd.Flags().Float64Var(&capacity, "capacity-threshold", capacity, "share of --total-quota at which /readyz answers 503 and new allocations are redirected to an --alternate")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.Flags().DurationVar(&drain, "drain", 0, "on SIGTERM, wait this long for allocations to end")
+	cmd.Flags().DurationVar(&drain, "drain", 0, "on SIGTERM, drain and wait this long for allocations to end (SIGUSR1 drains without stopping)")
 	return cmd
 }
 

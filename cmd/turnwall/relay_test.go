@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
 	"io"
 	"net"
@@ -111,6 +112,9 @@ func TestRelayCmdUsage(t *testing.T) {
 		{[]string{"relay", labPolicy, "--max-tcp-connections-per-source", "-1", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "must not be negative"},
 		{[]string{"relay", labPolicy, "--unallocated-timeout", "0s", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--unallocated-timeout must be positive"},
 		{[]string{"relay", labPolicy, "--auth-fail-rate", "x", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--auth-fail-rate"},
+		{[]string{"relay", labPolicy, "--alternate", "turn.example.com:3478", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--alternate: alternate \"turn.example.com:3478\": give ADDR:PORT"},
+		{[]string{"relay", labPolicy, "--alternate", "udp://192.0.2.11:3478?domain=x.example", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "tls:// alternates only"},
+		{[]string{"relay", labPolicy, "--capacity-threshold", "1.5", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--capacity-threshold 1.5"},
 		// The private-relay example's key lives on the relay host only.
 		{[]string{"relay", "../../policies/private-relay", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 1, "TLS certificate"},
 	} {
@@ -150,7 +154,8 @@ func TestRelayCmd(t *testing.T) {
 	defer cancel()
 	var log nstest.SyncBuffer
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, "turnwall", "relay", labPolicy, "--secret-file", secrets,
-		"--metrics", "127.0.0.1:9641", "--udp-sockets", "2", "--user-quota", "3", "--log-format", "json")
+		"--metrics", "127.0.0.1:9641", "--udp-sockets", "2", "--user-quota", "3", "--log-format", "json",
+		"--alternate", "udp://192.0.2.11:3478", "--alternate", "tls://192.0.2.11:5349?domain=turn-b.lab.example.com")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -195,16 +200,17 @@ func TestRelayCmd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	metrics := func() string {
+	get := func(path string) (int, string) {
 		client := http.Client{Transport: &http.Transport{DialContext: func(_ context.Context, n, a string) (net.Conn, error) { return dial(n, a) }}, Timeout: 2 * time.Second}
-		resp, err := client.Get("http://127.0.0.1:9641/metrics")
+		resp, err := client.Get("http://127.0.0.1:9641" + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+		return resp.StatusCode, string(b)
 	}
+	metrics := func() string { _, b := get("/metrics"); return b }
 	m := metrics()
 	for _, want := range []string{"turnwall_relay_allocations_created_total 1", `turnwall_relay_auth_failures_total{reason="expired"} 0`,
 		`turnwall_relay_auth_throttled_total{reason="source"} 0`, "go_goroutines"} {
@@ -228,6 +234,40 @@ func TestRelayCmd(t *testing.T) {
 	}
 	if m := metrics(); !strings.Contains(m, `turnwall_relay_auth_failures_total{reason="bad-integrity"} 1`) {
 		t.Errorf("auth failure not counted:\n%s", m)
+	}
+
+	// Health, and drain on SIGUSR1: /readyz 503, new allocations redirected
+	// to the --alternate, the draining gauge 1; SIGUSR2 ends it.
+	health := func(path string, code int, body string) {
+		t.Helper()
+		if c, b := get(path); c != code || !strings.Contains(b, body) {
+			t.Errorf("%s: %d %q, want %d %q", path, c, b, code, body)
+		}
+	}
+	health("/healthz", 200, "ok")
+	health("/readyz", 200, "ready")
+	waitLog := func(msg string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(log.String(), msg) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	waitLog(`"msg":"draining: new allocations are redirected or refused"`)
+	health("/readyz", 503, "not ready: draining")
+	health("/healthz", 200, "ok")
+	var e *turnclient.Error
+	if err := allocate("second-secret-0123456789"); !errors.As(err, &e) || e.Code != 300 || e.Alternate != netip.MustParseAddrPort("192.0.2.11:3478") {
+		t.Errorf("allocate while draining: %v, want 300 to 192.0.2.11:3478", err)
+	}
+	if m := metrics(); !strings.Contains(m, "turnwall_relay_draining 1") || !strings.Contains(m, `turnwall_relay_redirects_total{reason="draining"} 1`) {
+		t.Errorf("draining metrics:\n%s", m)
+	}
+	cmd.Process.Signal(syscall.SIGUSR2)
+	waitLog(`"msg":"draining ended`)
+	health("/readyz", 200, "ready")
+	if err := allocate("second-secret-0123456789"); err != nil {
+		t.Errorf("allocate after SIGUSR2: %v", err)
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)

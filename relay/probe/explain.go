@@ -14,6 +14,18 @@ import (
 	"github.com/turnwall/turnwall/relay/turnclient"
 )
 
+// explainRedirect says why an Allocate that was redirected failed.
+func explainRedirect(transport string, r *turnclient.Redirect, err error) string {
+	var re *turnclient.RedirectError
+	if errors.As(err, &re) {
+		if re.Loop() {
+			return fmt.Sprintf("%s; the alternate sent it back to %s (redirect loop between relays that drain or are full; one redirect is followed, as a browser does)", r, re.Next)
+		}
+		return fmt.Sprintf("%s; the alternate redirected again (to %s): only one redirect is followed, as a browser does; both relays drain or are full", r, re.Next)
+	}
+	return r.String() + "; on the alternate: " + explain(transport, r.To, err)
+}
+
 // explain says in plain words why a step towards server over transport failed.
 func explain(transport string, server netip.AddrPort, err error) string {
 	proto, what := "UDP", "outbound UDP"
@@ -40,6 +52,8 @@ func explain(transport string, server netip.AddrPort, err error) string {
 		return fmt.Sprintf("%s: wrong credentials for the existing allocation (441)", to)
 	case 442:
 		return fmt.Sprintf("%s: the relay does not support this transport (442)", to)
+	case 300:
+		return fmt.Sprintf("%s: the relay redirects new allocations elsewhere (300 Try Alternate: it drains or is at capacity) without a usable alternate", to)
 	case 486:
 		return fmt.Sprintf("%s: the relay's allocation quota is reached (486): too many allocations for this user, or in total", to)
 	case 508:

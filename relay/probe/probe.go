@@ -120,10 +120,14 @@ const (
 
 // Check is one probe step with its verdict.
 type Check struct {
-	Kind      string  `json:"kind"`
-	Target    string  `json:"target"`           // the URI
-	Transport string  `json:"transport"`        // udp, tcp or tls
-	Server    string  `json:"server,omitempty"` // address:port dialled
+	Kind      string `json:"kind"`
+	Target    string `json:"target"`           // the URI
+	Transport string `json:"transport"`        // udp, tcp or tls
+	Server    string `json:"server,omitempty"` // address:port dialled
+	// Redirect says how a 300 Try Alternate was followed, Alternate is
+	// where to (the server the later checks of the URI ran on).
+	Redirect  string  `json:"redirect,omitempty"`
+	Alternate string  `json:"alternate,omitempty"`
 	Status    string  `json:"status"`
 	Millis    float64 `json:"ms"`
 	Reason    string  `json:"reason"`          // plain words

@@ -29,15 +29,23 @@ func (p *pair) close() {
 	}
 }
 
-func dialTURN(cfg *Config, u URI, server netip.AddrPort) (*turnclient.Client, error) {
+// dialTURN connects to server over u's transport; over TLS with domain as
+// the name when given (a redirect's ALTERNATE-DOMAIN).
+func dialTURN(cfg *Config, u URI, server netip.AddrPort, domain string) (*turnclient.Client, error) {
 	user, pass := cfg.credentials()
+	tc := tlsConfig(cfg, u)
+	if domain != "" {
+		tc.ServerName = domain
+	}
 	return turnclient.Dial(turnclient.Config{Transport: u.Transport, Server: server, Username: user, Password: pass,
-		TLS: tlsConfig(cfg, u), Dial: cfg.Dial, RTO: 200 * time.Millisecond, Timeout: cfg.Timeout})
+		TLS: tc, Dial: cfg.Dial, RTO: 200 * time.Millisecond, Timeout: cfg.Timeout})
 }
 
 // openPair allocates the agent side (check allocate), the peer side, and
-// installs permissions (check permission) and channels. On failure the
-// returned pair is closed and nil.
+// installs permissions (check permission) and channels. A 300 Try Alternate
+// to the agent side's Allocate is followed once, as a browser would, and
+// reported in the allocate check; the peer side then goes straight to the
+// alternate. On failure the returned pair is closed and nil.
 func openPair(ctx context.Context, cfg *Config, u URI, server netip.AddrPort, alloc, perm *Check) *pair {
 	p := &pair{}
 	fail := func(c *Check, err error) *pair {
@@ -48,7 +56,7 @@ func openPair(ctx context.Context, cfg *Config, u URI, server netip.AddrPort, al
 	}
 	start := time.Now()
 	var err error
-	if p.a, err = dialTURN(cfg, u, server); err != nil {
+	if p.a, err = dialTURN(cfg, u, server, ""); err != nil {
 		alloc.Millis = ms(time.Since(start))
 		perm.Status, perm.Reason = Skip, "no allocation"
 		return fail(alloc, err)
@@ -56,18 +64,36 @@ func openPair(ctx context.Context, cfg *Config, u URI, server netip.AddrPort, al
 	if alloc.Local == "" {
 		alloc.Local = p.a.LocalAddr().String()
 	}
-	relayed, _, err := p.a.Allocate(ctx, turnclient.AllocateOptions{IPv6: server.Addr().Is6()})
+	var relayed netip.AddrPort
+	var r *turnclient.Redirect
+	p.a, relayed, _, r, err = p.a.AllocateFollow(ctx, turnclient.AllocateOptions{IPv6: server.Addr().Is6()})
 	alloc.Millis = ms(time.Since(start))
+	if r != nil {
+		alloc.Redirect, alloc.Alternate = r.String(), r.To.String()
+		server = r.To
+		perm.Server = server.String()
+	}
 	if err != nil {
 		perm.Status, perm.Reason = Skip, "no allocation"
-		return fail(alloc, err)
+		fail(alloc, err)
+		if r != nil {
+			alloc.Reason = explainRedirect(u.Transport, r, err)
+		}
+		return nil
 	}
 	alloc.Status, alloc.Relayed = OK, relayed.String()
 	alloc.Reason = fmt.Sprintf("relayed address %s", relayed)
+	if r != nil {
+		alloc.Reason += "; " + r.String()
+	}
 
 	// The peer side: a second allocation on the same relay, over the same
 	// transport.
-	if p.b, err = dialTURN(cfg, u, server); err == nil {
+	domain := ""
+	if r != nil {
+		domain = r.Domain
+	}
+	if p.b, err = dialTURN(cfg, u, server, domain); err == nil {
 		_, _, err = p.b.Allocate(ctx, turnclient.AllocateOptions{IPv6: server.Addr().Is6()})
 	}
 	if err != nil {
@@ -111,6 +137,9 @@ func turnChecks(ctx context.Context, cfg *Config, u URI) []Check {
 	server := netip.AddrPortFrom(ip, u.Port)
 	alloc.Server, perm.Server, media.Server = server.String(), server.String(), server.String()
 	p := openPair(ctx, cfg, u, server, &alloc, &perm)
+	if alloc.Alternate != "" {
+		media.Server = alloc.Alternate
+	}
 	if p == nil {
 		media.Status, media.Reason = Skip, "no allocation or permission"
 		return []Check{alloc, perm, media}

@@ -25,6 +25,12 @@ type Error struct {
 	Method stun.Method
 	Code   int
 	Reason string
+	// Alternate and AlternateDomain are a 300 Try Alternate's
+	// ALTERNATE-SERVER and ALTERNATE-DOMAIN, kept only when the response's
+	// MESSAGE-INTEGRITY verifies with the request's key (an unauthenticated
+	// redirect is not to be followed, RFC 8489 section 10).
+	Alternate       netip.AddrPort
+	AlternateDomain string
 }
 
 func (e *Error) Error() string {
@@ -114,6 +120,18 @@ func Dial(cfg Config) (*Client, error) {
 		c.conn = t
 	}
 	return c, nil
+}
+
+// Server is the relay's listener this client is connected to.
+func (c *Client) Server() netip.AddrPort { return c.cfg.Server }
+
+// ServerName is the TLS name the client checks (after a redirect, the
+// ALTERNATE-DOMAIN), or "".
+func (c *Client) ServerName() string {
+	if c.cfg.TLS != nil {
+		return c.cfg.TLS.ServerName
+	}
+	return ""
 }
 
 // Conn is the connection to the relay, for sending and reading data directly.
@@ -422,6 +440,9 @@ func (c *Client) Do(ctx context.Context, method stun.Method, attrs ...stun.Sette
 			return nil, fmt.Errorf("%s error response without ERROR-CODE", method)
 		}
 		e := &Error{Method: method, Code: int(code.Code), Reason: string(code.Reason)}
+		if code.Code == stun.CodeTryAlternate {
+			c.alternate(resp, e)
+		}
 		retry := false
 		switch code.Code {
 		case stun.CodeUnauthorized:
@@ -436,6 +457,39 @@ func (c *Client) Do(ctx context.Context, method stun.Method, attrs ...stun.Sette
 			return nil, e
 		}
 	}
+}
+
+// alternate reads a 300's ALTERNATE-SERVER and ALTERNATE-DOMAIN into e when
+// the response is signed with the client's key.
+func (c *Client) alternate(resp *stun.Message, e *Error) {
+	if c.key == nil || stun.MessageIntegrity(c.key).Check(resp) != nil {
+		return
+	}
+	var alt stun.AlternateServer
+	if alt.GetFrom(resp) != nil {
+		return
+	}
+	ip, ok := netip.AddrFromSlice(alt.IP)
+	if !ok || alt.Port <= 0 || alt.Port > 65535 {
+		return
+	}
+	e.Alternate = netip.AddrPortFrom(ip.Unmap(), uint16(alt.Port))
+	if d, err := resp.Get(stun.AttrAlternateDomain); err == nil && validDomain(string(d)) {
+		e.AlternateDomain = string(d)
+	}
+}
+
+// validDomain accepts host names only, as they end up in reports.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, r := range d {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Client) challenge(resp *stun.Message) {
