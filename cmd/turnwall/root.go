@@ -130,7 +130,7 @@ rules for every target, linted for the traps that break real deployments.`,
 	root.SetIn(a.stdin)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&a.color, "color", "auto", "colour diagnostics: auto, always or never")
-	root.AddCommand(a.validateCmd(), a.compileCmd(), a.diffCmd(), a.traceCmd(), a.targetsCmd(), a.fmtCmd(), a.rangesCmd(), a.applyCmd(), a.planCmd(), a.confirmCmd(), a.confirmWatchCmd(), a.statusCmd(), a.relayCmd(), a.credsCmd(), a.probeCmd(), a.verifyCmd(), a.versionCmd())
+	root.AddCommand(a.validateCmd(), a.compileCmd(), a.diffCmd(), a.traceCmd(), a.targetsCmd(), a.fmtCmd(), a.rangesCmd(), a.applyCmd(), a.planCmd(), a.confirmCmd(), a.confirmWatchCmd(), a.statusCmd(), a.relayCmd(), a.credsCmd(), a.probeCmd(), a.verifyCmd(), a.graphCmd(), a.versionCmd())
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
