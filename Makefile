@@ -6,7 +6,10 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn
+DEB_PKGS  := nftables iproute2 coturn graphviz prometheus chromium nodejs npm
+# The pinned Mermaid CLI the graph tests render with (npm ci, node_modules
+# not committed); it drives Debian's chromium, never a downloaded browser.
+MERMAID_DIR := deploy/mermaid
 
 .PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden
 
@@ -62,13 +65,21 @@ fuzz:
 		done; \
 	done
 
-# Debian packages the tests need (nftables, iproute2, coturn), installed when
-# missing. Needs root, as on CI.
+# Debian packages the tests need, installed when missing: nftables,
+# iproute2, coturn (kernel and relay tests), graphviz (dot renders the graph
+# output), prometheus (promtool checks the alerting rules), chromium and
+# nodejs/npm (the pinned Mermaid CLI renders the Mermaid output). Then the
+# Mermaid CLI itself, from deploy/mermaid/package-lock.json. Needs root, as on CI.
 deps:
 	@missing=""; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \
@@ -76,6 +87,13 @@ deps:
 		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: $(DEB_PKGS) present"; fi
 	$(GO) mod download
+	@$(MAKE) --no-print-directory $(MERMAID_DIR)/node_modules/.installed
+
+# npm ci of the pinned versions; scripts off and PUPPETEER_SKIP_DOWNLOAD so
+# that no browser is fetched (puppeteer-config.json points at Debian's).
+$(MERMAID_DIR)/node_modules/.installed: $(MERMAID_DIR)/package.json $(MERMAID_DIR)/package-lock.json
+	cd $(MERMAID_DIR) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 clean:
 	rm -rf bin
