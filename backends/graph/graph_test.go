@@ -3,12 +3,15 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -211,7 +214,44 @@ func TestDotRenders(t *testing.T) {
 		if hs, bs := plainShape(hp), plainShape(bp); hs != bs {
 			t.Errorf("%s: Graphviz reads the hostile graph as %s, the benign one as %s", c.Name, hs, bs)
 		}
+		// The SVG a browser would show is well-formed XML with the same
+		// elements for both: no name became markup.
+		hsvg, _, herr := RunDot(context.Background(), Build(hostile).DOT(), "svg")
+		bsvg, _, berr := RunDot(context.Background(), Build(benign).DOT(), "svg")
+		if herr != nil || berr != nil {
+			t.Fatalf("%s: svg: %v, %v", c.Name, herr, berr)
+		}
+		if he, be := svgElements(t, hsvg), svgElements(t, bsvg); he != be {
+			t.Errorf("%s: hostile SVG has elements %s, benign %s", c.Name, he, be)
+		}
 	}
+}
+
+// svgElements counts an SVG's elements by name (layout may order them
+// differently for labels of other widths).
+func svgElements(t *testing.T, svg []byte) string {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	dec.Strict = true
+	var names []string
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			names = append(names, se.Name.Local)
+		}
+	}
+	sort.Strings(names)
+	counts := map[string]int{}
+	for _, n := range names {
+		counts[n]++
+	}
+	return fmt.Sprint(counts)
 }
 
 // plainShape counts the nodes and edges of dot -Tplain output.
