@@ -19,25 +19,29 @@ import (
 // diffPair changes a program three ways: the media rule's ports narrowed,
 // the public STUN rule gone, a deny rule added.
 func diffPair(t *testing.T) (oldP, newP *ir.Program) {
-	oldP = compile(t, "policies/genesys-cloud")
-	newP = compile(t, "policies/genesys-cloud")
+	return compile(t, "policies/genesys-cloud"), mutate(compile(t, "policies/genesys-cloud"), "deny-x")
+}
+
+// mutate makes the three changes of diffPair to a program of the
+// genesys-cloud example's shape (or its hostile or benign twin).
+func mutate(p *ir.Program, denyName string) *ir.Program {
 	var rules []ir.Rule
 	var agents, provider, https string
-	for _, r := range newP.Rules {
+	for _, r := range p.Rules {
 		switch r.Purpose {
 		case ir.PurposeSTUN:
 			continue
 		case ir.PurposeMedia:
-			newP.Service(r.Service).Entries[0].Ports = []ir.PortRange{{First: 16384, Last: 32767}}
+			p.Service(r.Service).Entries[0].Ports = []ir.PortRange{{First: 16384, Last: 32767}}
 		case ir.PurposeSignalling:
 			agents, provider, https = r.Src, r.Dst, r.Service
 		}
 		rules = append(rules, r)
 	}
-	newP.Rules = append([]ir.Rule{{Name: "deny-x", Purpose: ir.PurposeCustom, Action: ir.Deny,
-		Src: agents, Dst: provider, Service: https, Origin: ir.Origin{Kind: "rule", Name: "deny-x"}}}, rules...)
-	newP.Index()
-	return oldP, newP
+	p.Rules = append([]ir.Rule{{Name: denyName, Purpose: ir.PurposeCustom, Action: ir.Deny,
+		Src: agents, Dst: provider, Service: https, Origin: ir.Origin{Kind: "rule", Name: denyName}}}, rules...)
+	p.Index()
+	return p
 }
 
 func TestDiffMermaid(t *testing.T) {
@@ -155,31 +159,106 @@ func renderMermaid(t *testing.T, diagrams map[string][]byte) {
 	}
 }
 
-// TestMermaidRenders: every case's picture, its hostile twin's, and diff
-// pictures between cases (benign and hostile) render with Mermaid itself.
-func TestMermaidRenders(t *testing.T) {
-	cases := backendtest.Cases(t)
+// TestMermaidCLIRenders: the pinned Mermaid CLI (mmdc), as a user would
+// run it on a markdown file, renders every shipped example's picture and a
+// diff picture with an added deny, a changed and a removed flow.
+func TestMermaidCLIRenders(t *testing.T) {
 	diagrams := map[string][]byte{}
+	for _, c := range backendtest.Cases(t) {
+		if strings.HasPrefix(c.Name, "policies-") {
+			diagrams[c.Name] = Build(c.Program).Mermaid()
+		}
+	}
 	oldP, newP := diffPair(t)
 	diagrams["diff-genesys-cloud-changed"] = DiffMermaid(oldP, newP)
+	renderMermaid(t, diagrams)
+}
+
+// mermaidShape counts what Mermaid drew: nodes, links, clusters.
+func mermaidShape(svg []byte) string {
+	return fmt.Sprintf("%d nodes, %d links, %d clusters", bytes.Count(svg, []byte(`<g class="node `)),
+		bytes.Count(svg, []byte(`data-edge="true"`)), bytes.Count(svg, []byte(`<g class="cluster`)))
+}
+
+// TestMermaidLibraryRenders renders, with the same pinned Mermaid library in
+// one Chromium page (deploy/mermaid/render.mjs), every case's picture, its
+// hostile-name and benign twins, diff pictures between all cases, and the
+// twins' diff pictures; Mermaid must draw each hostile twin with exactly the
+// nodes, links and clusters of its benign twin, and no name may become an
+// element.
+func TestMermaidLibraryRenders(t *testing.T) {
+	bin, _ := mmdc(t) // the same installation
+	script := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(bin))), "render.mjs")
+	cases := backendtest.Cases(t)
+	diagrams := map[string][]byte{}
 	for i, c := range cases {
-		hostile, _ := backendtest.HostilePair(c.Program)
 		next := cases[(i+1)%len(cases)]
+		hostile, benign := backendtest.HostilePair(c.Program)
 		nextHostile, _ := backendtest.HostilePair(next.Program)
 		diagrams[c.Name] = Build(c.Program).Mermaid()
 		diagrams[c.Name+"-hostile"] = Build(hostile).Mermaid()
-		if i < 5 {
-			diagrams["diff-"+c.Name+"-to-"+next.Name] = DiffMermaid(c.Program, next.Program)
-		}
-		if i == 0 {
-			// One hostile diff: every kind of node and link, hostile names.
-			diagrams["diff-"+c.Name+"-hostile"] = DiffMermaid(hostile, nextHostile)
-		}
+		diagrams[c.Name+"-benign"] = Build(benign).Mermaid()
+		diagrams["diff-"+c.Name+"-to-"+next.Name] = DiffMermaid(c.Program, next.Program)
+		diagrams["diff-"+c.Name+"-to-"+next.Name+"-hostile"] = DiffMermaid(hostile, nextHostile)
 	}
+	// A diff between twins renamed alike: the changes of diffPair, made
+	// to the hostile and the benign twin of the same program.
+	base := compile(t, "policies/genesys-cloud")
+	hostile, benign := backendtest.HostilePair(base)
+	hostileNew, benignNew := backendtest.HostilePair(base)
+	diagrams["diff-changed-hostile"] = DiffMermaid(hostile, mutate(hostileNew, "deny\"x|y`<b>\n}"))
+	diagrams["diff-changed-benign"] = DiffMermaid(benign, mutate(benignNew, "deny-x"))
+	in, out := t.TempDir(), t.TempDir()
+	var files []string
 	for n, d := range diagrams {
 		if len(d) == 0 {
 			t.Fatalf("%s: empty diagram", n)
 		}
+		f := filepath.Join(in, n+".mmd")
+		if err := os.WriteFile(f, d, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
 	}
-	renderMermaid(t, diagrams)
+	slices.Sort(files)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{script, out}, files...)...)
+	cmd.WaitDelay = 5 * time.Second
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("render.mjs: %v\n%s", err, output)
+	}
+	svg := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join(out, name+".svg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for n := range diagrams {
+		if data := svg(n); bytes.Contains(data, []byte("<entry")) || bytes.Contains(data, []byte("Syntax error")) {
+			t.Errorf("%s: a name became markup, or Mermaid drew its error picture", n)
+		}
+	}
+	pairs := []string{"diff-changed"}
+	for _, c := range cases {
+		pairs = append(pairs, c.Name)
+	}
+	for _, n := range pairs {
+		h, b := svg(n+"-hostile"), svg(n+"-benign")
+		if hs, bs := mermaidShape(h), mermaidShape(b); hs != bs || strings.HasPrefix(hs, "0 nodes") {
+			t.Errorf("%s: Mermaid drew the hostile twin as %s, the benign one as %s", n, hs, bs)
+		}
+	}
+	// Hostile text is shown as text, exactly: decoded entities, escaped HTML.
+	for name, want := range map[string]string{
+		"policies-private-relay-hostile": `&lt;/entry&gt;&lt;entry name="evil"&gt;`,
+		"diff-changed-hostile":           "DENY rule deny\"x|y`&lt;b&gt; }",
+	} {
+		if !bytes.Contains(svg(name), []byte(want)) {
+			t.Errorf("%s: the SVG does not show %s as text", name, want)
+		}
+	}
+	t.Logf("%d diagrams rendered", len(diagrams))
 }
