@@ -305,3 +305,29 @@ func TestRenderFormats(t *testing.T) {
 		t.Error("an expired context still rendered")
 	}
 }
+
+// TestLargePolicy: a provider with 100,000 ranges is still one node with its
+// count of aggregated prefixes; drawing it is quick and its size does not grow with the ranges.
+func TestLargePolicy(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), backendtest.LargePolicy(100000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := compiler.Compile(dir, compiler.Options{})
+	if res.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	start := time.Now()
+	g := Build(res.Program)
+	dot, mmd := g.DOT(), g.Mermaid()
+	elapsed := time.Since(start)
+	if len(dot) > 20000 || len(mmd) > 20000 {
+		t.Errorf("DOT %d bytes, Mermaid %d bytes for one big provider", len(dot), len(mmd))
+	}
+	set := res.Program.AddressSet(res.Program.Providers[0].Addresses)
+	want := fmt.Sprintf("provider big<br/>%d ranges", len(set.V4)+len(set.V6)) // aggregated prefixes
+	if !bytes.Contains(mmd, []byte(want)) {
+		t.Errorf("the provider's range count is not shown (%s):\n%s", want, mmd)
+	}
+	t.Logf("100,000 ranges: graph in %s, DOT %d bytes, Mermaid %d bytes", elapsed, len(dot), len(mmd))
+}
