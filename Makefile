@@ -47,7 +47,7 @@ fmt-check:
 
 # Rewrite golden files after an intended output change; review the diff.
 GOLDEN_PKGS := ./compiler/ ./compiler/ranges/ ./backends/asa/ ./backends/coturn/ ./backends/fortios/ \
-	./backends/nftables/ ./backends/panos/ ./backends/platform/ ./cmd/turnwall/
+	./backends/nftables/ ./backends/panos/ ./backends/platform/ ./backends/graph/ ./cmd/turnwall/
 golden:
 	$(GO) test $(GOLDEN_PKGS) -update
 
