@@ -6,11 +6,14 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux redis-server postgresql
+DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux redis-server postgresql graphviz prometheus nodejs npm
 # nfpm builds the Debian package; pinned, fetched through the Go module proxy.
 NFPM_VERSION := v2.48.0
 NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 DIST      ?= dist
+# The pinned Mermaid CLI the graph tests render with (npm ci, node_modules
+# not committed); it drives Debian's chromium, never a downloaded browser.
+MERMAID_DIR := deploy/mermaid
 
 .PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden deb man screenshots
 
@@ -48,7 +51,7 @@ fmt-check:
 
 # Rewrite golden files after an intended output change; review the diff.
 GOLDEN_PKGS := ./compiler/ ./compiler/ranges/ ./backends/asa/ ./backends/coturn/ ./backends/fortios/ \
-	./backends/nftables/ ./backends/panos/ ./backends/platform/ ./cmd/turnwall/
+	./backends/nftables/ ./backends/panos/ ./backends/platform/ ./backends/graph/ ./cmd/turnwall/
 golden:
 	$(GO) test $(GOLDEN_PKGS) -update
 
@@ -84,20 +87,26 @@ man: build
 
 # Debian packages the tests need (nftables, iproute2, coturn with turnadmin;
 # chromium for the browser tests; lintian, dpkg-dev, systemd-analyze and setpriv
-# for the package tests; redis-server and postgresql for relay/store), installed
-# when missing. Needs root, as on CI.
+# for the package tests; redis-server and postgresql for relay/store; graphviz
+# (dot renders the graph output), prometheus (promtool checks the alerting
+# rules), nodejs/npm (the pinned Mermaid CLI)), installed when missing; then the
+# Mermaid CLI itself, from deploy/mermaid/package-lock.json. Needs root, as on CI.
 deps:
 	@missing=""; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
 	command -v dpkg-architecture >/dev/null 2>&1 || missing="$$missing dpkg-dev"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v setpriv >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \
@@ -107,6 +116,13 @@ deps:
 	$(GO) mod download
 	@# Fetch and build the pinned nfpm now, so the package tests do not wait on it.
 	$(NFPM) --version >/dev/null
+	@$(MAKE) --no-print-directory $(MERMAID_DIR)/node_modules/.installed
+
+# npm ci of the pinned versions; scripts off and PUPPETEER_SKIP_DOWNLOAD so
+# that no browser is fetched (puppeteer-config.json points at Debian's).
+$(MERMAID_DIR)/node_modules/.installed: $(MERMAID_DIR)/package.json $(MERMAID_DIR)/package-lock.json
+	cd $(MERMAID_DIR) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 clean:
 	rm -rf bin $(DIST)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/tls"
 	"sync"
 	"sync/atomic"
 
@@ -29,6 +30,11 @@ type metrics struct {
 	refused          *prometheus.CounterVec
 	redirects        *prometheus.CounterVec
 	draining         prometheus.Collector
+	// Set from the configuration (setup): the TLS certificate's expiry,
+	// registered only when the relay serves TLS, and the total allocation
+	// quota, for capacity dashboards and alerts.
+	certExpiry prometheus.Gauge
+	quotaTotal prometheus.Gauge
 
 	mu     sync.Mutex
 	live   map[*trafficStats]struct{}
@@ -78,7 +84,8 @@ func newMetrics() *metrics {
 			Help: "Authenticated requests refused before reaching the TURN engine, by error code."}, []string{"code"}),
 		redirects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "redirects_total",
 			Help: "Allocates answered 300 Try Alternate, by reason (draining or capacity)."}, []string{"reason"}),
-		live: map[*trafficStats]struct{}{},
+		quotaTotal: g("allocation_quota", "Most concurrent allocations in total (the total quota); 0 is unlimited."),
+		live:       map[*trafficStats]struct{}{},
 	}
 	m.initLabels()
 	return m
@@ -123,11 +130,26 @@ func (m *metrics) drainingFunc(draining func() bool) {
 	})
 }
 
+// setup records what the configuration fixes: the total allocation quota
+// and, when the relay serves TLS, its certificate's expiry.
+func (m *metrics) setup(limits Limits, tlsConfig *tls.Config) {
+	m.quotaTotal.Set(float64(limits.TotalQuota))
+	if tlsConfig == nil || len(tlsConfig.Certificates) == 0 || tlsConfig.Certificates[0].Leaf == nil {
+		return
+	}
+	m.certExpiry = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "tls_certificate_expiry_timestamp_seconds",
+		Help: "When the TURN/TLS certificate the relay serves expires, in seconds since the Unix epoch."})
+	m.certExpiry.Set(float64(tlsConfig.Certificates[0].Leaf.NotAfter.Unix()))
+}
+
 func (m *metrics) register(r prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.allocations, m.allocationsTotal, m.permissions, m.channels, m.tcpConnections,
-		m.authFailures, m.authChallenges, m.authThrottled, m.deniedPeers, m.quotaRejections, m.refused, m.redirects, (*trafficCollector)(m)}
+		m.authFailures, m.authChallenges, m.authThrottled, m.deniedPeers, m.quotaRejections, m.refused, m.redirects, m.quotaTotal, (*trafficCollector)(m)}
 	if m.draining != nil {
 		cs = append(cs, m.draining)
+	}
+	if m.certExpiry != nil {
+		cs = append(cs, m.certExpiry)
 	}
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {

@@ -237,6 +237,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
+	s.metrics.setup(cfg.Limits, tlsConfig)
 	if err := s.open(tlsConfig); err != nil {
 		s.closeSockets()
 		return nil, err

@@ -42,6 +42,8 @@ type Report struct {
 	Changed bool       `json:"changed"`
 	Summary *Summary   `json:"summary"`
 	Files   []FileDiff `json:"files"`
+
+	flows string // Mermaid picture of the changed flows (flows.go)
 }
 
 // Build compares two compiled versions for the given targets.
@@ -52,6 +54,7 @@ func Build(oldSide, newSide Side, targets []backends.Backend, opts func(backends
 	oldSide.Program.Index()
 	newSide.Program.Index()
 	r.Summary = Summarize(oldSide.Program, newSide.Program, oldSide.Diags, newSide.Diags)
+	r.flows = flowDiagram(oldSide.Program, newSide.Program)
 	// Targets are independent: emit and diff them on every core, then put
 	// the results back in the order asked for.
 	type result struct {
@@ -301,6 +304,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	row("lint findings appeared", len(s.Findings.Appeared))
 	row("lint findings disappeared", len(s.Findings.Disappeared))
 	row("target files changed", len(r.Files))
+	writeFlows(&b, r.flows)
 
 	if len(s.Policy) > 0 {
 		b.WriteString("\n### Policy\n\n")

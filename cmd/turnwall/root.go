@@ -144,6 +144,7 @@ rules for every target, linted for the traps that break real deployments.`,
 		a.probeCmd(),
 		a.verifyCmd(),
 		a.readinessCmd(),
+		a.graphCmd(),
 		a.versionCmd(),
 		a.genDocsCmd(),
 	)
