@@ -122,7 +122,16 @@ Exit status: 0 stopped by a signal, 1 policy errors or the server failed, 2 usag
 				}
 			}
 			var store readiness.Store = readiness.NewMemStore(0)
-			if dbPath != "" {
+			if dbPath == "" {
+				dbPath = os.Getenv("TURNWALL_READINESS_DB")
+			}
+			if strings.HasPrefix(dbPath, "postgres://") || strings.HasPrefix(dbPath, "postgresql://") {
+				ps, err := readiness.OpenPG(cmd.Context(), dbPath, 0)
+				if err != nil {
+					return err
+				}
+				store = ps
+			} else if dbPath != "" {
 				bs, err := readiness.OpenBolt(dbPath, 0)
 				if err != nil {
 					return err
@@ -177,7 +186,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the server failed, 2 usag
 	cmd.Flags().StringVar(&certFile, "cert", "", "TLS certificate (PEM) for HTTPS")
 	cmd.Flags().StringVar(&keyFile, "key", "", "TLS private key (PEM)")
 	cmd.Flags().BoolVar(&insecure, "insecure-http", false, "serve plain HTTP (loopback addresses only)")
-	cmd.Flags().StringVar(&dbPath, "db", "", "result store file (bbolt); results are kept in memory when empty")
+	cmd.Flags().StringVar(&dbPath, "db", "", "result store: a file (bbolt), or a postgres:// URL (better given as $TURNWALL_READINESS_DB, to keep its password out of the process list); in memory when empty")
 	cmd.Flags().StringVar(&adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
 	cmd.Flags().StringArrayVar(&mediaAddrs, "media-address", nil, "address of this server's media peer for test calls (repeatable; default: every non-loopback address)")
 	cmd.Flags().StringVar(&mediaPorts, "media-ports", "", "UDP port range of the media peer, FIRST-LAST")

@@ -2,6 +2,7 @@ package readiness_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay/readiness"
+	"github.com/turnwall/turnwall/relay/store/storetest"
 )
 
 func compile(t *testing.T, src string) *ir.Program {
@@ -476,5 +478,52 @@ provider "teams" {
 	code, body, _ := do(t, "POST", ts.URL+"/api/results", s.Token, "application/json", []byte(`{"checks":[],"calls":[]}`))
 	if code != 200 || !strings.Contains(body, `"verdict":"not-ready"`) || !strings.Contains(body, "no TURN or STUN server to test") {
 		t.Errorf("%d %s", code, body)
+	}
+}
+
+// Results in PostgreSQL (Debian's server, started by the test): kept across
+// a reconnect, bounded, listed from a time on; a wrong password is a clear
+// error that does not show it.
+func TestPGStore(t *testing.T) {
+	pg := storetest.StartPostgres(t)
+	db := pg.NewDatabase(t, false)
+	ctx := context.Background()
+	st, err := readiness.OpenPG(ctx, db.URL(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 5; i++ {
+		if err := st.Add(readiness.Record{ID: string(rune('a' + i)), At: base.Add(time.Duration(i) * time.Minute), Verdict: readiness.Ready, Summary: "<b>x</b>\u202e"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	st, err = readiness.OpenPG(ctx, db.URL(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.List(time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for _, r := range recs {
+		got += r.ID
+	}
+	if got != "cde" || recs[0].Summary != "<b>x</b>\u202e" {
+		t.Errorf("records = %q (%+v)", got, recs)
+	}
+	if recs, _ := st.List(base.Add(4*time.Minute), 0); len(recs) != 1 {
+		t.Errorf("since: %d records", len(recs))
+	}
+	bad := strings.Replace(db.URL(), db.Password, "wrong-password-123", 1)
+	_, err = readiness.OpenPG(ctx, bad, 0)
+	if err == nil || strings.Contains(err.Error(), "wrong-password-123") || !strings.Contains(err.Error(), "result store") {
+		t.Errorf("wrong password: %v", err)
+	}
+	if _, err := readiness.OpenPG(ctx, "mysql://x", 0); err == nil {
+		t.Error("a mysql URL opened")
 	}
 }
