@@ -222,7 +222,12 @@ func TestVerifyKilledLeavesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("next verify: %v\n%s", err, out)
 		}
-		if !strings.Contains(string(out), fmt.Sprintf("removed lab state that killed verifies left behind: namespace tw-%d-", pid)) {
+		// Verifies of other tests (other packages run at the same time)
+		// also clean up when they start: one of them may have removed the
+		// state first. The next verify then has nothing to say, but the
+		// state must be gone either way.
+		cleanedByOther := !strings.Contains(string(out), "removed lab state") && !markerExists(pid)
+		if !cleanedByOther && !strings.Contains(string(out), fmt.Sprintf("removed lab state that killed verifies left behind: namespace tw-%d-", pid)) {
 			t.Errorf("the next verify does not say what it removed:\n%s", out)
 		}
 		assertGone(t, pid)
@@ -257,4 +262,10 @@ func labStateOf(pid int) (ns, dirs []string) {
 	}
 	dirs, _ = filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("turnwall-lab-coturn-%d-*", pid)))
 	return ns, dirs
+}
+
+// markerExists reports whether verify pid's owner marker is still there.
+func markerExists(pid int) bool {
+	_, err := os.Stat(filepath.Join("/run/turnwall/verify", fmt.Sprint(pid)))
+	return err == nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/turnwall/turnwall/relay/netns"
 )
@@ -104,6 +105,20 @@ func Cleanup() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Verifies starting at once clean up one after the other: each sees
+	// what the one before left, never half of another's removal.
+	lock, err := os.OpenFile(filepath.Join(ownerDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if entries, err = os.ReadDir(ownerDir); err != nil {
+		return nil, err
+	}
 	var removed []string
 	var errs []error
 	for _, e := range entries {
@@ -113,6 +128,9 @@ func Cleanup() ([]string, error) {
 		}
 		marker := filepath.Join(ownerDir, e.Name())
 		b, err := os.ReadFile(marker)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // cleaned by a verify that held the lock before us
+		}
 		if err != nil || alive(pid, string(b)) {
 			continue
 		}
@@ -155,6 +173,9 @@ func removeStateOf(pid int) ([]string, error) {
 			// the namespace (and its nftables tables) goes with its last
 			// reference.
 			if err := (&netns.NS{Name: n}).Close(); err != nil {
+				if _, gone := os.Lstat(filepath.Join(netnsDir, n)); errors.Is(gone, os.ErrNotExist) {
+					continue // removed meanwhile by another tool
+				}
 				errs = append(errs, err)
 				continue
 			}
