@@ -436,8 +436,7 @@ func (e *emitter) planACL(z ir.Zone) *aclPlan {
 		if r.FromZone != "" && r.FromZone != z.Name {
 			continue
 		}
-		src, dst, svc := p.AddressSet(r.Src), p.AddressSet(r.Dst), p.Service(r.Service)
-		if src == nil || dst == nil || svc == nil || src.Empty() || dst.Empty() || len(svc.Entries) == 0 {
+		if sets, err := p.RuleSets(&r); err != nil || !sets.CanMatch() {
 			// The IR rule matches no packet; an ASA ACE cannot use an
 			// empty group, so the rule is only noted.
 			a.items = append(a.items, ": rule "+text(r.Name, 60)+" ("+sourceToken(r.Origin.Source)+") matches nothing (empty set or service): no ACE")

@@ -96,9 +96,9 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	w.Line("")
 
 	w.Line("# Listeners: the ports the firewall opens to the relay's clients.")
-	set := p.AddressSet(r.Addresses)
-	if set == nil {
-		return nil, fmt.Errorf("unknown address set %s", r.Addresses)
+	set, err := p.LookupAddressSet(r.Addresses)
+	if err != nil {
+		return nil, err
 	}
 	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
 		if !pf.IsSingleIP() {

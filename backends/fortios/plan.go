@@ -265,13 +265,11 @@ func rulePolicy(p *ir.Program, r *ir.Rule, zoneIfs map[string][]string, grp4, gr
 	if pp.dstintf, err = interfaces(zoneIfs, r.ToZone, r); err != nil {
 		return pp, err
 	}
-	src, dst := p.AddressSet(r.Src), p.AddressSet(r.Dst)
-	if src == nil || dst == nil {
-		return pp, fmt.Errorf("fortios: rule %q (%s) refers to an unknown address set", r.Name, r.Origin.Source)
+	sets, err := p.RuleSets(r)
+	if err != nil {
+		return pp, err
 	}
-	if p.Service(r.Service) == nil {
-		return pp, fmt.Errorf("fortios: rule %q (%s) refers to an unknown service %q", r.Name, r.Origin.Source, r.Service)
-	}
+	src, dst := sets.Src, sets.Dst
 	// Since FortiOS 6.4 one policy holds IPv4 and IPv6 addresses, and "the IP
 	// version of the sources and destinations in a policy must match"
 	// (https://docs.fortinet.com/document/fortigate/6.4.0/new-features/815846/consolidated-ipv4-and-ipv6-policy-configuration):

@@ -18,6 +18,7 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,7 +152,7 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 		rs.Header = append(rs.Header, fmt.Sprintf("zone %s interfaces %s", strconv.Quote(z.Name), strings.Join(quoted, " ")))
 	}
 	sort.Strings(allIfaces)
-	allIfaces = dedupe(allIfaces)
+	allIfaces = slices.Compact(allIfaces)
 
 	policyChain := "policy_rules"
 	base := Chain{Name: "forward", Hook: "forward", Policy: "accept"}
@@ -166,11 +167,12 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 		{CtState: []string{"invalid"}, Counter: true, Verdict: "drop", Comment: "packets no connection explains"},
 	}}
 	for _, r := range p.Rules {
-		svc := p.Service(r.Service)
-		src, dst := setsOf[r.Src], setsOf[r.Dst]
-		if svc == nil {
-			return nil, fmt.Errorf("rule %s: unknown service %s", r.Name, r.Service)
+		sets, err := p.RuleSets(&r)
+		if err != nil {
+			return nil, err
 		}
+		svc := sets.Service
+		src, dst := setsOf[r.Src], setsOf[r.Dst]
 		verdict := "accept"
 		if r.Action == ir.Deny {
 			verdict = "drop"
@@ -252,14 +254,4 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-func dedupe(ss []string) []string {
-	out := ss[:0]
-	for i, s := range ss {
-		if i == 0 || s != ss[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
 }

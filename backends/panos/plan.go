@@ -108,14 +108,9 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		if r.Action != ir.Allow && r.Action != ir.Deny {
 			return nil, fmt.Errorf("%s: unknown action %q", where, r.Action)
 		}
-		src, dst, svc := p.AddressSet(r.Src), p.AddressSet(r.Dst), p.Service(r.Service)
-		switch {
-		case src == nil:
-			return nil, fmt.Errorf("%s: address set %q is not in the program", where, r.Src)
-		case dst == nil:
-			return nil, fmt.Errorf("%s: address set %q is not in the program", where, r.Dst)
-		case svc == nil:
-			return nil, fmt.Errorf("%s: service set %q is not in the program", where, r.Service)
+		sets, err := p.RuleSets(r)
+		if err != nil {
+			return nil, err
 		}
 		from, err := zone(r.FromZone)
 		if err != nil {
@@ -125,7 +120,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if src.Empty() || dst.Empty() || len(svc.Entries) == 0 {
+		if !sets.CanMatch() {
 			continue
 		}
 		kept = append(kept, keptRule{r, from, to})

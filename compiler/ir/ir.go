@@ -308,3 +308,45 @@ func (p *Program) Service(name string) *ServiceSet {
 	}
 	return p.svcIndex[name]
 }
+
+// LookupAddressSet returns the named set, or an error saying it is not in the
+// program (a program built by hand or edited after lowering).
+func (p *Program) LookupAddressSet(name string) (*AddressSet, error) {
+	if s := p.AddressSet(name); s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("address set %q is not in the program", name)
+}
+
+// RuleSets are the sets one rule refers to.
+type RuleSets struct {
+	Src, Dst *AddressSet
+	Service  *ServiceSet
+}
+
+// CanMatch reports whether any packet can match the rule: both address sets
+// and the service hold something. A rule that cannot match is one every
+// target may leave out or disable.
+func (s RuleSets) CanMatch() bool {
+	return !s.Src.Empty() && !s.Dst.Empty() && len(s.Service.Entries) > 0
+}
+
+// RuleSets returns the sets rule r refers to, or an error naming the rule,
+// its policy location and the set that is not in the program. Every target
+// resolves a rule's sets with it.
+func (p *Program) RuleSets(r *Rule) (RuleSets, error) {
+	var s RuleSets
+	var err error
+	if s.Src, err = p.LookupAddressSet(r.Src); err == nil {
+		s.Dst, err = p.LookupAddressSet(r.Dst)
+	}
+	if err == nil {
+		if s.Service = p.Service(r.Service); s.Service == nil {
+			err = fmt.Errorf("service set %q is not in the program", r.Service)
+		}
+	}
+	if err != nil {
+		return RuleSets{}, fmt.Errorf("rule %q (%s): %w", r.Name, r.Origin.Source, err)
+	}
+	return s, nil
+}
