@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/peerfilter"
 )
 
 // FromIR builds a relay's configuration from a compiled policy: realm,
@@ -52,13 +53,11 @@ func FromIR(p *ir.Program, name, root string) (Config, error) {
 	if r.TLS.Cert != "" {
 		cfg.CertFile, cfg.KeyFile = resolve(root, r.TLS.Cert), resolve(root, r.TLS.Key)
 	}
-	if r.Peers != "" {
-		peers := p.AddressSet(r.Peers)
-		if peers == nil {
-			return Config{}, fmt.Errorf("relay %s: unknown address set %s", r.Name, r.Peers)
-		}
-		cfg.Peers = peers.IPSet()
+	peers, err := peerfilter.PolicyPeers(p, r)
+	if err != nil {
+		return Config{}, fmt.Errorf("relay %s: %w", r.Name, err)
 	}
+	cfg.Peers = peers
 	return cfg, nil
 }
 

@@ -47,12 +47,12 @@ func (Backend) Params() []backends.Param {
 	return []backends.Param{ParamUserQuota, ParamTotalQuota, ParamLifetime}
 }
 
-// SpecialPurpose lists the IANA special-purpose address ranges a relay must
-// never reach unless the policy names them as peers (IANA IPv4 and IPv6
-// Special-Purpose Address Registries, RFC 6890). IPv4-mapped (::ffff:0:0/96)
-// and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) IPv6 ranges are denied whole, since
-// they embed IPv4 addresses. The list lives in relay/peerfilter, shared with
-// the bundled relay, which classifies each range.
+// SpecialPurpose lists the IANA special-purpose address ranges and cloud
+// metadata addresses a relay must never reach unless the policy names them
+// as peers (IANA IPv4 and IPv6 Special-Purpose Address Registries, RFC 6890).
+// IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) IPv6
+// ranges are denied whole, since they embed IPv4 addresses. The list lives in
+// relay/peerfilter, shared with the bundled relay, which classifies each range.
 var SpecialPurpose = peerfilter.SpecialPurpose
 
 // Emit implements backends.Backend.
@@ -83,6 +83,38 @@ func number(p backends.Param, opts backends.Options) (string, error) {
 		return "", fmt.Errorf("parameter %s=%q must be a whole number", p.Name, v)
 	}
 	return v, nil
+}
+
+// allowedPeers is what the relay enforces (peerfilter.PolicyPeers, shared
+// with the bundled relay) minus the relay's own addresses: coturn cannot
+// limit those to the relayed ports as the bundled relay does.
+func allowedPeers(p *ir.Program, r *ir.Relay, self *ir.AddressSet) (*netipx.IPSet, error) {
+	peers, err := peerfilter.PolicyPeers(p, r)
+	if err != nil || peers == nil {
+		return &netipx.IPSet{}, err
+	}
+	var b netipx.IPSetBuilder
+	b.AddSet(peers)
+	b.RemoveSet(self.IPSet())
+	return b.IPSet()
+}
+
+// coturnRanges returns the set as IPv4 ranges and IPv6 prefixes. coturn
+// compares IPv6 addresses with a range byte by byte (each byte between the
+// range's), which holds for every address of a prefix but not of an
+// arbitrary range: 2a00:1::200 is not "in" 2a00:1::11-3ffe::.
+func coturnRanges(s *netipx.IPSet) []netipx.IPRange {
+	var out []netipx.IPRange
+	for _, rg := range s.Ranges() {
+		if rg.From().Is4() {
+			out = append(out, rg)
+			continue
+		}
+		for _, pf := range rg.Prefixes() {
+			out = append(out, netipx.RangeOfPrefix(pf))
+		}
+	}
+	return out
 }
 
 func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error) {
@@ -202,27 +234,26 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	}
 	w.Line("")
 
-	w.Line("# Peers: never an open proxy. Every IANA special-purpose range is denied;")
-	w.Line("# the peers the policy names are allowed (allowed-peer-ip takes precedence).")
+	allowed, err := allowedPeers(p, &r, set)
+	if err != nil {
+		return nil, err
+	}
+	w.Line("# Peers: never an open proxy. Every IANA special-purpose range and cloud")
+	w.Line("# metadata address is denied, then everything else; the policy's peers are")
+	w.Line("# allowed, split around the ranges no relay may reach and the relay's own")
+	w.Line("# addresses, since an allowed-peer-ip overrides every denied-peer-ip.")
 	w.Line("no-multicast-peers")
 	for _, s := range SpecialPurpose {
 		rg := netipx.RangeOfPrefix(netip.MustParsePrefix(s))
 		w.Line("denied-peer-ip=%s-%s", rg.From(), rg.To())
 	}
-	if r.Peers != "" {
-		peers := p.AddressSet(r.Peers)
-		if peers == nil {
-			return nil, fmt.Errorf("unknown address set %s", r.Peers)
-		}
-		w.Line("# The policy names this relay's peers: everything else is denied too.")
-		w.Line("denied-peer-ip=0.0.0.0-255.255.255.255")
-		w.Line("denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
-		for _, rg := range peers.IPSet().Ranges() {
-			if rg.From() == rg.To() {
-				w.Line("allowed-peer-ip=%s", rg.From())
-			} else {
-				w.Line("allowed-peer-ip=%s-%s", rg.From(), rg.To())
-			}
+	w.Line("denied-peer-ip=0.0.0.0-255.255.255.255")
+	w.Line("denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+	for _, rg := range coturnRanges(allowed) {
+		if rg.From() == rg.To() {
+			w.Line("allowed-peer-ip=%s", rg.From())
+		} else {
+			w.Line("allowed-peer-ip=%s-%s", rg.From(), rg.To())
 		}
 	}
 	w.Line("")

@@ -31,6 +31,8 @@ const (
 	SIPForWebRTC      Code = "TW209"
 	WideProviderRange Code = "TW210"
 	ShadowedRule      Code = "TW211"
+	BroadPeers        Code = "TW212"
+	TargetConstraint  Code = "TW213"
 )
 
 // CodeInfo documents one code.
@@ -70,4 +72,6 @@ var Catalogue = []CodeInfo{
 	{SIPForWebRTC, "sip-for-webrtc", "SIP (5060/5061) is opened for an agents group marked WebRTC-only. Pure WebRTC agents signal over HTTPS/WSS and need no SIP. Remove the rule or set `webrtc_only = false`."},
 	{WideProviderRange, "wide-provider-range", "A provider range is wider than /8 (IPv4) or /16 (IPv6), or any-any. That opens far more than the platform. Use the provider's published ranges."},
 	{ShadowedRule, "shadowed-rule", "A rule can never match because earlier rules cover all it matches. Remove it, or narrow the earlier rule."},
+	{BroadPeers, "broad-peers", "A relay's peers include a prefix wider than /8 (IPv4) or /16 (IPv6), or private addresses (RFC 1918, CGNAT, ULA) that are no agents or provider range of the policy. A TURN relay reaching them is an open proxy into the network (SSRF). Both relays refuse metadata, loopback and link-local addresses and the special-purpose ranges a broad prefix only covers; name the peers the relay serves instead."},
+	{TargetConstraint, "target-constraint", "A target cannot carry what the policy says (an interface name longer than 15 bytes, zone names that differ only in case, more rules or zones than the target numbers, a value with spaces in a coturn file). The detail names the target. Fix the policy, or leave that target out."},
 }

@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
+	"go4.org/netipx"
 
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/peerfilter"
 )
 
 // LowICEPriority is the ice_check_priority below which the platform prefers
@@ -29,6 +31,7 @@ func Run(p *ir.Program, root string) hcl.Diagnostics {
 	c.stunLiterals()
 	c.sipForWebRTC()
 	c.wideRanges()
+	c.broadPeers()
 	c.shadowed()
 	return c.diags
 }
@@ -298,6 +301,45 @@ func (c *checker) wideRanges() {
 		if r.Action == ir.Allow && src != nil && dst != nil && hasDefault(src) && hasDefault(dst) {
 			c.warn(diag.WideProviderRange, r.Origin.Source, "Rule allows any to any",
 				"Rule %s allows every source to every destination. Name the agents and the provider's ranges instead.", r.Name)
+		}
+	}
+}
+
+// broadPeers: a relay whose peers are broad, or reach private networks the
+// policy does not describe, is a proxy into them (SSRF through TURN).
+func (c *checker) broadPeers() {
+	var own *netipx.IPSet
+	for _, r := range c.p.Relays {
+		set := c.p.AddressSet(r.Peers)
+		if set == nil {
+			continue
+		}
+		at := r.Origin.At("peers")
+		for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
+			limit := 8
+			if !pf.Addr().Is4() {
+				limit = 16
+			}
+			if pf.Bits() < limit {
+				c.warn(diag.BroadPeers, at, "Relay peers wider than /"+fmt.Sprint(limit),
+					"Relay %q may relay to %s: a TURN relay that reaches that much is an open proxy. Metadata, loopback and link-local addresses and the special-purpose ranges it only covers stay refused; name the agents and providers the relay serves instead.", r.Name, pf)
+				break
+			}
+		}
+		if own == nil {
+			own = peerfilter.OwnRanges(c.p)
+		}
+		var b netipx.IPSetBuilder
+		for _, cl := range peerfilter.Classes {
+			if cl.Reason == peerfilter.Private || cl.Reason == peerfilter.CGNAT || cl.Reason == peerfilter.ULA {
+				b.AddPrefix(cl.Prefix)
+			}
+		}
+		b.Intersect(peerfilter.Effective(set.IPSet(), own))
+		b.RemoveSet(own)
+		if private, _ := b.IPSet(); len(private.Prefixes()) > 0 {
+			c.warn(diag.BroadPeers, at, "Relay peers reach private networks",
+				"Relay %q may relay to %s, private addresses that are no agents or provider range of the policy: anyone with relay credentials reaches them. Name only the agents and providers the relay serves.", r.Name, private.Prefixes()[0])
 		}
 	}
 }

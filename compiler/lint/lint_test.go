@@ -102,6 +102,27 @@ agents "floor" {
 		base string // replaces the common base when set
 	}{
 		{"clean", goodProvider, "", ""},
+		{"relay peers any", goodProvider + `
+relay "r" {
+  zone      = zone.dmz
+  addresses = ["198.51.100.10"]
+  realm     = "example.com"
+  peers     = ["0.0.0.0/0", "::/0", agents.floor]
+}`, "W:TW212", ""},
+		{"relay peers private network", goodProvider + `
+relay "r" {
+  zone      = zone.dmz
+  addresses = ["198.51.100.10"]
+  realm     = "example.com"
+  peers     = [agents.floor, provider.p, "192.168.10.0/24"]
+}`, "W:TW212", ""},
+		{"relay peers own private ranges", goodProvider + `
+relay "r" {
+  zone      = zone.dmz
+  addresses = ["198.51.100.10"]
+  realm     = "example.com"
+  peers     = [agents.floor, provider.p]
+}`, "", ""},
 		{"udp blocked, tcp fallback left", `
 provider "p" {
   zone   = zone.internet
