@@ -22,6 +22,9 @@ type Options struct {
 	// ReadFile reads files the policy names (ranges files, certificates);
 	// nil reads the local disk.
 	ReadFile func(path string) ([]byte, error)
+	// Check, when set, checks the linted program against what output
+	// targets can carry (backends.Check); root is the policy root.
+	Check func(p *ir.Program, root string) hcl.Diagnostics
 }
 
 // Result is a compilation's outcome. Program is nil when there were errors.
@@ -68,6 +71,9 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		res.Diags = append(res.Diags, d...)
 		if !d.HasErrors() {
 			res.Diags = append(res.Diags, lint.Run(prog, cfg.Root)...)
+			if opts.Check != nil {
+				res.Diags = append(res.Diags, opts.Check(prog, cfg.Root)...)
+			}
 			res.Program = prog
 			res.Lowered = prog
 		}

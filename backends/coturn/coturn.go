@@ -117,6 +117,20 @@ func coturnRanges(s *netipx.IPSet) []netipx.IPRange {
 	return out
 }
 
+// listenError says why coturn cannot serve the listeners, or nil.
+func listenError(l ir.Listen) error {
+	udp, tcp := l.UDP, l.TCP
+	switch {
+	case len(udp) > 1 || len(tcp) > 1:
+		return fmt.Errorf("coturn listens on one plain port for UDP and TCP; the policy gives udp %v, tcp %v", udp, tcp)
+	case len(udp) == 1 && len(tcp) == 1 && udp[0] != tcp[0]:
+		return fmt.Errorf("coturn serves UDP and TCP on the same listening-port; the policy gives udp %d, tcp %d", udp[0], tcp[0])
+	case len(l.TLS) > 2:
+		return fmt.Errorf("coturn has two TLS listening ports at most; the policy gives %v", l.TLS)
+	}
+	return nil
+}
+
 func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error) {
 	var buf bytes.Buffer
 	w := &backends.Writer{W: &buf}
@@ -139,12 +153,11 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 		w.Line("listening-ip=%s", pf.Addr())
 		w.Line("relay-ip=%s", pf.Addr())
 	}
+	if err := listenError(r.Listen); err != nil {
+		return nil, err
+	}
 	udp, tcp := r.Listen.UDP, r.Listen.TCP
 	switch {
-	case len(udp) > 1 || len(tcp) > 1:
-		return nil, fmt.Errorf("coturn listens on one plain port for UDP and TCP; the policy gives udp %v, tcp %v", udp, tcp)
-	case len(udp) == 1 && len(tcp) == 1 && udp[0] != tcp[0]:
-		return nil, fmt.Errorf("coturn serves UDP and TCP on the same listening-port; the policy gives udp %d, tcp %d", udp[0], tcp[0])
 	case len(udp) == 1:
 		w.Line("listening-port=%d", udp[0])
 	case len(tcp) == 1:
@@ -156,16 +169,13 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	if len(tcp) == 0 {
 		w.Line("no-tcp")
 	}
-	switch len(r.Listen.TLS) {
-	case 0:
+	if len(r.Listen.TLS) == 0 {
 		w.Line("no-tls")
-	case 1, 2:
+	} else {
 		w.Line("tls-listening-port=%d", r.Listen.TLS[0])
 		if len(r.Listen.TLS) == 2 {
 			w.Line("alt-tls-listening-port=%d", r.Listen.TLS[1])
 		}
-	default:
-		return nil, fmt.Errorf("coturn has two TLS listening ports at most; the policy gives %v", r.Listen.TLS)
 	}
 	w.Line("# No DTLS: the firewall opens TURN/TLS over TCP only.")
 	w.Line("no-dtls")
@@ -264,4 +274,32 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 		return nil, w.Err
 	}
 	return buf.Bytes(), nil
+}
+
+// Check implements backends.Checker: the relay values turnserver.conf
+// cannot hold and the listeners coturn cannot serve.
+func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+	var out []backends.Constraint
+	for _, r := range p.Relays {
+		add := func(attr, summary string, err error) {
+			if err != nil {
+				out = append(out, backends.Constraint{At: r.Origin.At(attr), Summary: summary,
+					Detail: fmt.Sprintf("Relay %q: %v.", r.Name, err)})
+			}
+		}
+		_, err := value("realm", r.Realm)
+		add("realm", "realm cannot be written", err)
+		if r.FQDN != "" {
+			_, err = value("fqdn", r.FQDN)
+			add("fqdn", "fqdn cannot be written", err)
+		}
+		if len(r.Listen.TLS) > 0 && r.TLS.Cert != "" {
+			_, err = value("tls_cert", r.TLS.Cert)
+			add("tls_cert", "certificate path cannot be written", err)
+			_, err = value("tls_key", r.TLS.Key)
+			add("tls_key", "key path cannot be written", err)
+		}
+		add("listen", "listeners coturn cannot serve", listenError(r.Listen))
+	}
+	return out
 }

@@ -102,7 +102,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		set := &p.AddressSets[i]
 		for _, f := range set.FQDNs {
 			if !fqdnName.MatchString(f) {
-				return nil, fmt.Errorf("fortios: address set %q (%s): %q is not a host name FortiOS can resolve", set.Name, set.Origin.Source, f)
+				return nil, fmt.Errorf("address set %q (%s): %q is not a host name FortiOS can resolve", set.Name, set.Origin.Source, f)
 			}
 			fqdns[f] = true
 		}
@@ -171,7 +171,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		byProto := map[ir.Proto][]ir.ServiceEntry{}
 		for _, e := range set.Entries {
 			if e.Proto != ir.UDP && e.Proto != ir.TCP {
-				return nil, fmt.Errorf("fortios: service %q: protocol %q is not udp or tcp", set.Name, e.Proto)
+				return nil, fmt.Errorf("service %q: protocol %q is not udp or tcp", set.Name, e.Proto)
 			}
 			byProto[e.Proto] = append(byProto[e.Proto], e)
 		}
@@ -187,7 +187,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			}
 			items, err := portItems(entries)
 			if err != nil {
-				return nil, fmt.Errorf("fortios: service %q: %v", set.Name, err)
+				return nil, fmt.Errorf("service %q: %v", set.Name, err)
 			}
 			c := custom{name: svc.name("custom", set.Name+"-"+string(proto)), proto: proto, items: items}
 			out.customs = append(out.customs, c)
@@ -199,7 +199,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	// Policies: rule i takes firstID+i, the default takes lastID.
 	size := s.lastID - s.firstID + 1
 	if need := uint64(len(p.Rules)) + 1; need > size {
-		return nil, fmt.Errorf("fortios: the policy needs %d policy ids (%d rules and the default policy) but policy-ids %d-%d holds %d; widen the range",
+		return nil, fmt.Errorf("the policy needs %d policy ids (%d rules and the default policy) but policy-ids %d-%d holds %d; widen the range",
 			need, len(p.Rules), s.firstID, s.lastID, size)
 	}
 	// A rule called "default" would clean to tw-default, which is reserved.
@@ -240,14 +240,14 @@ func zoneInterfaces(p *ir.Program) (map[string][]string, error) {
 	zoneOf := map[string]string{}
 	for _, z := range p.Zones {
 		if len(z.Interfaces) == 0 {
-			return nil, fmt.Errorf("fortios: zone %q (%s) has no interface", z.Name, z.Source)
+			return nil, fmt.Errorf("zone %q (%s) has no interface", z.Name, z.Source)
 		}
 		for _, name := range z.Interfaces {
 			if !interfaceName.MatchString(name) || strings.EqualFold(name, anyInterface) {
-				return nil, fmt.Errorf("fortios: zone %q (%s): %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\")", z.Name, z.Source, name)
+				return nil, fmt.Errorf("zone %q (%s): %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\")", z.Name, z.Source, name)
 			}
 			if other, dup := zoneOf[name]; dup && other != z.Name {
-				return nil, fmt.Errorf("fortios: interface %q is in zones %q and %q; FortiOS matches policies on interfaces and could not tell the zones apart", name, other, z.Name)
+				return nil, fmt.Errorf("interface %q is in zones %q and %q; FortiOS matches policies on interfaces and could not tell the zones apart", name, other, z.Name)
 			}
 			zoneOf[name] = z.Name
 		}
@@ -299,7 +299,7 @@ func rulePolicy(p *ir.Program, r *ir.Rule, zoneIfs map[string][]string, grp4, gr
 	case ir.Deny:
 		pp.action = "deny"
 	default:
-		return pp, fmt.Errorf("fortios: rule %q (%s): unknown action %q", r.Name, r.Origin.Source, r.Action)
+		return pp, fmt.Errorf("rule %q (%s): unknown action %q", r.Name, r.Origin.Source, r.Action)
 	}
 	pp.comment, err = ruleComment(r)
 	return pp, err
@@ -311,7 +311,7 @@ func interfaces(zoneIfs map[string][]string, zone string, r *ir.Rule) ([]string,
 	}
 	ifs, ok := zoneIfs[zone]
 	if !ok {
-		return nil, fmt.Errorf("fortios: rule %q (%s) refers to an unknown zone %q", r.Name, r.Origin.Source, zone)
+		return nil, fmt.Errorf("rule %q (%s) refers to an unknown zone %q", r.Name, r.Origin.Source, zone)
 	}
 	return ifs, nil
 }
@@ -328,7 +328,7 @@ func ruleComment(r *ir.Rule) (string, error) {
 		zoneToken(r.FromZone) + "->" + zoneToken(r.ToZone) + ":"
 	room := policyCommentMax - len(head) - 1
 	if room < 0 {
-		return "", fmt.Errorf("fortios: rule %q: its source %q is too long for a FortiOS policy comment", r.Name, r.Origin.Source)
+		return "", fmt.Errorf("rule %q: its source %q is too long for a FortiOS policy comment", r.Name, r.Origin.Source)
 	}
 	if text := cliText(r.Comment, room); text != "" {
 		return head + " " + text, nil
@@ -358,7 +358,7 @@ func defaultPolicy(p *ir.Program, s settings) (policy, error) {
 	case ir.Deny:
 		pp.action = "deny"
 	default:
-		return pp, fmt.Errorf("fortios: policy %q: unknown default action %q", p.Policy.Name, p.Policy.DefaultAction)
+		return pp, fmt.Errorf("policy %q: unknown default action %q", p.Policy.Name, p.Policy.DefaultAction)
 	}
 	head := "turnwall default:"
 	text := fmt.Sprintf("policy %s, default %s (%s)", p.Policy.Name, p.Policy.DefaultAction, p.Policy.Source)

@@ -9,8 +9,10 @@ package ir
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 
+	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
 )
 
@@ -64,6 +66,16 @@ type Source struct {
 	EndByte int `json:"-"`
 	EndLine int `json:"-"`
 	EndCol  int `json:"-"`
+}
+
+// Range is the source as an HCL range for diagnostics, its file joined to
+// root, the policy root the source is relative to.
+func (s Source) Range(root string) hcl.Range {
+	return hcl.Range{
+		Filename: filepath.Join(root, filepath.FromSlash(s.File)),
+		Start:    hcl.Pos{Line: s.Line, Column: s.Col, Byte: s.Byte},
+		End:      hcl.Pos{Line: s.EndLine, Column: s.EndCol, Byte: s.EndByte},
+	}
 }
 
 // String renders the source as file:line, the form used in rule comments.

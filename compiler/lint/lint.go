@@ -7,7 +7,6 @@ package lint
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
@@ -43,13 +42,7 @@ type checker struct {
 	subset map[[2]string]bool
 }
 
-func (c *checker) rng(s ir.Source) hcl.Range {
-	return hcl.Range{
-		Filename: filepath.Join(c.root, filepath.FromSlash(s.File)),
-		Start:    hcl.Pos{Line: s.Line, Column: s.Col, Byte: s.Byte},
-		End:      hcl.Pos{Line: s.EndLine, Column: s.EndCol, Byte: s.EndByte},
-	}
-}
+func (c *checker) rng(s ir.Source) hcl.Range { return s.Range(c.root) }
 
 func (c *checker) warn(code diag.Code, at ir.Source, summary, format string, args ...any) {
 	c.diags = append(c.diags, diag.Warnf(code, c.rng(at), summary, format, args...))
