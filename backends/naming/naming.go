@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -124,6 +125,10 @@ func Comment(s, drop string, max int) string {
 			continue
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
 			r = ' '
+		case unicode.Is(unicode.Cf, r):
+			// Format characters: bidi overrides and isolates (U+202E), zero
+			// widths, BOM. They reorder or hide text in a reviewer's view.
+			continue
 		case strings.ContainsRune(drop, r):
 			continue
 		}
