@@ -5,6 +5,8 @@
 package compiler
 
 import (
+	"path/filepath"
+
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/turnwall/turnwall/compiler/diag"
@@ -70,6 +72,10 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		prog, d := lower.Lower(pol)
 		res.Diags = append(res.Diags, d...)
 		if !d.HasErrors() {
+			prog.Root = cfg.Root
+			if abs, err := filepath.Abs(cfg.Root); err == nil && cfg.Root != "" {
+				prog.Root = abs
+			}
 			res.Diags = append(res.Diags, lint.Run(prog, cfg.Root)...)
 			if opts.Check != nil {
 				res.Diags = append(res.Diags, opts.Check(prog, cfg.Root)...)

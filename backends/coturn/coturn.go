@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -29,6 +30,7 @@ var (
 	ParamUserQuota  = backends.Param{Name: "user-quota", Default: "12", Help: "concurrent allocations per user (user-quota)"}
 	ParamTotalQuota = backends.Param{Name: "total-quota", Default: "1000", Help: "concurrent allocations in total (total-quota); the guide sizes one server at ~500 streams"}
 	ParamLifetime   = backends.Param{Name: "max-allocate-lifetime", Default: "3600", Help: "longest allocation lifetime in seconds"}
+	ParamCertDir    = backends.Param{Name: "cert-dir", Help: "absolute directory relative tls_cert/tls_key paths are resolved against on the relay host (default: the policy directory)"}
 )
 
 // Name implements backends.Backend.
@@ -44,7 +46,7 @@ func (Backend) Formats() []string { return []string{"conf"} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{ParamUserQuota, ParamTotalQuota, ParamLifetime}
+	return []backends.Param{ParamUserQuota, ParamTotalQuota, ParamLifetime, ParamCertDir}
 }
 
 // SpecialPurpose lists the IANA special-purpose address ranges and cloud
@@ -115,6 +117,24 @@ func coturnRanges(s *netipx.IPSet) []netipx.IPRange {
 		}
 	}
 	return out
+}
+
+// tlsPath is the path written for a certificate or key: coturn resolves a
+// relative path against the directory it was started from, finds nothing,
+// and serves no TLS with only a warning, so every path is made absolute:
+// against cert-dir when given, else against the policy directory.
+func tlsPath(p *ir.Program, what, path string, opts backends.Options) (string, error) {
+	if dir := opts.Get(ParamCertDir); dir != "" && !filepath.IsAbs(path) {
+		if !filepath.IsAbs(dir) {
+			return "", fmt.Errorf("parameter cert-dir=%q must be an absolute directory", dir)
+		}
+		path = filepath.Join(dir, path)
+	} else if abs := p.Path(path); abs != "" {
+		path = abs
+	} else {
+		return "", fmt.Errorf("%s %q is relative and the policy directory is not known; give --param coturn.cert-dir=DIR", what, path)
+	}
+	return value(what, path)
 }
 
 // listenError says why coturn cannot serve the listeners, or nil.
@@ -210,11 +230,11 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 
 	if len(r.Listen.TLS) > 0 && r.TLS.Cert != "" {
 		w.Line("# TLS 1.2 or newer only.")
-		cert, err := value("tls_cert", r.TLS.Cert)
+		cert, err := tlsPath(p, "tls_cert", r.TLS.Cert, opts)
 		if err != nil {
 			return nil, err
 		}
-		key, err := value("tls_key", r.TLS.Key)
+		key, err := tlsPath(p, "tls_key", r.TLS.Key, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +298,7 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 
 // Check implements backends.Checker: the relay values turnserver.conf
 // cannot hold and the listeners coturn cannot serve.
-func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
 	var out []backends.Constraint
 	for _, r := range p.Relays {
 		add := func(attr, summary string, err error) {
@@ -294,9 +314,9 @@ func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
 			add("fqdn", "fqdn cannot be written", err)
 		}
 		if len(r.Listen.TLS) > 0 && r.TLS.Cert != "" {
-			_, err = value("tls_cert", r.TLS.Cert)
+			_, err = tlsPath(p, "tls_cert", r.TLS.Cert, opts)
 			add("tls_cert", "certificate path cannot be written", err)
-			_, err = value("tls_key", r.TLS.Key)
+			_, err = tlsPath(p, "tls_key", r.TLS.Key, opts)
 			add("tls_key", "key path cannot be written", err)
 		}
 		add("listen", "listeners coturn cannot serve", listenError(r.Listen))

@@ -141,6 +141,12 @@ type Program struct {
 	Relays      []Relay      `json:"relays"`
 	Platforms   []Platform   `json:"platforms"`
 
+	// Root is the policy root directory, absolute when the compiler set it:
+	// Source files and relative paths in the policy (tls_cert, tls_key) are
+	// relative to it. It is where the policy was compiled, not part of the
+	// IR's output.
+	Root string `json:"-"`
+
 	addrIndex map[string]*AddressSet
 	svcIndex  map[string]*ServiceSet
 }
@@ -319,6 +325,19 @@ func (p *Program) Service(name string) *ServiceSet {
 		p.Index()
 	}
 	return p.svcIndex[name]
+}
+
+// Path resolves a path the policy gives (a certificate, a key) against the
+// policy root: absolute paths are kept, relative ones are joined to Root.
+// It returns "" for a relative path when the program has no root.
+func (p *Program) Path(path string) string {
+	switch {
+	case path == "" || filepath.IsAbs(path):
+		return path
+	case p.Root == "":
+		return ""
+	}
+	return filepath.Join(p.Root, path)
 }
 
 // LookupAddressSet returns the named set, or an error saying it is not in the

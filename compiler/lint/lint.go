@@ -5,8 +5,12 @@
 package lint
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
@@ -165,6 +169,7 @@ func (c *checker) relays() {
 					"Relay %q uses a self-signed certificate. Browsers refuse it and TURN/TLS fails (\"Secure Connection Failed\"). Use a CA-issued certificate whose name matches %q, or mark the relay lab_only = true.", r.Name, r.FQDN)
 			}
 		}
+		c.relativeKey(r)
 		rp := r.RelayPorts
 		switch {
 		case rp.First < 1024:
@@ -334,5 +339,19 @@ func (c *checker) broadPeers() {
 			c.warn(diag.BroadPeers, at, "Relay peers reach private networks",
 				"Relay %q may relay to %s, private addresses that are no agents or provider range of the policy: anyone with relay credentials reaches them. Name only the agents and providers the relay serves.", r.Name, private.Prefixes()[0])
 		}
+	}
+}
+
+// relativeKey: a relative tls_key is written to coturn's configuration
+// resolved against the policy directory; when no file is there, the relay
+// will not find it either and serves no TLS (coturn only warns).
+func (c *checker) relativeKey(r ir.Relay) {
+	key := r.TLS.Key
+	if len(r.Listen.TLS) == 0 || key == "" || filepath.IsAbs(key) || c.root == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(c.root, filepath.FromSlash(key))); errors.Is(err, fs.ErrNotExist) {
+		c.warn(diag.TLSCertificate, r.Origin.At("tls_key"), "TLS key not found",
+			"Relay %q: tls_key %q is relative to the policy directory, and no file is there. The relay would start without TLS. Give the key's absolute path on the relay host, or put the file there (coturn: --param coturn.cert-dir=DIR).", r.Name, key)
 	}
 }

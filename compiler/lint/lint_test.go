@@ -73,6 +73,11 @@ func TestLints(t *testing.T) {
 	dir := t.TempDir()
 	writeCert(t, filepath.Join(dir, "self.pem"), true)
 	writeCert(t, filepath.Join(dir, "ca.pem"), false)
+	for _, key := range []string{"self.key", "ca.key"} {
+		if err := os.WriteFile(filepath.Join(dir, key), []byte("key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	relay := func(extra string) string {
 		return `
@@ -220,7 +225,15 @@ tls_key  = "ca.key"`), "", ""},
 		{"unreadable certificate", goodProvider + relay(`
 listen { tls = 5349 }
 tls_cert = "missing.pem"
-tls_key  = "missing.key"`), "W:TW205", ""},
+tls_key  = "missing.key"`), "W:TW205 W:TW205", ""},
+		{"relative key not found", goodProvider + relay(`
+listen { tls = 5349 }
+tls_cert = "ca.pem"
+tls_key  = "keys/ca.key"`), "W:TW205", ""},
+		{"absolute key on the relay host", goodProvider + relay(`
+listen { tls = 5349 }
+tls_cert = "ca.pem"
+tls_key  = "/etc/turnwall/nowhere.key"`), "", ""},
 		{"relay ports privileged", goodProvider + relay(`relay_ports = "1000-65535"`), "E:TW206", ""},
 		{"relay ports outside rfc range", goodProvider + relay(`relay_ports = "40000-49999"`), "W:TW206", ""},
 		{"relay ports subrange", goodProvider + relay(`relay_ports = "50000-50999"`), "", ""},
