@@ -15,6 +15,22 @@ type Constraint struct {
 	Detail  string // what the target allows and what to do
 }
 
+// Error renders the constraint as an error: the policy location, the
+// summary and the detail.
+func (c Constraint) Error() string {
+	return c.At.String() + ": " + c.Summary + ": " + c.Detail
+}
+
+// FirstConstraint returns the first constraint as an error, or nil: Emit of
+// a Checker starts with it, so that no output is written for a program its
+// target cannot carry, whoever calls Emit.
+func FirstConstraint(cs []Constraint) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	return cs[0]
+}
+
 // Checker is a backend that knows its limits before emitting: every
 // constraint Emit would trip over (or would silently mangle) is found from
 // the IR, so that validate reports it with a position and compile fails

@@ -122,6 +122,9 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	e := &emitter{p: p, prefix: prefix}
 	if err := e.plan(); err != nil {
 		return nil, err
@@ -266,28 +269,9 @@ type aclPlan struct {
 
 func (e *emitter) plan() error {
 	p := e.p
-	if len(p.Zones) == 0 {
-		return fmt.Errorf("the policy has no zones; an ASA ACL is bound to interfaces")
-	}
 	zoneNames := map[string]bool{}
-	owner := map[string]string{} // lower-cased nameif -> zone (nameifs are not case-sensitive)
 	for _, z := range p.Zones {
-		if zoneNames[z.Name] {
-			return fmt.Errorf("zone %q is defined twice", z.Name)
-		}
 		zoneNames[z.Name] = true
-		if len(z.Interfaces) == 0 {
-			return fmt.Errorf("zone %q has no interfaces; an ASA ACL is bound to interfaces (nameifs)", z.Name)
-		}
-		for _, i := range z.Interfaces {
-			if !validNameif(i) {
-				return fmt.Errorf("zone %q: interface %q is not an ASA interface name (nameif: up to %d letters, digits, . _ -)", z.Name, i, maxNameif)
-			}
-			if other, dup := owner[strings.ToLower(i)]; dup {
-				return fmt.Errorf("interface %q is in zones %q and %q; an interface has one inbound ACL", i, other, z.Name)
-			}
-			owner[strings.ToLower(i)] = z.Name
-		}
 	}
 	for _, r := range p.Rules {
 		if r.FromZone != "" && !zoneNames[r.FromZone] {
@@ -655,4 +639,34 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 		}
 	}
 	return w.Err
+}
+
+// Check implements backends.Checker: an ASA ACL is bound to interfaces, so
+// every zone needs nameifs of its own (case-insensitive, one inbound ACL
+// each).
+func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+	if len(p.Zones) == 0 {
+		return []backends.Constraint{{At: p.Policy.Source, Summary: "no zones",
+			Detail: "The policy has no zones; an ASA ACL is bound to interfaces. Declare the zones and their interfaces."}}
+	}
+	var out []backends.Constraint
+	owner := map[string]string{} // lower-cased nameif -> zone (nameifs are not case-sensitive)
+	for _, z := range p.Zones {
+		if len(z.Interfaces) == 0 {
+			out = append(out, backends.Constraint{At: z.Source, Summary: "zone without interfaces",
+				Detail: fmt.Sprintf("Zone %q has no interfaces; an ASA ACL is bound to interfaces (nameifs). Give the zone its interfaces.", z.Name)})
+		}
+		for _, i := range z.Interfaces {
+			if !validNameif(i) {
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface name",
+					Detail: fmt.Sprintf("Zone %q: interface %q is not an ASA interface name (nameif: up to %d letters, digits, . _ -).", z.Name, i, maxNameif)})
+			}
+			if other, dup := owner[strings.ToLower(i)]; dup && other != z.Name {
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface in two zones",
+					Detail: fmt.Sprintf("Interface %q is in zones %q and %q; an interface has one inbound ACL. Put it in one zone.", i, other, z.Name)})
+			}
+			owner[strings.ToLower(i)] = z.Name
+		}
+	}
+	return out
 }

@@ -59,6 +59,9 @@ var SpecialPurpose = peerfilter.SpecialPurpose
 
 // Emit implements backends.Backend.
 func (b Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	if err := backends.FirstConstraint(b.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	var files []backends.File
 	names := naming.New(naming.Rules{MaxLen: 64, Allowed: naming.ASCIIWord("_-"), First: naming.AlphaNum, Replace: '_'})
 	for _, r := range p.Relays {

@@ -80,6 +80,9 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	plan, err := buildPlan(p, s)
 	if err != nil {
 		return nil, err
@@ -132,21 +135,23 @@ func parseSettings(opts backends.Options) (settings, error) {
 	return s, nil
 }
 
-// Check implements backends.Checker: every rule and the default policy need
-// an id in the policy-ids range. A bad parameter is left to Emit, which
+// Check implements backends.Checker: zones need FortiOS interfaces of their
+// own, and every rule and the default policy need an id in the policy-ids
+// range. A bad parameter is left to Emit, which
 // reports it as a usage error.
 func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
+	out := zoneConstraints(p)
 	s, err := parseSettings(opts)
 	if err != nil {
-		return nil
+		return out
 	}
 	size := s.lastID - s.firstID + 1
 	if uint64(len(p.Rules))+1 <= size {
-		return nil
+		return out
 	}
 	// The first rule without an id; the default policy takes the last one.
 	r := p.Rules[size-1]
-	return []backends.Constraint{{At: r.Origin.Source, Summary: "policy ids exhausted",
-		Detail: fmt.Sprintf("The policy needs %d FortiOS policy ids (%d rules and the default policy) but policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
-			len(p.Rules)+1, len(p.Rules), s.firstID, s.lastID, size, r.Name)}}
+	return append(out, backends.Constraint{At: r.Origin.Source, Summary: "policy ids exhausted",
+		Detail: fmt.Sprintf("The policy needs %d policy ids (%d rules and the default policy) but FortiOS policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
+			len(p.Rules)+1, len(p.Rules), s.firstID, s.lastID, size, r.Name)})
 }

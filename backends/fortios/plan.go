@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
 
@@ -79,9 +80,9 @@ var fqdnName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 
 func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	out := &plan{s: s}
-	zoneIfs, err := zoneInterfaces(p)
-	if err != nil {
-		return nil, err
+	zoneIfs := map[string][]string{}
+	for _, z := range p.Zones {
+		zoneIfs[z.Name] = z.Interfaces
 	}
 
 	// Names. v4 and v6 objects live in separate FortiOS tables; their names
@@ -196,12 +197,8 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		out.svcGroups = append(out.svcGroups, g)
 	}
 
-	// Policies: rule i takes firstID+i, the default takes lastID.
-	size := s.lastID - s.firstID + 1
-	if need := uint64(len(p.Rules)) + 1; need > size {
-		return nil, fmt.Errorf("the policy needs %d policy ids (%d rules and the default policy) but policy-ids %d-%d holds %d; widen the range",
-			need, len(p.Rules), s.firstID, s.lastID, size)
-	}
+	// Policies: rule i takes firstID+i, the default takes lastID (Check
+	// made sure the range holds them all).
 	// A rule called "default" would clean to tw-default, which is reserved.
 	// Policy names must be unique, so a repeated rule name gets a key of its
 	// own (with '#', which the namer replaces and hashes).
@@ -232,28 +229,30 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	return out, nil
 }
 
-// zoneInterfaces checks the zones' interface names and that no interface is
-// in two zones: FortiOS matches a policy on the interface a packet uses, so
-// two zones sharing one could not be told apart.
-func zoneInterfaces(p *ir.Program) (map[string][]string, error) {
-	out := map[string][]string{}
+// zoneConstraints: every zone needs interfaces FortiOS can name, and no
+// interface may be in two zones: FortiOS matches a policy on the interface a
+// packet uses, so two zones sharing one could not be told apart.
+func zoneConstraints(p *ir.Program) []backends.Constraint {
+	var out []backends.Constraint
 	zoneOf := map[string]string{}
 	for _, z := range p.Zones {
 		if len(z.Interfaces) == 0 {
-			return nil, fmt.Errorf("zone %q (%s) has no interface", z.Name, z.Source)
+			out = append(out, backends.Constraint{At: z.Source, Summary: "zone without interfaces",
+				Detail: fmt.Sprintf("Zone %q has no interface; a FortiOS policy matches interfaces. Give the zone its interfaces.", z.Name)})
 		}
 		for _, name := range z.Interfaces {
 			if !interfaceName.MatchString(name) || strings.EqualFold(name, anyInterface) {
-				return nil, fmt.Errorf("zone %q (%s): %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\")", z.Name, z.Source, name)
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface name",
+					Detail: fmt.Sprintf("Zone %q: %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\").", z.Name, name)})
 			}
 			if other, dup := zoneOf[name]; dup && other != z.Name {
-				return nil, fmt.Errorf("interface %q is in zones %q and %q; FortiOS matches policies on interfaces and could not tell the zones apart", name, other, z.Name)
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface in two zones",
+					Detail: fmt.Sprintf("Interface %q is in zones %q and %q; FortiOS matches policies on interfaces and could not tell the zones apart. Put it in one zone.", name, other, z.Name)})
 			}
 			zoneOf[name] = z.Name
 		}
-		out[z.Name] = z.Interfaces
 	}
-	return out, nil
+	return out
 }
 
 func rulePolicy(p *ir.Program, r *ir.Rule, zoneIfs map[string][]string, grp4, grp6, svcGroup map[string]string) (policy, error) {

@@ -29,6 +29,9 @@ func (Backend) Params() []backends.Param { return []backends.Param{ParamTable} }
 
 // Emit implements backends.Backend.
 func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	rs, err := Build(p, opts.Get(ParamTable))
 	if err != nil {
 		return nil, err

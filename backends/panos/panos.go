@@ -53,6 +53,9 @@ func (Backend) Params() []backends.Param { return []backends.Param{paramVsys, pa
 
 // Emit implements backends.Backend.
 func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	format := opts.Format
 	if format == "" {
 		format = FormatSet
