@@ -59,6 +59,18 @@ func Cases(t testing.TB) []Case {
 	return out
 }
 
+// CaseProgram returns the compiled program of one case of Cases by name.
+func CaseProgram(t testing.TB, name string) *ir.Program {
+	t.Helper()
+	for _, c := range Cases(t) {
+		if c.Name == name {
+			return c.Program
+		}
+	}
+	t.Fatalf("no case %s", name)
+	return nil
+}
+
 // Golden compares a target's files for a case with
 // testdata/golden/TARGET/CASE/FILE, or rewrites them with -update.
 func Golden(t *testing.T, target, caseName string, files []backends.File) {

@@ -235,15 +235,7 @@ func writeCertKey(t *testing.T, dir string) (string, string) {
 // it is resolved against the policy directory, or cert-dir when given; a
 // program with no known directory fails and says what to give.
 func TestCertPaths(t *testing.T) {
-	var p *ir.Program
-	for _, c := range backendtest.Cases(t) {
-		if c.Name == "policies-private-relay" {
-			p = c.Program
-		}
-	}
-	if p == nil {
-		t.Fatal("no private-relay example")
-	}
+	p := backendtest.CaseProgram(t, "policies-private-relay")
 	conf := func(opts backends.Options) (string, error) {
 		files, err := Backend{}.Emit(p, opts)
 		if err != nil {

@@ -115,26 +115,13 @@ func TestBroadPeersFilter(t *testing.T) {
 // (403; 443 for an IPv4-mapped address, a family mismatch), exactly where the
 // bundled relay's filter refuses, and grant the fair ones.
 func TestBroadPeersCoturn(t *testing.T) {
-	err := netns.Available()
-	if err == nil {
-		_, err = exec.LookPath("turnserver")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("coturn test cannot run in CI: %v", err)
-		}
-		t.Skip(err)
-	}
+	nstest.NeedKernel(t, "turnserver")
 	p := compileString(t, broadPeersPolicy)
 	files, err := Backend{}.Emit(p, backends.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := netns.New("coturn-peers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := nstest.NewNS(t, "coturn-peers")
 	for _, a := range []string{"44.1.2.10/32", "44.1.2.200/32", "10.0.0.1/32", "10.20.0.5/32", "2a00:1::10/128", "2a00:1::200/128"} {
 		if err := ns.Addr("lo", a); err != nil {
 			t.Fatal(err)
