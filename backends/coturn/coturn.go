@@ -93,14 +93,16 @@ func number(p backends.Param, opts backends.Options) (string, error) {
 // allowedPeers is what the relay enforces (peerfilter.PolicyPeers, shared
 // with the bundled relay) minus the relay's own addresses: coturn cannot
 // limit those to the relayed ports as the bundled relay does.
-func allowedPeers(p *ir.Program, r *ir.Relay, self *ir.AddressSet) (*netipx.IPSet, error) {
+func allowedPeers(p *ir.Program, r *ir.Relay, self []netip.Addr) (*netipx.IPSet, error) {
 	peers, err := peerfilter.PolicyPeers(p, r)
 	if err != nil || peers == nil {
 		return &netipx.IPSet{}, err
 	}
 	var b netipx.IPSetBuilder
 	b.AddSet(peers)
-	b.RemoveSet(self.IPSet())
+	for _, a := range self {
+		b.Remove(a)
+	}
 	return b.IPSet()
 }
 
@@ -165,16 +167,13 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	w.Line("")
 
 	w.Line("# Listeners: the ports the firewall opens to the relay's clients.")
-	set, err := p.LookupAddressSet(r.Addresses)
+	self, err := p.RelayAddrs(&r)
 	if err != nil {
 		return nil, err
 	}
-	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
-		if !pf.IsSingleIP() {
-			return nil, fmt.Errorf("relay address %s is a network; give the relay's own addresses", pf)
-		}
-		w.Line("listening-ip=%s", pf.Addr())
-		w.Line("relay-ip=%s", pf.Addr())
+	for _, a := range self {
+		w.Line("listening-ip=%s", a)
+		w.Line("relay-ip=%s", a)
 	}
 	if err := listenError(r.Listen); err != nil {
 		return nil, err
@@ -267,7 +266,7 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	}
 	w.Line("")
 
-	allowed, err := allowedPeers(p, &r, set)
+	allowed, err := allowedPeers(p, &r, self)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +309,9 @@ func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint
 					Detail: fmt.Sprintf("Relay %q: %v.", r.Name, err)})
 			}
 		}
-		_, err := value("realm", r.Realm)
+		_, err := p.RelayAddrs(&r)
+		add("addresses", "relay addresses", err)
+		_, err = value("realm", r.Realm)
 		add("realm", "realm cannot be written", err)
 		if r.FQDN != "" {
 			_, err = value("fqdn", r.FQDN)

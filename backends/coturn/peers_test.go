@@ -81,7 +81,10 @@ func TestBroadPeersFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := peerfilter.New(peers, []netip.Addr{broadRelay4, broadRelay6})
-	self, _ := p.LookupAddressSet(r.Addresses)
+	self, err := p.RelayAddrs(r)
+	if err != nil {
+		t.Fatal(err)
+	}
 	allowed, err := allowedPeers(p, r, self)
 	if err != nil {
 		t.Fatal(err)

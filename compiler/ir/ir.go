@@ -349,6 +349,27 @@ func (p *Program) LookupAddressSet(name string) (*AddressSet, error) {
 	return nil, fmt.Errorf("address set %q is not in the program", name)
 }
 
+// RelayAddrs returns a relay's own addresses, IPv4 first. A relay's address
+// set holds single addresses; a network or an empty set is an error (the
+// caller names the relay).
+func (p *Program) RelayAddrs(r *Relay) ([]netip.Addr, error) {
+	set, err := p.LookupAddressSet(r.Addresses)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
+		if !pf.IsSingleIP() {
+			return nil, fmt.Errorf("address %s is a network; give the relay's own addresses", pf)
+		}
+		out = append(out, pf.Addr())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no address")
+	}
+	return out, nil
+}
+
 // RuleSets are the sets one rule refers to.
 type RuleSets struct {
 	Src, Dst *AddressSet
