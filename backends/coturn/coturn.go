@@ -76,8 +76,10 @@ func (b Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, er
 
 // value refuses anything that could end a line or a value in turnserver.conf.
 func value(what, s string) (string, error) {
-	if s == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '#' }) >= 0 {
-		return "", fmt.Errorf("%s %q cannot be written to turnserver.conf (empty, or contains spaces, control characters or #)", what, s)
+	if s == "" || strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '#'
+	}) >= 0 {
+		return "", fmt.Errorf("%s %q cannot be written to turnserver.conf (empty, or contains spaces, control or format characters or #)", what, s)
 	}
 	return s, nil
 }

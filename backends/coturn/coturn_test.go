@@ -47,9 +47,22 @@ func TestGolden(t *testing.T) {
 func TestHostile(t *testing.T) {
 	for _, c := range backendtest.Cases(t) {
 		hostile, benign := backendtest.HostilePair(c.Program)
+		hostile.Root, benign.Root = "/srv/policy", "/srv/policy"
 		hf, err := Backend{}.Emit(hostile, backends.Options{})
 		if err != nil {
-			continue
+			// Realms and names coturn cannot hold are refused (below); the
+			// rest of the hostile text must still be made safe.
+			for i := range hostile.Relays {
+				hostile.Relays[i].Realm, hostile.Relays[i].FQDN, hostile.Relays[i].TLS = benign.Relays[i].Realm, benign.Relays[i].FQDN, benign.Relays[i].TLS
+			}
+			if hf, err = (Backend{}).Emit(hostile, backends.Options{}); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+		}
+		for _, f := range hf {
+			if r, ok := backendtest.BidiFree(f.Data); !ok {
+				t.Errorf("%s: %U in %s", c.Name, r, f.Name)
+			}
 		}
 		bf := backendtest.Emit(t, Backend{}, benign, backends.Options{})
 		var h, b bytes.Buffer
@@ -63,7 +76,7 @@ func TestHostile(t *testing.T) {
 			t.Errorf("%s: hostile text changed the number of lines", c.Name)
 		}
 	}
-	for _, realm := range []string{"a\nno-auth", "a b", "", "x#y", "a\u2028b"} {
+	for _, realm := range []string{"a\nno-auth", "a b", "", "x#y", "a\u2028b", "exa\u202emple.com"} {
 		p := relayProgram(realm)
 		if _, err := (Backend{}).Emit(p, backends.Options{}); err == nil {
 			t.Errorf("realm %q accepted", realm)
