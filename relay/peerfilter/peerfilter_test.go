@@ -297,3 +297,41 @@ func TestEffective(t *testing.T) {
 		t.Error("no peers gave peers")
 	}
 }
+
+// FuzzEffective: whatever the peers, the effective set is inside them, holds
+// no never-class address, and keeps every own range the peers cover.
+func FuzzEffective(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0}, []byte{10, 20, 0, 0, 16})
+	f.Add([]byte{10, 0, 0, 0, 8, 169, 254, 169, 254, 32}, []byte{10, 30, 0, 0, 17})
+	f.Add([]byte{100, 64, 0, 0, 10}, []byte{100, 100, 100, 0, 24})
+	prefixes := func(b []byte) *netipx.IPSet {
+		var sb netipx.IPSetBuilder
+		for i := 0; i+5 <= len(b) && i < 5*64; i += 5 {
+			sb.AddPrefix(netip.PrefixFrom(netip.AddrFrom4([4]byte{b[i], b[i+1], b[i+2], b[i+3]}), int(b[i+4])%33).Masked())
+		}
+		s, _ := sb.IPSet()
+		return s
+	}
+	f.Fuzz(func(t *testing.T, peerBytes, ownBytes []byte) {
+		peers, own := prefixes(peerBytes), prefixes(ownBytes)
+		got := Effective(peers, own)
+		for _, r := range got.Ranges() {
+			if !peers.ContainsRange(r) {
+				t.Fatalf("%s is not a peer", r)
+			}
+		}
+		if got.Overlaps(Never()) {
+			t.Fatal("effective set overlaps the never-class set")
+		}
+		var want netipx.IPSetBuilder
+		want.AddSet(own)
+		want.Intersect(peers)
+		want.RemoveSet(Never())
+		w, _ := want.IPSet()
+		for _, r := range w.Ranges() {
+			if !got.ContainsRange(r) {
+				t.Fatalf("own range %s lost", r)
+			}
+		}
+	})
+}
