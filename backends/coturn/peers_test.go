@@ -2,6 +2,8 @@ package coturn
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay"
 	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/netns"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
@@ -113,32 +116,38 @@ func TestBroadPeersFilter(t *testing.T) {
 }
 
 // TestBroadPeersCoturn runs Debian's turnserver with the configuration the
-// coturn target emits for the broad-peers reproducer, in a namespace, and
-// asks it for a permission to every hostile address: coturn must refuse each
-// (403; 443 for an IPv4-mapped address, a family mismatch), exactly where the
-// bundled relay's filter refuses, and grant the fair ones.
+// coturn target emits for the broad-peers reproducer, and the bundled relay
+// from the same program, each in a namespace, and asks both for a permission
+// to every hostile address: each must refuse it (403; the bundled relay
+// permits its own address for its relayed ports only, so a datagram to a
+// service on its host must not arrive), and both grant the fair ones.
 func TestBroadPeersCoturn(t *testing.T) {
 	nstest.NeedKernel(t, "turnserver")
-	p := compileString(t, broadPeersPolicy)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), []byte(broadPeersPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := compiler.Compile(dir, compiler.Options{})
+	if res.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	p := res.Program
 	files, err := Backend{}.Emit(p, backends.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := nstest.NewNS(t, "coturn-peers")
-	for _, a := range []string{"44.1.2.10/32", "44.1.2.200/32", "10.0.0.1/32", "10.20.0.5/32", "2a00:1::10/128", "2a00:1::200/128"} {
-		if err := ns.Addr("lo", a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := filepath.Join(t.TempDir(), "turnserver.conf")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// coturn.
+	coturnNS := broadPeersNS(t, "coturn-peers")
+	conf := filepath.Join(dir, "turnserver.conf")
 	if err := os.WriteFile(conf, files[0].Data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	var log nstest.SyncBuffer
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, "turnserver", "-c", conf, "--static-auth-secret", "test-secret",
-		"--pidfile", filepath.Join(t.TempDir(), "pid"))
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", coturnNS.Name, "turnserver", "-c", conf, "--static-auth-secret", "test-secret",
+		"--pidfile", filepath.Join(dir, "pid"))
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -148,11 +157,107 @@ func TestBroadPeersCoturn(t *testing.T) {
 		cancel()
 		cmd.Wait()
 	}()
-	peers, _ := peerfilter.PolicyPeers(p, &p.Relays[0])
-	filter := peerfilter.New(peers, []netip.Addr{broadRelay4, broadRelay6})
 
+	// The bundled relay, from the same program.
+	relayNS := broadPeersNS(t, "relay-peers")
+	cfg, err := relay.FromIR(p, "open", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth = relay.NewAuth(cfg.Realm, nil, []string{"test-secret"})
+	cfg.Limits = relay.Limits{UserQuota: 10, TotalQuota: 50, MaxLifetime: time.Hour}
+	cfg.Net = relay.InNamespace(relayNS)
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	// A service on the relay host, beside the bundled relay, and one on a
+	// fair peer (to show that data does flow where it may).
+	listen := func(a netip.Addr) net.PacketConn {
+		var pc net.PacketConn
+		relayNS.Do(func() error {
+			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(a, 9999).String())
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc
+	}
+	service, fair := listen(broadRelay4), listen(netip.MustParseAddr("44.1.2.200"))
+
+	coturnCodes, _ := permissionCodes(ctx, t, coturnNS, &log)
+	relayCodes, relayClient := permissionCodes(ctx, t, relayNS, nil)
+	self := map[string]bool{broadRelay4.String(): true, broadRelay6.String(): true}
+	for _, s := range hostilePeers {
+		if coturnCodes[s] != 403 {
+			t.Errorf("coturn CreatePermission %s: %d, want 403", s, coturnCodes[s])
+		}
+		// The bundled relay grants its own address a permission, for its
+		// relayed ports only (another allocation on the same relay); coturn
+		// cannot tell ports apart and refuses it.
+		if relayCodes[s] != 403 && !self[s] {
+			t.Errorf("bundled relay CreatePermission %s: %d, want 403", s, relayCodes[s])
+		}
+	}
+	for _, to := range []net.PacketConn{service, fair} {
+		if err := relayClient.Send(netip.MustParseAddrPort(to.LocalAddr().String()), []byte("ssrf")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fair.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, _, err := fair.ReadFrom(make([]byte, 64)); err != nil {
+		t.Errorf("the bundled relay did not relay to a fair peer: %v", err)
+	}
+	service.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+	if n, from, err := service.ReadFrom(make([]byte, 64)); err == nil {
+		t.Errorf("the bundled relay relayed %d bytes from %s to a service on its own host", n, from)
+	}
+	for _, s := range fairPeers {
+		if coturnCodes[s] != 0 || relayCodes[s] != 0 {
+			t.Errorf("CreatePermission %s: coturn %d, bundled relay %d, want both granted", s, coturnCodes[s], relayCodes[s])
+		}
+	}
+	// coturn answers 443 (family mismatch) where the bundled relay unmaps
+	// and answers 403: refused either way.
+	if c := coturnCodes["::ffff:127.0.0.1"]; c != 403 && c != 443 {
+		t.Errorf("coturn CreatePermission ::ffff:127.0.0.1: %d, want 403 or 443", c)
+	}
+	if c := relayCodes["::ffff:127.0.0.1"]; c != 403 {
+		t.Errorf("bundled relay CreatePermission ::ffff:127.0.0.1: %d, want 403", c)
+	}
+	if t.Failed() {
+		lines := strings.Split(log.String(), "\n")
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		t.Logf("turnserver log:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// broadPeersNS is a namespace holding the relay's addresses and the local
+// hosts of the test on loopback.
+func broadPeersNS(t *testing.T, role string) *netns.NS {
+	ns := nstest.NewNS(t, role)
+	for _, a := range []string{"44.1.2.10/32", "44.1.2.200/32", "10.0.0.1/32", "10.20.0.5/32", "2a00:1::10/128", "2a00:1::200/128"} {
+		if err := ns.Addr("lo", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns
+}
+
+// permissionCodes allocates on the relay in ns (IPv4 and IPv6) and returns
+// the error code CreatePermission gets for every hostile and fair address
+// (0: granted), and the IPv4 client. An IPv4-mapped address is sent as raw bytes, as an attacker
+// would.
+func permissionCodes(ctx context.Context, t *testing.T, ns *netns.NS, log *nstest.SyncBuffer) (map[string]int, *turnclient.Client) {
+	t.Helper()
 	client := func(server netip.Addr) *turnclient.Client {
-		t.Helper()
 		user, pass := creds.Generate("test-secret", "agent", time.Now().Add(time.Hour))
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -168,48 +273,29 @@ func TestBroadPeersCoturn(t *testing.T) {
 			}
 			c.Close()
 			if time.Now().After(deadline) {
-				t.Fatalf("coturn does not allocate on %s: %v\n%s", server, err, log.String())
+				out := ""
+				if log != nil {
+					out = log.String()
+				}
+				t.Fatalf("no allocation on %s: %v\n%s", server, err, out)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	c4, c6 := client(broadRelay4), client(broadRelay6)
-	on := func(a netip.Addr) *turnclient.Client {
-		if a.Is4() {
-			return c4
-		}
-		return c6
-	}
-	for _, s := range hostilePeers {
+	codes := map[string]int{}
+	for _, s := range append(append([]string(nil), hostilePeers...), fairPeers...) {
 		a := netip.MustParseAddr(s)
-		err := on(a).CreatePermission(ctx, a)
-		if turnclient.Code(err) != 403 {
-			t.Errorf("coturn CreatePermission %s: %v, want 403", a, err)
+		c := c4
+		if a.Is6() {
+			c = c6
 		}
-		if filter.Check(a) == peerfilter.Allowed {
-			t.Errorf("bundled relay allows %s, coturn refuses it", a)
-		}
+		codes[s] = turnclient.Code(c.CreatePermission(ctx, a))
 	}
 	mapped := netip.MustParseAddr("::ffff:127.0.0.1").As16()
-	if _, err := c4.Do(ctx, stun.MethodCreatePermission, turnclient.RawPeerAttr(mapped[:], 80)); turnclient.Code(err) != 403 && turnclient.Code(err) != 443 {
-		t.Errorf("coturn CreatePermission ::ffff:127.0.0.1: %v, want 403 or 443", err)
-	}
-	for _, s := range fairPeers {
-		a := netip.MustParseAddr(s)
-		if err := on(a).CreatePermission(ctx, a); err != nil {
-			t.Errorf("coturn CreatePermission %s: %v, want success", a, err)
-		}
-		if reason := filter.Check(a); reason != peerfilter.Allowed {
-			t.Errorf("bundled relay refuses %s (%s), coturn allows it", a, reason)
-		}
-	}
-	if t.Failed() {
-		lines := strings.Split(log.String(), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		t.Logf("turnserver log:\n%s", strings.Join(lines, "\n"))
-	}
+	_, err := c4.Do(ctx, stun.MethodCreatePermission, turnclient.RawPeerAttr(mapped[:], 80))
+	codes["::ffff:127.0.0.1"] = turnclient.Code(err)
+	return codes, c4
 }
 
 // nsDial dials from inside the namespace.
