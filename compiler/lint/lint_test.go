@@ -91,6 +91,9 @@ relay "r" {
 }
 `
 	}
+	withPeers := func(peers string) string {
+		return goodProvider + strings.Replace(relay(""), "peers     = [agents.floor]", "peers     = "+peers, 1)
+	}
 	v4Only := `
 policy "t" {}
 zone "agents" { interface = "vlan20" }
@@ -107,27 +110,9 @@ agents "floor" {
 		base string // replaces the common base when set
 	}{
 		{"clean", goodProvider, "", ""},
-		{"relay peers any", goodProvider + `
-relay "r" {
-  zone      = zone.dmz
-  addresses = ["198.51.100.10"]
-  realm     = "example.com"
-  peers     = ["0.0.0.0/0", "::/0", agents.floor]
-}`, "W:TW212", ""},
-		{"relay peers private network", goodProvider + `
-relay "r" {
-  zone      = zone.dmz
-  addresses = ["198.51.100.10"]
-  realm     = "example.com"
-  peers     = [agents.floor, provider.p, "192.168.10.0/24"]
-}`, "W:TW212", ""},
-		{"relay peers own private ranges", goodProvider + `
-relay "r" {
-  zone      = zone.dmz
-  addresses = ["198.51.100.10"]
-  realm     = "example.com"
-  peers     = [agents.floor, provider.p]
-}`, "", ""},
+		{"relay peers any", withPeers(`["0.0.0.0/0", "::/0", agents.floor]`), "W:TW212", ""},
+		{"relay peers private network", withPeers(`[agents.floor, provider.p, "192.168.10.0/24"]`), "W:TW212", ""},
+		{"relay peers own private ranges", withPeers(`[agents.floor, provider.p]`), "", ""},
 		{"udp blocked, tcp fallback left", `
 provider "p" {
   zone   = zone.internet
