@@ -1,8 +1,10 @@
 // Package coturn emits a turnserver.conf for each relay of the policy, for
 // coturn, the reference TURN server: the same listeners, realm and relay port
 // range the firewall rules open, TURN REST API authentication, and a peer
-// filter that denies every IANA special-purpose range except the peers the
-// policy names, so the relay can never become an open proxy into the network.
+// filter that allows exactly the peers the bundled relay allows
+// (peerfilter.PolicyPeers): every IANA special-purpose range and cloud
+// metadata address is denied, and no allowed-peer-ip covers a denied address,
+// so the relay can never become an open proxy into the network.
 package coturn
 
 import (

@@ -29,10 +29,7 @@ func (Backend) Params() []backends.Param { return []backends.Param{ParamTable} }
 
 // Emit implements backends.Backend.
 func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
-	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
-		return nil, err
-	}
-	rs, err := Build(p, opts.Get(ParamTable))
+	rs, err := Build(p, opts.Get(ParamTable)) // Build starts with Check
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
@@ -104,6 +105,10 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 	}
 	if !validIdent(table) {
 		return nil, fmt.Errorf("table name %q is not a valid nftables identifier", table)
+	}
+	// apply and verify build from here too: the kernel's limits hold for them.
+	if err := backends.FirstConstraint(Backend{}.Check(p, backends.Options{})); err != nil {
+		return nil, err
 	}
 	names := naming.New(naming.Rules{MaxLen: maxName - 5, Allowed: naming.ASCIIWord("._-"), First: naming.Letter, Replace: '_', Reserved: keywords})
 	rs := &Ruleset{Table: table}
