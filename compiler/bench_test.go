@@ -8,13 +8,13 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
+	"github.com/turnwall/turnwall/compiler/testkit"
 
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/load"
 )
 
-func largePolicy(n int) []byte { return backendtest.LargePolicy(n) }
+func largePolicy(n int) []byte { return testkit.LargePolicy(n) }
 
 // largeRangesFile is the same policy with its ranges in a ranges_file, the
 // way a published list of that size is normally kept.

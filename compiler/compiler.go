@@ -6,6 +6,7 @@ package compiler
 
 import (
 	"io/fs"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -21,6 +22,9 @@ import (
 type Options struct {
 	Vars   map[string]string // input variables (--var)
 	Strict bool              // warnings are errors
+	// Check, when set, checks the linted program against what output
+	// targets can carry (backends.Check); root is the policy root.
+	Check func(p *ir.Program, root string) hcl.Diagnostics
 }
 
 // Result is a compilation's outcome. Program is nil when there were errors.
@@ -76,7 +80,14 @@ func finish(cfg *load.Config, diags hcl.Diagnostics, opts Options) *Result {
 		prog, d := lower.Lower(pol)
 		res.Diags = append(res.Diags, d...)
 		if !d.HasErrors() {
+			prog.Root = cfg.Root
+			if abs, err := filepath.Abs(cfg.Root); err == nil && cfg.Root != "" {
+				prog.Root = abs
+			}
 			res.Diags = append(res.Diags, lint.Run(prog, cfg.Root)...)
+			if opts.Check != nil {
+				res.Diags = append(res.Diags, opts.Check(prog, cfg.Root)...)
+			}
 			res.Program = prog
 			res.Lowered = prog
 		}

@@ -13,9 +13,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/load"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 // readSources reads a policy file or directory as in-memory sources.
@@ -68,7 +68,7 @@ func TestDeterministicFileOrder(t *testing.T) {
 				rng.Shuffle(len(sources), func(a, b int) { sources[a], sources[b] = sources[b], sources[a] })
 				got := irText(t, compiler.CompileSources(root, sources, compiler.Options{}))
 				if !bytes.Equal(want, got) {
-					t.Fatalf("shuffle %d changed the output:\n%s", i, backendtest.FirstDiff(string(want), string(got)))
+					t.Fatalf("shuffle %d changed the output:\n%s", i, testkit.FirstDiff(string(want), string(got)))
 				}
 			}
 		})
@@ -117,7 +117,7 @@ func TestDeterministicBlockPlacement(t *testing.T) {
 				}
 				got := sourceRefs.ReplaceAll(irText(t, compiler.CompileSources(root, split, compiler.Options{})), []byte("SRC"))
 				if !bytes.Equal(want, got) {
-					t.Fatalf("placement %d changed the output:\n%s", i, backendtest.FirstDiff(string(want), string(got)))
+					t.Fatalf("placement %d changed the output:\n%s", i, testkit.FirstDiff(string(want), string(got)))
 				}
 			}
 		})

@@ -7,13 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/diag"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
-
-// update is the shared -update flag (defined once, in the test kit).
-var update = backendtest.Update
 
 // goldenCase is a policy whose IR (text and JSON) and diagnostics are kept
 // under testdata/golden.
@@ -64,10 +61,10 @@ func TestGoldenIR(t *testing.T) {
 				t.Fatal(err)
 			}
 			base := filepath.Join("..", "testdata", "golden", "ir", c.name)
-			checkGolden(t, base+".txt", text.Bytes())
-			checkGolden(t, base+".json", js.Bytes())
+			testkit.File(t, base+".txt", text.Bytes())
+			testkit.File(t, base+".json", js.Bytes())
 			if !c.example {
-				checkGolden(t, base+".diag", bytes.ReplaceAll(diags.Bytes(), []byte(filepath.Dir(c.path)+"/"), nil))
+				testkit.File(t, base+".diag", bytes.ReplaceAll(diags.Bytes(), []byte(filepath.Dir(c.path)+"/"), nil))
 			}
 
 			// Compiling again gives the same bytes.
@@ -78,22 +75,5 @@ func TestGoldenIR(t *testing.T) {
 				t.Fatal("second compilation differs from the first")
 			}
 		})
-	}
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, backendtest.FirstDiff(string(want), string(got)))
 	}
 }

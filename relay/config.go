@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/peerfilter"
 )
 
 // FromIR builds a relay's configuration from a compiled policy: realm,
@@ -32,19 +33,11 @@ func FromIR(p *ir.Program, name, root string) (Config, error) {
 		return Config{}, fmt.Errorf("the policy has no relay %q; relays: %s", name, strings.Join(names, ", "))
 	}
 	cfg := Config{Name: r.Name, Realm: r.Realm, RelayPorts: r.RelayPorts, TCPRelay: r.TCPRelay, LabOnly: r.LabOnly, FQDN: r.FQDN}
-	set := p.AddressSet(r.Addresses)
-	if set == nil {
-		return Config{}, fmt.Errorf("relay %s: unknown address set %s", r.Name, r.Addresses)
+	ips, err := p.RelayAddrs(r)
+	if err != nil {
+		return Config{}, fmt.Errorf("relay %s: %w", r.Name, err)
 	}
-	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
-		if !pf.IsSingleIP() {
-			return Config{}, fmt.Errorf("relay %s: address %s is a network; give the relay's own addresses", r.Name, pf)
-		}
-		cfg.RelayIPs = append(cfg.RelayIPs, pf.Addr())
-	}
-	if len(cfg.RelayIPs) == 0 {
-		return Config{}, fmt.Errorf("relay %s has no address", r.Name)
-	}
+	cfg.RelayIPs = ips
 	cfg.Listeners = Listen(cfg.RelayIPs, r.Listen)
 	if len(cfg.Listeners) == 0 {
 		return Config{}, fmt.Errorf("relay %s has no listener", r.Name)
@@ -52,13 +45,11 @@ func FromIR(p *ir.Program, name, root string) (Config, error) {
 	if r.TLS.Cert != "" {
 		cfg.CertFile, cfg.KeyFile = resolve(root, r.TLS.Cert), resolve(root, r.TLS.Key)
 	}
-	if r.Peers != "" {
-		peers := p.AddressSet(r.Peers)
-		if peers == nil {
-			return Config{}, fmt.Errorf("relay %s: unknown address set %s", r.Name, r.Peers)
-		}
-		cfg.Peers = peers.IPSet()
+	peers, err := peerfilter.PolicyPeers(p, r)
+	if err != nil {
+		return Config{}, fmt.Errorf("relay %s: %w", r.Name, err)
 	}
+	cfg.Peers = peers
 	return cfg, nil
 }
 

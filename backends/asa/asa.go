@@ -122,6 +122,9 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	e := &emitter{p: p, prefix: prefix}
 	if err := e.plan(); err != nil {
 		return nil, err
@@ -135,11 +138,11 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 
 func checkPrefix(prefix string) error {
 	if len(prefix) > maxPrefix {
-		return fmt.Errorf("asa: prefix %q is longer than %d characters", prefix, maxPrefix)
+		return fmt.Errorf("prefix %q is longer than %d characters", prefix, maxPrefix)
 	}
 	for i, r := range prefix {
 		if !(naming.AlphaNum(r) || strings.ContainsRune("._-", r)) || (i == 0 && !naming.Letter(r)) {
-			return fmt.Errorf("asa: prefix %q: use letters, digits, '.', '_' and '-', starting with a letter", prefix)
+			return fmt.Errorf("prefix %q: use letters, digits, '.', '_' and '-', starting with a letter", prefix)
 		}
 	}
 	return nil
@@ -156,11 +159,11 @@ func splitReplaces(v string) ([]string, error) {
 			continue
 		}
 		if len(n) > maxACLName {
-			return nil, fmt.Errorf("asa: replaces: ACL name %.40q... is longer than %d characters", n, maxACLName)
+			return nil, fmt.Errorf("replaces: ACL name %.40q... is longer than %d characters", n, maxACLName)
 		}
 		for _, r := range n {
 			if r <= ' ' || r >= 0x7f || r == '?' {
-				return nil, fmt.Errorf("asa: replaces: %q is not an ACL name (printable ASCII without spaces)", n)
+				return nil, fmt.Errorf("replaces: %q is not an ACL name (printable ASCII without spaces)", n)
 			}
 		}
 		if !seen[n] {
@@ -266,39 +269,20 @@ type aclPlan struct {
 
 func (e *emitter) plan() error {
 	p := e.p
-	if len(p.Zones) == 0 {
-		return fmt.Errorf("asa: the policy has no zones; an ASA ACL is bound to interfaces")
-	}
 	zoneNames := map[string]bool{}
-	owner := map[string]string{} // lower-cased nameif -> zone (nameifs are not case-sensitive)
 	for _, z := range p.Zones {
-		if zoneNames[z.Name] {
-			return fmt.Errorf("asa: zone %q is defined twice", z.Name)
-		}
 		zoneNames[z.Name] = true
-		if len(z.Interfaces) == 0 {
-			return fmt.Errorf("asa: zone %q has no interfaces; an ASA ACL is bound to interfaces (nameifs)", z.Name)
-		}
-		for _, i := range z.Interfaces {
-			if !validNameif(i) {
-				return fmt.Errorf("asa: zone %q: interface %q is not an ASA interface name (nameif: up to %d letters, digits, . _ -)", z.Name, i, maxNameif)
-			}
-			if other, dup := owner[strings.ToLower(i)]; dup {
-				return fmt.Errorf("asa: interface %q is in zones %q and %q; an interface has one inbound ACL", i, other, z.Name)
-			}
-			owner[strings.ToLower(i)] = z.Name
-		}
 	}
 	for _, r := range p.Rules {
 		if r.FromZone != "" && !zoneNames[r.FromZone] {
-			return fmt.Errorf("asa: rule %q: unknown zone %q", r.Name, r.FromZone)
+			return fmt.Errorf("rule %q: unknown zone %q", r.Name, r.FromZone)
 		}
 		if r.Action != ir.Allow && r.Action != ir.Deny {
-			return fmt.Errorf("asa: rule %q: unknown action %q", r.Name, r.Action)
+			return fmt.Errorf("rule %q: unknown action %q", r.Name, r.Action)
 		}
 	}
 	if a := p.Policy.DefaultAction; a != ir.Allow && a != ir.Deny {
-		return fmt.Errorf("asa: unknown default action %q", a)
+		return fmt.Errorf("unknown default action %q", a)
 	}
 	e.zones = append([]ir.Zone(nil), p.Zones...)
 	sort.Slice(e.zones, func(i, j int) bool { return e.zones[i].Name < e.zones[j].Name })
@@ -359,7 +343,7 @@ func (e *emitter) planObjects() error {
 		}
 		for _, f := range s.FQDNs {
 			if !validFQDN(f) {
-				return fmt.Errorf("asa: address set %q: %q is not a host name the ASA fqdn command takes", s.Name, f)
+				return fmt.Errorf("address set %q: %q is not a host name the ASA fqdn command takes", s.Name, f)
 			}
 			// fqdn without v4/v6 resolves IPv4 only ("If you do not specify an
 			// address type, IPv4 is assumed", access-objects page); the IR
@@ -382,7 +366,7 @@ func (e *emitter) planObjects() error {
 		g := &groupPlan{}
 		for _, en := range s.Entries {
 			if en.Proto != ir.UDP && en.Proto != ir.TCP {
-				return fmt.Errorf("asa: service %q: unknown protocol %q", s.Name, en.Proto)
+				return fmt.Errorf("service %q: unknown protocol %q", s.Name, en.Proto)
 			}
 			for _, sp := range portArgs("source", en.SrcPorts) {
 				for _, dp := range portArgs("destination", en.Ports) {
@@ -436,8 +420,7 @@ func (e *emitter) planACL(z ir.Zone) *aclPlan {
 		if r.FromZone != "" && r.FromZone != z.Name {
 			continue
 		}
-		src, dst, svc := p.AddressSet(r.Src), p.AddressSet(r.Dst), p.Service(r.Service)
-		if src == nil || dst == nil || svc == nil || src.Empty() || dst.Empty() || len(svc.Entries) == 0 {
+		if sets, err := p.RuleSets(&r); err != nil || !sets.CanMatch() {
 			// The IR rule matches no packet; an ASA ACE cannot use an
 			// empty group, so the rule is only noted.
 			a.items = append(a.items, ": rule "+text(r.Name, 60)+" ("+sourceToken(r.Origin.Source)+") matches nothing (empty set or service): no ACE")
@@ -656,4 +639,34 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 		}
 	}
 	return w.Err
+}
+
+// Check implements backends.Checker: an ASA ACL is bound to interfaces, so
+// every zone needs nameifs of its own (case-insensitive, one inbound ACL
+// each).
+func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+	if len(p.Zones) == 0 {
+		return []backends.Constraint{{At: p.Policy.Source, Summary: "no zones",
+			Detail: "The policy has no zones; an ASA ACL is bound to interfaces. Declare the zones and their interfaces."}}
+	}
+	var out []backends.Constraint
+	owner := map[string]string{} // lower-cased nameif -> zone (nameifs are not case-sensitive)
+	for _, z := range p.Zones {
+		if len(z.Interfaces) == 0 {
+			out = append(out, backends.Constraint{At: z.Source, Summary: "zone without interfaces",
+				Detail: fmt.Sprintf("Zone %q has no interfaces; an ASA ACL is bound to interfaces (nameifs). Give the zone its interfaces.", z.Name)})
+		}
+		for _, i := range z.Interfaces {
+			if !validNameif(i) {
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface name",
+					Detail: fmt.Sprintf("Zone %q: interface %q is not an ASA interface name (nameif: up to %d letters, digits, . _ -).", z.Name, i, maxNameif)})
+			}
+			if other, dup := owner[strings.ToLower(i)]; dup && other != z.Name {
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface in two zones",
+					Detail: fmt.Sprintf("Interface %q is in zones %q and %q; an interface has one inbound ACL. Put it in one zone.", i, other, z.Name)})
+			}
+			owner[strings.ToLower(i)] = z.Name
+		}
+	}
+	return out
 }

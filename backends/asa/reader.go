@@ -28,7 +28,7 @@ type cfgReader struct{}
 // Read implements backends.Reader.
 func (cfgReader) Read(files []backends.File) (backends.Config, error) {
 	if len(files) != 1 {
-		return nil, fmt.Errorf("asa: expected one file, got %d", len(files))
+		return nil, fmt.Errorf("expected one file, got %d", len(files))
 	}
 	rd := &parser{
 		file:    files[0].Name,

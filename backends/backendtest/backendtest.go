@@ -1,26 +1,22 @@
 // Package backendtest is the shared test kit for backends: the policies every
-// target is golden-tested on, golden files with -update, hostile programs for
+// target is golden-tested on, their golden files (compiler/testkit), hostile programs for
 // injection tests, and the property test that a target's re-read output
 // decides every packet as ir.Allows does.
 package backendtest
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
-
-// Update rewrites golden files (go test ./backends/... -update).
-var Update = flag.Bool("update", false, "rewrite golden files")
 
 // Root is the repository root.
 func Root() string {
@@ -63,69 +59,27 @@ func Cases(t testing.TB) []Case {
 	return out
 }
 
+// CaseProgram returns the compiled program of one case of Cases by name.
+func CaseProgram(t testing.TB, name string) *ir.Program {
+	t.Helper()
+	for _, c := range Cases(t) {
+		if c.Name == name {
+			return c.Program
+		}
+	}
+	t.Fatalf("no case %s", name)
+	return nil
+}
+
 // Golden compares a target's files for a case with
 // testdata/golden/TARGET/CASE/FILE, or rewrites them with -update.
 func Golden(t *testing.T, target, caseName string, files []backends.File) {
 	t.Helper()
-	dir := filepath.Join(Root(), "testdata", "golden", target, caseName)
-	if *Update {
-		os.RemoveAll(dir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return
-	}
-	var want []string
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		want = append(want, e.Name())
-	}
-	var got []string
+	m := make(map[string][]byte, len(files))
 	for _, f := range files {
-		got = append(got, f.Name)
-		data, err := os.ReadFile(filepath.Join(dir, f.Name))
-		if err != nil {
-			t.Errorf("%v (run go test -update to create it)", err)
-			continue
-		}
-		if !bytes.Equal(data, f.Data) {
-			t.Errorf("%s/%s differs from the output (run go test -update and review the diff):\n%s",
-				dir, f.Name, FirstDiff(string(data), string(f.Data)))
-		}
+		m[f.Name] = f.Data
 	}
-	sort.Strings(got)
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("files %v, golden has %v", got, want)
-	}
-}
-
-// FirstDiff shows the first differing lines of two texts, enough to see what
-// changed in a golden file.
-func FirstDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("  want: " + wl + "\n  got:  " + gl + "\n")
-			if shown++; shown == 8 {
-				break
-			}
-		}
-	}
-	return b.String()
+	testkit.Dir(t, filepath.Join(Root(), "testdata", "golden", target, caseName), m)
 }
 
 // Emit runs a backend and fails the test on error; output must be identical

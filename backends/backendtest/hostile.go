@@ -3,6 +3,7 @@ package backendtest
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/turnwall/turnwall/compiler/ir"
 )
@@ -10,7 +11,7 @@ import (
 // hostileText is what an attacker (or a careless copy-paste) might put in a
 // name or a description: line breaks, quotes, statement separators, block
 // ends, comment starters, keywords that end a config context, unicode line
-// separators and non-ASCII letters.
+// separators, bidi controls and non-ASCII letters.
 var hostileText = []string{
 	"x\ny",
 	"a\"; drop\n}",
@@ -24,6 +25,20 @@ var hostileText = []string{
 	"exit\nend\nexecute factoryreset",
 	"access-list x permit ip any any",
 	"$(reboot)`id`",
+	"rtl\u202eexe.txt\u2066iso\u2069\u200bzw\ufeff",
+}
+
+// BidiFree reports the first Unicode format character (category Cf: bidi
+// overrides and isolates, zero widths, BOM) in out, if any: no target may
+// pass one from the policy into its output, where it would reorder or hide
+// text in a reviewer's view.
+func BidiFree(out []byte) (rune, bool) {
+	for _, r := range string(out) {
+		if unicode.Is(unicode.Cf, r) {
+			return r, false
+		}
+	}
+	return 0, true
 }
 
 // HostilePair returns a program whose every name and free-text field is

@@ -267,6 +267,9 @@ func CheckHostile(t *testing.T, b backends.Traceable, opts backends.Options, eq 
 	if hl, bl := CountLines(h.Bytes()), CountLines(g.Bytes()); hl != bl {
 		t.Fatalf("hostile text changed the output's structure: %d lines against %d for plain names", hl, bl)
 	}
+	if r, ok := BidiFree(h.Bytes()); !ok {
+		t.Fatalf("hostile text put %U into the output", r)
+	}
 	cfg, err := b.Reader().Read(hf)
 	if err != nil {
 		t.Fatalf("re-reading the hostile output: %v", err)

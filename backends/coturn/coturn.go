@@ -1,14 +1,17 @@
 // Package coturn emits a turnserver.conf for each relay of the policy, for
 // coturn, the reference TURN server: the same listeners, realm and relay port
 // range the firewall rules open, TURN REST API authentication, and a peer
-// filter that denies every IANA special-purpose range except the peers the
-// policy names, so the relay can never become an open proxy into the network.
+// filter that allows exactly the peers the bundled relay allows
+// (peerfilter.PolicyPeers): every IANA special-purpose range and cloud
+// metadata address is denied, and no allowed-peer-ip covers a denied address,
+// so the relay can never become an open proxy into the network.
 package coturn
 
 import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -29,6 +32,7 @@ var (
 	ParamUserQuota  = backends.Param{Name: "user-quota", Default: "12", Help: "concurrent allocations per user (user-quota)"}
 	ParamTotalQuota = backends.Param{Name: "total-quota", Default: "1000", Help: "concurrent allocations in total (total-quota); the guide sizes one server at ~500 streams"}
 	ParamLifetime   = backends.Param{Name: "max-allocate-lifetime", Default: "3600", Help: "longest allocation lifetime in seconds"}
+	ParamCertDir    = backends.Param{Name: "cert-dir", Help: "absolute directory relative tls_cert/tls_key paths are resolved against on the relay host (default: the policy directory)"}
 )
 
 // Name implements backends.Backend.
@@ -44,19 +48,22 @@ func (Backend) Formats() []string { return []string{"conf"} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{ParamUserQuota, ParamTotalQuota, ParamLifetime}
+	return []backends.Param{ParamUserQuota, ParamTotalQuota, ParamLifetime, ParamCertDir}
 }
 
-// SpecialPurpose lists the IANA special-purpose address ranges a relay must
-// never reach unless the policy names them as peers (IANA IPv4 and IPv6
-// Special-Purpose Address Registries, RFC 6890). IPv4-mapped (::ffff:0:0/96)
-// and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) IPv6 ranges are denied whole, since
-// they embed IPv4 addresses. The list lives in relay/peerfilter, shared with
-// the bundled relay, which classifies each range.
+// SpecialPurpose lists the IANA special-purpose address ranges and cloud
+// metadata addresses a relay must never reach unless the policy names them
+// as peers (IANA IPv4 and IPv6 Special-Purpose Address Registries, RFC 6890).
+// IPv4-mapped (::ffff:0:0/96) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) IPv6
+// ranges are denied whole, since they embed IPv4 addresses. The list lives in
+// relay/peerfilter, shared with the bundled relay, which classifies each range.
 var SpecialPurpose = peerfilter.SpecialPurpose
 
 // Emit implements backends.Backend.
 func (b Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	if err := backends.FirstConstraint(b.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	var files []backends.File
 	names := naming.New(naming.Rules{MaxLen: 64, Allowed: naming.ASCIIWord("_-"), First: naming.AlphaNum, Replace: '_'})
 	for _, r := range p.Relays {
@@ -71,8 +78,10 @@ func (b Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, er
 
 // value refuses anything that could end a line or a value in turnserver.conf.
 func value(what, s string) (string, error) {
-	if s == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '#' }) >= 0 {
-		return "", fmt.Errorf("%s %q cannot be written to turnserver.conf (empty, or contains spaces, control characters or #)", what, s)
+	if s == "" || strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '#'
+	}) >= 0 {
+		return "", fmt.Errorf("%s %q cannot be written to turnserver.conf (empty, or contains spaces, control or format characters or #)", what, s)
 	}
 	return s, nil
 }
@@ -83,6 +92,72 @@ func number(p backends.Param, opts backends.Options) (string, error) {
 		return "", fmt.Errorf("parameter %s=%q must be a whole number", p.Name, v)
 	}
 	return v, nil
+}
+
+// allowedPeers is what the relay enforces (peerfilter.PolicyPeers, shared
+// with the bundled relay) minus the relay's own addresses: coturn cannot
+// limit those to the relayed ports as the bundled relay does.
+func allowedPeers(p *ir.Program, r *ir.Relay, self []netip.Addr) (*netipx.IPSet, error) {
+	peers, err := peerfilter.PolicyPeers(p, r)
+	if err != nil || peers == nil {
+		return &netipx.IPSet{}, err
+	}
+	var b netipx.IPSetBuilder
+	b.AddSet(peers)
+	for _, a := range self {
+		b.Remove(a)
+	}
+	return b.IPSet()
+}
+
+// coturnRanges returns the set as IPv4 ranges and IPv6 prefixes. coturn
+// compares IPv6 addresses with a range byte by byte (each byte between the
+// range's), which holds for every address of a prefix but not of an
+// arbitrary range: 2a00:1::200 is not "in" 2a00:1::11-3ffe::.
+func coturnRanges(s *netipx.IPSet) []netipx.IPRange {
+	var out []netipx.IPRange
+	for _, rg := range s.Ranges() {
+		if rg.From().Is4() {
+			out = append(out, rg)
+			continue
+		}
+		for _, pf := range rg.Prefixes() {
+			out = append(out, netipx.RangeOfPrefix(pf))
+		}
+	}
+	return out
+}
+
+// tlsPath is the path written for a certificate or key: coturn resolves a
+// relative path against the directory it was started from, finds nothing,
+// and serves no TLS with only a warning, so every path is made absolute:
+// against cert-dir when given, else against the policy directory.
+func tlsPath(p *ir.Program, what, path string, opts backends.Options) (string, error) {
+	if dir := opts.Get(ParamCertDir); dir != "" && !filepath.IsAbs(path) {
+		if !filepath.IsAbs(dir) {
+			return "", fmt.Errorf("parameter cert-dir=%q must be an absolute directory", dir)
+		}
+		path = filepath.Join(dir, path)
+	} else if abs := p.Path(path); abs != "" {
+		path = abs
+	} else {
+		return "", fmt.Errorf("%s %q is relative and the policy directory is not known; give --param coturn.cert-dir=DIR", what, path)
+	}
+	return value(what, path)
+}
+
+// listenError says why coturn cannot serve the listeners, or nil.
+func listenError(l ir.Listen) error {
+	udp, tcp := l.UDP, l.TCP
+	switch {
+	case len(udp) > 1 || len(tcp) > 1:
+		return fmt.Errorf("coturn listens on one plain port for UDP and TCP; the policy gives udp %v, tcp %v", udp, tcp)
+	case len(udp) == 1 && len(tcp) == 1 && udp[0] != tcp[0]:
+		return fmt.Errorf("coturn serves UDP and TCP on the same listening-port; the policy gives udp %d, tcp %d", udp[0], tcp[0])
+	case len(l.TLS) > 2:
+		return fmt.Errorf("coturn has two TLS listening ports at most; the policy gives %v", l.TLS)
+	}
+	return nil
 }
 
 func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error) {
@@ -96,23 +171,19 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	w.Line("")
 
 	w.Line("# Listeners: the ports the firewall opens to the relay's clients.")
-	set := p.AddressSet(r.Addresses)
-	if set == nil {
-		return nil, fmt.Errorf("unknown address set %s", r.Addresses)
+	self, err := p.RelayAddrs(&r)
+	if err != nil {
+		return nil, err
 	}
-	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
-		if !pf.IsSingleIP() {
-			return nil, fmt.Errorf("relay address %s is a network; give the relay's own addresses", pf)
-		}
-		w.Line("listening-ip=%s", pf.Addr())
-		w.Line("relay-ip=%s", pf.Addr())
+	for _, a := range self {
+		w.Line("listening-ip=%s", a)
+		w.Line("relay-ip=%s", a)
+	}
+	if err := listenError(r.Listen); err != nil {
+		return nil, err
 	}
 	udp, tcp := r.Listen.UDP, r.Listen.TCP
 	switch {
-	case len(udp) > 1 || len(tcp) > 1:
-		return nil, fmt.Errorf("coturn listens on one plain port for UDP and TCP; the policy gives udp %v, tcp %v", udp, tcp)
-	case len(udp) == 1 && len(tcp) == 1 && udp[0] != tcp[0]:
-		return nil, fmt.Errorf("coturn serves UDP and TCP on the same listening-port; the policy gives udp %d, tcp %d", udp[0], tcp[0])
 	case len(udp) == 1:
 		w.Line("listening-port=%d", udp[0])
 	case len(tcp) == 1:
@@ -124,16 +195,13 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	if len(tcp) == 0 {
 		w.Line("no-tcp")
 	}
-	switch len(r.Listen.TLS) {
-	case 0:
+	if len(r.Listen.TLS) == 0 {
 		w.Line("no-tls")
-	case 1, 2:
+	} else {
 		w.Line("tls-listening-port=%d", r.Listen.TLS[0])
 		if len(r.Listen.TLS) == 2 {
 			w.Line("alt-tls-listening-port=%d", r.Listen.TLS[1])
 		}
-	default:
-		return nil, fmt.Errorf("coturn has two TLS listening ports at most; the policy gives %v", r.Listen.TLS)
 	}
 	w.Line("# No DTLS: the firewall opens TURN/TLS over TCP only.")
 	w.Line("no-dtls")
@@ -168,11 +236,11 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 
 	if len(r.Listen.TLS) > 0 && r.TLS.Cert != "" {
 		w.Line("# TLS 1.2 or newer only.")
-		cert, err := value("tls_cert", r.TLS.Cert)
+		cert, err := tlsPath(p, "tls_cert", r.TLS.Cert, opts)
 		if err != nil {
 			return nil, err
 		}
-		key, err := value("tls_key", r.TLS.Key)
+		key, err := tlsPath(p, "tls_key", r.TLS.Key, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -202,27 +270,26 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 	}
 	w.Line("")
 
-	w.Line("# Peers: never an open proxy. Every IANA special-purpose range is denied;")
-	w.Line("# the peers the policy names are allowed (allowed-peer-ip takes precedence).")
+	allowed, err := allowedPeers(p, &r, self)
+	if err != nil {
+		return nil, err
+	}
+	w.Line("# Peers: never an open proxy. Every IANA special-purpose range and cloud")
+	w.Line("# metadata address is denied, then everything else; the policy's peers are")
+	w.Line("# allowed, split around the ranges no relay may reach and the relay's own")
+	w.Line("# addresses, since an allowed-peer-ip overrides every denied-peer-ip.")
 	w.Line("no-multicast-peers")
 	for _, s := range SpecialPurpose {
 		rg := netipx.RangeOfPrefix(netip.MustParsePrefix(s))
 		w.Line("denied-peer-ip=%s-%s", rg.From(), rg.To())
 	}
-	if r.Peers != "" {
-		peers := p.AddressSet(r.Peers)
-		if peers == nil {
-			return nil, fmt.Errorf("unknown address set %s", r.Peers)
-		}
-		w.Line("# The policy names this relay's peers: everything else is denied too.")
-		w.Line("denied-peer-ip=0.0.0.0-255.255.255.255")
-		w.Line("denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
-		for _, rg := range peers.IPSet().Ranges() {
-			if rg.From() == rg.To() {
-				w.Line("allowed-peer-ip=%s", rg.From())
-			} else {
-				w.Line("allowed-peer-ip=%s-%s", rg.From(), rg.To())
-			}
+	w.Line("denied-peer-ip=0.0.0.0-255.255.255.255")
+	w.Line("denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+	for _, rg := range coturnRanges(allowed) {
+		if rg.From() == rg.To() {
+			w.Line("allowed-peer-ip=%s", rg.From())
+		} else {
+			w.Line("allowed-peer-ip=%s-%s", rg.From(), rg.To())
 		}
 	}
 	w.Line("")
@@ -233,4 +300,34 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 		return nil, w.Err
 	}
 	return buf.Bytes(), nil
+}
+
+// Check implements backends.Checker: the relay values turnserver.conf
+// cannot hold and the listeners coturn cannot serve.
+func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
+	var out []backends.Constraint
+	for _, r := range p.Relays {
+		add := func(attr, summary string, err error) {
+			if err != nil {
+				out = append(out, backends.Constraint{At: r.Origin.At(attr), Summary: summary,
+					Detail: fmt.Sprintf("Relay %q: %v.", r.Name, err)})
+			}
+		}
+		_, err := p.RelayAddrs(&r)
+		add("addresses", "relay addresses", err)
+		_, err = value("realm", r.Realm)
+		add("realm", "realm cannot be written", err)
+		if r.FQDN != "" {
+			_, err = value("fqdn", r.FQDN)
+			add("fqdn", "fqdn cannot be written", err)
+		}
+		if len(r.Listen.TLS) > 0 && r.TLS.Cert != "" {
+			_, err = tlsPath(p, "tls_cert", r.TLS.Cert, opts)
+			add("tls_cert", "certificate path cannot be written", err)
+			_, err = tlsPath(p, "tls_key", r.TLS.Key, opts)
+			add("tls_key", "key path cannot be written", err)
+		}
+		add("listen", "listeners coturn cannot serve", listenError(r.Listen))
+	}
+	return out
 }

@@ -31,7 +31,9 @@ import (
 func TestGolden(t *testing.T) {
 	for _, c := range backendtest.Cases(t) {
 		t.Run(c.Name, func(t *testing.T) {
-			files := backendtest.Emit(t, Backend{}, c.Program, backends.Options{})
+			// Relative certificate paths are made absolute: against cert-dir
+			// here, so that the golden files do not depend on the checkout.
+			files := backendtest.Emit(t, Backend{}, c.Program, backends.Options{Params: map[string]string{"cert-dir": "/etc/turnwall"}})
 			if len(files) != len(c.Program.Relays) {
 				t.Fatalf("%d files for %d relays", len(files), len(c.Program.Relays))
 			}
@@ -45,9 +47,22 @@ func TestGolden(t *testing.T) {
 func TestHostile(t *testing.T) {
 	for _, c := range backendtest.Cases(t) {
 		hostile, benign := backendtest.HostilePair(c.Program)
+		hostile.Root, benign.Root = "/srv/policy", "/srv/policy"
 		hf, err := Backend{}.Emit(hostile, backends.Options{})
 		if err != nil {
-			continue
+			// Realms and names coturn cannot hold are refused (below); the
+			// rest of the hostile text must still be made safe.
+			for i := range hostile.Relays {
+				hostile.Relays[i].Realm, hostile.Relays[i].FQDN, hostile.Relays[i].TLS = benign.Relays[i].Realm, benign.Relays[i].FQDN, benign.Relays[i].TLS
+			}
+			if hf, err = (Backend{}).Emit(hostile, backends.Options{}); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+		}
+		for _, f := range hf {
+			if r, ok := backendtest.BidiFree(f.Data); !ok {
+				t.Errorf("%s: %U in %s", c.Name, r, f.Name)
+			}
 		}
 		bf := backendtest.Emit(t, Backend{}, benign, backends.Options{})
 		var h, b bytes.Buffer
@@ -61,7 +76,7 @@ func TestHostile(t *testing.T) {
 			t.Errorf("%s: hostile text changed the number of lines", c.Name)
 		}
 	}
-	for _, realm := range []string{"a\nno-auth", "a b", "", "x#y", "a\u2028b"} {
+	for _, realm := range []string{"a\nno-auth", "a b", "", "x#y", "a\u2028b", "exa\u202emple.com"} {
 		p := relayProgram(realm)
 		if _, err := (Backend{}).Emit(p, backends.Options{}); err == nil {
 			t.Errorf("realm %q accepted", realm)
@@ -226,4 +241,50 @@ func writeCertKey(t *testing.T, dir string) (string, string) {
 	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return cert, keyFile
+}
+
+// TestCertPaths: a relative tls_cert/tls_key never reaches turnserver.conf
+// (coturn would look for it in its working directory and serve no TLS):
+// it is resolved against the policy directory, or cert-dir when given; a
+// program with no known directory fails and says what to give.
+func TestCertPaths(t *testing.T) {
+	p := backendtest.CaseProgram(t, "policies-private-relay")
+	conf := func(opts backends.Options) (string, error) {
+		files, err := Backend{}.Emit(p, opts)
+		if err != nil {
+			return "", err
+		}
+		return string(files[0].Data), nil
+	}
+	root := filepath.Join(backendtest.Root(), "policies", "private-relay")
+	got, err := conf(backends.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\ncert=" + filepath.Join(root, "certs", "turn.example.com.pem") + "\n"; !strings.Contains(got, want) {
+		t.Errorf("no %q in\n%s", want, got)
+	}
+	if !strings.Contains(got, "\npkey=/etc/turnwall/turn.example.com.key\n") {
+		t.Error("absolute key path changed")
+	}
+	got, err = conf(backends.Options{Params: map[string]string{"cert-dir": "/srv/tls"}})
+	if err != nil || !strings.Contains(got, "\ncert=/srv/tls/certs/turn.example.com.pem\n") {
+		t.Errorf("cert-dir: %v\n%s", err, got)
+	}
+	if _, err := conf(backends.Options{Params: map[string]string{"cert-dir": "tls"}}); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("relative cert-dir: %v", err)
+	}
+	noRoot := *p
+	noRoot.Root = ""
+	if _, err := (Backend{}).Emit(&noRoot, backends.Options{}); err == nil || !strings.Contains(err.Error(), "coturn.cert-dir") {
+		t.Errorf("no policy directory: %v", err)
+	}
+	if cs := (Backend{}).Check(&noRoot, backends.Options{}); len(cs) != 1 || cs[0].At != p.Relays[0].Origin.At("tls_cert") {
+		t.Errorf("Check without a policy directory: %+v", cs)
+	}
+	spaced := *p
+	spaced.Root = "/srv/my policies"
+	if cs := (Backend{}).Check(&spaced, backends.Options{}); len(cs) != 1 || !strings.Contains(cs[0].Detail, "spaces") {
+		t.Errorf("Check with a space in the path: %+v", cs)
+	}
 }

@@ -309,19 +309,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(s.Policy) > 0 {
 		b.WriteString("\n### Policy\n\n")
 		for _, p := range s.Policy {
-			fmt.Fprintf(&b, "- %s\n", cell(p))
+			fmt.Fprintf(&b, "- %s\n", prose(p))
 		}
 	}
 	if len(s.RulesAdded)+len(s.RulesRemoved)+len(s.RulesChanged) > 0 {
 		b.WriteString("\n### Rules\n\n| | rule | action | what | source |\n|---|---|---|---|---|\n")
 		for _, x := range s.RulesAdded {
-			fmt.Fprintf(&b, "| added | `%s` | %s | %s | %s |\n", cell(x.Name), x.Action, cell(x.What), cell(x.Source))
+			fmt.Fprintf(&b, "| added | `%s` | %s | %s | %s |\n", cell(x.Name), x.Action, prose(x.What), prose(x.Source))
 		}
 		for _, x := range s.RulesRemoved {
-			fmt.Fprintf(&b, "| removed | `%s` | %s | %s | %s |\n", cell(x.Name), x.Action, cell(x.What), cell(x.Source))
+			fmt.Fprintf(&b, "| removed | `%s` | %s | %s | %s |\n", cell(x.Name), x.Action, prose(x.What), prose(x.Source))
 		}
 		for _, x := range s.RulesChanged {
-			fmt.Fprintf(&b, "| changed | `%s` | | %s | %s |\n", cell(x.Name), cell(strings.Join(x.Changes, "; ")), cell(x.Source))
+			fmt.Fprintf(&b, "| changed | `%s` | | %s | %s |\n", cell(x.Name), prose(strings.Join(x.Changes, "; ")), prose(x.Source))
 		}
 	}
 	if len(s.Sets) > 0 {
@@ -333,16 +333,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(s.Services) > 0 {
 		b.WriteString("\n### Services\n\n| service | before | after |\n|---|---|---|\n")
 		for _, x := range s.Services {
-			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", cell(x.Name), cell(orNone(x.Old)), cell(orNone(x.New)))
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", cell(x.Name), prose(orNone(x.Old)), prose(orNone(x.New)))
 		}
 	}
 	if len(s.Findings.Appeared)+len(s.Findings.Disappeared) > 0 {
 		b.WriteString("\n### Lint findings\n\n| | severity | code | finding |\n|---|---|---|---|\n")
 		for _, f := range s.Findings.Appeared {
-			fmt.Fprintf(&b, "| appeared | %s | %s | %s |\n", f.Severity, f.Code, cell(f.Summary))
+			fmt.Fprintf(&b, "| appeared | %s | %s | %s |\n", f.Severity, f.Code, prose(f.Summary))
 		}
 		for _, f := range s.Findings.Disappeared {
-			fmt.Fprintf(&b, "| disappeared | %s | %s | %s |\n", f.Severity, f.Code, cell(f.Summary))
+			fmt.Fprintf(&b, "| disappeared | %s | %s | %s |\n", f.Severity, f.Code, prose(f.Summary))
 		}
 	}
 	for _, f := range r.Files {
@@ -355,10 +355,21 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 
 var cellEscapes = strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ", "`", "'")
 
-// cell makes text safe inside a markdown table cell or inline code.
+// cell makes text safe inside inline code in a markdown table cell, where
+// HTML and @mentions are inert.
 func cell(s string) string {
 	s = cellEscapes.Replace(s)
 	return s
+}
+
+// proseEscapes neutralise what markdown renders outside code: raw HTML and
+// entities, @mentions (which notify people), links and images.
+var proseEscapes = strings.NewReplacer("&", "&amp;", "<", "&lt;", "@", "&#64;", "[", "\\[", "]", "\\]", "!", "\\!", "\\", "\\\\")
+
+// prose makes text safe as plain text in a markdown table cell or list item:
+// cell's escapes, and no HTML, mention, link or image.
+func prose(s string) string {
+	return cell(proseEscapes.Replace(s))
 }
 
 func cellList(items []string) string {
@@ -367,7 +378,7 @@ func cellList(items []string) string {
 	if more > 0 {
 		out += fmt.Sprintf(", … %d more", more)
 	}
-	return cell(out)
+	return prose(out)
 }
 
 // fenceFor returns a backtick fence longer than any backtick run in text, so

@@ -80,6 +80,9 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	plan, err := buildPlan(p, s)
 	if err != nil {
 		return nil, err
@@ -115,7 +118,7 @@ func parseSettings(opts backends.Options) (settings, error) {
 	first, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 32)
 	last, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 32)
 	if !ok || err1 != nil || err2 != nil || first < 1 || last > maxPolicyID || first > last {
-		return s, fmt.Errorf("fortios: policy-ids %q: expected LOW-HIGH with 1 <= LOW <= HIGH <= %d, for example 10000-10999", ids, maxPolicyID)
+		return s, fmt.Errorf("policy-ids %q: expected LOW-HIGH with 1 <= LOW <= HIGH <= %d, for example 10000-10999", ids, maxPolicyID)
 	}
 	s.firstID, s.lastID = first, last
 	switch w := opts.Get(paramWorkspace); w {
@@ -123,11 +126,32 @@ func parseSettings(opts backends.Options) (settings, error) {
 		s.workspace = true
 	case "false", "":
 	default:
-		return s, fmt.Errorf("fortios: workspace %q: expected true or false", w)
+		return s, fmt.Errorf("workspace %q: expected true or false", w)
 	}
 	s.sslProfile = opts.Get(paramSSLProfile)
 	if !profileName.MatchString(s.sslProfile) {
-		return s, fmt.Errorf("fortios: ssl-ssh-profile %q is not a profile name (letters, digits, '.', '_', '-', at most 47 characters)", s.sslProfile)
+		return s, fmt.Errorf("ssl-ssh-profile %q is not a profile name (letters, digits, '.', '_', '-', at most 47 characters)", s.sslProfile)
 	}
 	return s, nil
+}
+
+// Check implements backends.Checker: zones need FortiOS interfaces of their
+// own, and every rule and the default policy need an id in the policy-ids
+// range. A bad parameter is left to Emit, which
+// reports it as a usage error.
+func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
+	out := zoneConstraints(p)
+	s, err := parseSettings(opts)
+	if err != nil {
+		return out
+	}
+	size := s.lastID - s.firstID + 1
+	if uint64(len(p.Rules))+1 <= size {
+		return out
+	}
+	// The first rule without an id; the default policy takes the last one.
+	r := p.Rules[size-1]
+	return append(out, backends.Constraint{At: r.Origin.Source, Summary: "policy ids exhausted",
+		Detail: fmt.Sprintf("The policy needs %d policy ids (%d rules and the default policy) but FortiOS policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
+			len(p.Rules)+1, len(p.Rules), s.firstID, s.lastID, size, r.Name)})
 }

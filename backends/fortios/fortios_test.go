@@ -13,6 +13,7 @@ import (
 	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 var _ backends.Traceable = Backend{}
@@ -489,7 +490,7 @@ func TestLargePolicy(t *testing.T) {
 		n = 2_000
 	}
 	path := filepath.Join(t.TempDir(), "large.hcl")
-	if err := os.WriteFile(path, backendtest.LargePolicy(n), 0o644); err != nil {
+	if err := os.WriteFile(path, testkit.LargePolicy(n), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res := compiler.Compile(path, compiler.Options{})

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
 
@@ -79,9 +80,9 @@ var fqdnName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 
 func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	out := &plan{s: s}
-	zoneIfs, err := zoneInterfaces(p)
-	if err != nil {
-		return nil, err
+	zoneIfs := map[string][]string{}
+	for _, z := range p.Zones {
+		zoneIfs[z.Name] = z.Interfaces
 	}
 
 	// Names. v4 and v6 objects live in separate FortiOS tables; their names
@@ -102,7 +103,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		set := &p.AddressSets[i]
 		for _, f := range set.FQDNs {
 			if !fqdnName.MatchString(f) {
-				return nil, fmt.Errorf("fortios: address set %q (%s): %q is not a host name FortiOS can resolve", set.Name, set.Origin.Source, f)
+				return nil, fmt.Errorf("address set %q (%s): %q is not a host name FortiOS can resolve", set.Name, set.Origin.Source, f)
 			}
 			fqdns[f] = true
 		}
@@ -171,7 +172,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		byProto := map[ir.Proto][]ir.ServiceEntry{}
 		for _, e := range set.Entries {
 			if e.Proto != ir.UDP && e.Proto != ir.TCP {
-				return nil, fmt.Errorf("fortios: service %q: protocol %q is not udp or tcp", set.Name, e.Proto)
+				return nil, fmt.Errorf("service %q: protocol %q is not udp or tcp", set.Name, e.Proto)
 			}
 			byProto[e.Proto] = append(byProto[e.Proto], e)
 		}
@@ -187,7 +188,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			}
 			items, err := portItems(entries)
 			if err != nil {
-				return nil, fmt.Errorf("fortios: service %q: %v", set.Name, err)
+				return nil, fmt.Errorf("service %q: %v", set.Name, err)
 			}
 			c := custom{name: svc.name("custom", set.Name+"-"+string(proto)), proto: proto, items: items}
 			out.customs = append(out.customs, c)
@@ -196,12 +197,8 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		out.svcGroups = append(out.svcGroups, g)
 	}
 
-	// Policies: rule i takes firstID+i, the default takes lastID.
-	size := s.lastID - s.firstID + 1
-	if need := uint64(len(p.Rules)) + 1; need > size {
-		return nil, fmt.Errorf("fortios: the policy needs %d policy ids (%d rules and the default policy) but policy-ids %d-%d holds %d; widen the range",
-			need, len(p.Rules), s.firstID, s.lastID, size)
-	}
+	// Policies: rule i takes firstID+i, the default takes lastID (Check
+	// made sure the range holds them all).
 	// A rule called "default" would clean to tw-default, which is reserved.
 	// Policy names must be unique, so a repeated rule name gets a key of its
 	// own (with '#', which the namer replaces and hashes).
@@ -232,28 +229,30 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	return out, nil
 }
 
-// zoneInterfaces checks the zones' interface names and that no interface is
-// in two zones: FortiOS matches a policy on the interface a packet uses, so
-// two zones sharing one could not be told apart.
-func zoneInterfaces(p *ir.Program) (map[string][]string, error) {
-	out := map[string][]string{}
+// zoneConstraints: every zone needs interfaces FortiOS can name, and no
+// interface may be in two zones: FortiOS matches a policy on the interface a
+// packet uses, so two zones sharing one could not be told apart.
+func zoneConstraints(p *ir.Program) []backends.Constraint {
+	var out []backends.Constraint
 	zoneOf := map[string]string{}
 	for _, z := range p.Zones {
 		if len(z.Interfaces) == 0 {
-			return nil, fmt.Errorf("fortios: zone %q (%s) has no interface", z.Name, z.Source)
+			out = append(out, backends.Constraint{At: z.Source, Summary: "zone without interfaces",
+				Detail: fmt.Sprintf("Zone %q has no interface; a FortiOS policy matches interfaces. Give the zone its interfaces.", z.Name)})
 		}
 		for _, name := range z.Interfaces {
 			if !interfaceName.MatchString(name) || strings.EqualFold(name, anyInterface) {
-				return nil, fmt.Errorf("fortios: zone %q (%s): %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\")", z.Name, z.Source, name)
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface name",
+					Detail: fmt.Sprintf("Zone %q: %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\").", z.Name, name)})
 			}
 			if other, dup := zoneOf[name]; dup && other != z.Name {
-				return nil, fmt.Errorf("fortios: interface %q is in zones %q and %q; FortiOS matches policies on interfaces and could not tell the zones apart", name, other, z.Name)
+				out = append(out, backends.Constraint{At: z.Source, Summary: "interface in two zones",
+					Detail: fmt.Sprintf("Interface %q is in zones %q and %q; FortiOS matches policies on interfaces and could not tell the zones apart. Put it in one zone.", name, other, z.Name)})
 			}
 			zoneOf[name] = z.Name
 		}
-		out[z.Name] = z.Interfaces
 	}
-	return out, nil
+	return out
 }
 
 func rulePolicy(p *ir.Program, r *ir.Rule, zoneIfs map[string][]string, grp4, grp6, svcGroup map[string]string) (policy, error) {
@@ -265,13 +264,11 @@ func rulePolicy(p *ir.Program, r *ir.Rule, zoneIfs map[string][]string, grp4, gr
 	if pp.dstintf, err = interfaces(zoneIfs, r.ToZone, r); err != nil {
 		return pp, err
 	}
-	src, dst := p.AddressSet(r.Src), p.AddressSet(r.Dst)
-	if src == nil || dst == nil {
-		return pp, fmt.Errorf("fortios: rule %q (%s) refers to an unknown address set", r.Name, r.Origin.Source)
+	sets, err := p.RuleSets(r)
+	if err != nil {
+		return pp, err
 	}
-	if p.Service(r.Service) == nil {
-		return pp, fmt.Errorf("fortios: rule %q (%s) refers to an unknown service %q", r.Name, r.Origin.Source, r.Service)
-	}
+	src, dst := sets.Src, sets.Dst
 	// Since FortiOS 6.4 one policy holds IPv4 and IPv6 addresses, and "the IP
 	// version of the sources and destinations in a policy must match"
 	// (https://docs.fortinet.com/document/fortigate/6.4.0/new-features/815846/consolidated-ipv4-and-ipv6-policy-configuration):
@@ -301,7 +298,7 @@ func rulePolicy(p *ir.Program, r *ir.Rule, zoneIfs map[string][]string, grp4, gr
 	case ir.Deny:
 		pp.action = "deny"
 	default:
-		return pp, fmt.Errorf("fortios: rule %q (%s): unknown action %q", r.Name, r.Origin.Source, r.Action)
+		return pp, fmt.Errorf("rule %q (%s): unknown action %q", r.Name, r.Origin.Source, r.Action)
 	}
 	pp.comment, err = ruleComment(r)
 	return pp, err
@@ -313,7 +310,7 @@ func interfaces(zoneIfs map[string][]string, zone string, r *ir.Rule) ([]string,
 	}
 	ifs, ok := zoneIfs[zone]
 	if !ok {
-		return nil, fmt.Errorf("fortios: rule %q (%s) refers to an unknown zone %q", r.Name, r.Origin.Source, zone)
+		return nil, fmt.Errorf("rule %q (%s) refers to an unknown zone %q", r.Name, r.Origin.Source, zone)
 	}
 	return ifs, nil
 }
@@ -330,7 +327,7 @@ func ruleComment(r *ir.Rule) (string, error) {
 		zoneToken(r.FromZone) + "->" + zoneToken(r.ToZone) + ":"
 	room := policyCommentMax - len(head) - 1
 	if room < 0 {
-		return "", fmt.Errorf("fortios: rule %q: its source %q is too long for a FortiOS policy comment", r.Name, r.Origin.Source)
+		return "", fmt.Errorf("rule %q: its source %q is too long for a FortiOS policy comment", r.Name, r.Origin.Source)
 	}
 	if text := cliText(r.Comment, room); text != "" {
 		return head + " " + text, nil
@@ -360,7 +357,7 @@ func defaultPolicy(p *ir.Program, s settings) (policy, error) {
 	case ir.Deny:
 		pp.action = "deny"
 	default:
-		return pp, fmt.Errorf("fortios: policy %q: unknown default action %q", p.Policy.Name, p.Policy.DefaultAction)
+		return pp, fmt.Errorf("policy %q: unknown default action %q", p.Policy.Name, p.Policy.DefaultAction)
 	}
 	head := "turnwall default:"
 	text := fmt.Sprintf("policy %s, default %s (%s)", p.Policy.Name, p.Policy.DefaultAction, p.Policy.Source)

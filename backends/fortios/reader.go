@@ -97,7 +97,7 @@ func (p *parser) errf(format string, args ...any) error {
 
 func (cliReader) Read(files []backends.File) (backends.Config, error) {
 	if len(files) != 1 || files[0].Name != "fortios.conf" {
-		return nil, fmt.Errorf("fortios: expected the single file fortios.conf")
+		return nil, fmt.Errorf("expected the single file fortios.conf")
 	}
 	cfg := &fgtConfig{
 		addr: map[string]*fgtAddr{

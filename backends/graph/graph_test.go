@@ -20,6 +20,7 @@ import (
 	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 func emit(p *ir.Program) []backends.File {
@@ -310,7 +311,7 @@ func TestRenderFormats(t *testing.T) {
 // count of aggregated prefixes; drawing it is quick and its size does not grow with the ranges.
 func TestLargePolicy(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), backendtest.LargePolicy(100000), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), testkit.LargePolicy(100000), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res := compiler.Compile(dir, compiler.Options{})

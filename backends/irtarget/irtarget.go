@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
 
@@ -40,7 +41,7 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 		if err := p.WriteJSON(&buf); err != nil {
 			return nil, err
 		}
-		return []backends.File{{Name: "ir.json", Data: buf.Bytes()}}, nil
+		return []backends.File{{Name: "ir.json", Data: naming.EscapeJSONFormat(buf.Bytes())}}, nil
 	}
 	return nil, fmt.Errorf("ir target has no format %q (text, json)", opts.Format)
 }

@@ -18,11 +18,11 @@ type config struct{ p *ir.Program }
 
 func (reader) Read(files []backends.File) (backends.Config, error) {
 	if len(files) != 1 {
-		return nil, fmt.Errorf("ir: expected one file, got %d", len(files))
+		return nil, fmt.Errorf("expected one file, got %d", len(files))
 	}
 	var p ir.Program
 	if err := json.Unmarshal(files[0].Data, &p); err != nil {
-		return nil, fmt.Errorf("ir: %s is not IR JSON: %v", files[0].Name, err)
+		return nil, fmt.Errorf("%s is not IR JSON: %v", files[0].Name, err)
 	}
 	p.Index()
 	return config{&p}, nil

@@ -6,10 +6,13 @@
 package naming
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -124,6 +127,10 @@ func Comment(s, drop string, max int) string {
 			continue
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
 			r = ' '
+		case unicode.Is(unicode.Cf, r):
+			// Format characters: bidi overrides and isolates (U+202E), zero
+			// widths, BOM. They reorder or hide text in a reviewer's view.
+			continue
 		case strings.ContainsRune(drop, r):
 			continue
 		}
@@ -133,4 +140,27 @@ func Comment(s, drop string, max int) string {
 		b.WriteRune(r)
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// EscapeJSONFormat writes Unicode format characters (category Cf: bidi overrides
+// and isolates, zero widths, BOM) as JSON \uXXXX escapes, so that a reviewer
+// reading the file sees them and the data stays the same. JSON's syntax is
+// ASCII, so such a character can only be inside a string.
+func EscapeJSONFormat(data []byte) []byte {
+	if !bytes.ContainsFunc(data, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return data
+	}
+	var b bytes.Buffer
+	for _, r := range string(data) {
+		switch {
+		case unicode.Is(unicode.Cf, r) && r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+		case unicode.Is(unicode.Cf, r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.Bytes()
 }

@@ -54,3 +54,13 @@ func TestComment(t *testing.T) {
 		t.Fatalf("cut mid-rune: %q", got)
 	}
 }
+
+// TestCommentDropsFormatCharacters: bidi overrides and isolates, zero
+// widths and the BOM (Unicode category Cf) never reach a comment, where
+// they would reorder or hide text in a reviewer's view.
+func TestCommentDropsFormatCharacters(t *testing.T) {
+	in := "allow \u202eevil\u202c \u2066x\u2069 zero\u200bwidth \ufeffbom \u00adsoft"
+	if got, want := Comment(in, "", 200), "allow evil x zerowidth bom soft"; got != want {
+		t.Errorf("Comment(%q) = %q, want %q", in, got, want)
+	}
+}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/backendtest"
-	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay/netns"
 	"github.com/turnwall/turnwall/relay/netns/nstest"
 )
@@ -149,15 +148,7 @@ func elemSet(t *testing.T, v any) *netipx.IPSet {
 // back), and the flows the guide's traps are about are dropped.
 func TestKernelTraffic(t *testing.T) {
 	nstest.NeedKernel(t, "nft")
-	var prog *ir.Program
-	for _, c := range backendtest.Cases(t) {
-		if c.Name == "case-issue-example" {
-			prog = c.Program
-		}
-	}
-	if prog == nil {
-		t.Fatal("case-issue-example not found")
-	}
+	prog := backendtest.CaseProgram(t, "case-issue-example")
 	l := nstest.ExampleLab(t)
 	files, err := Backend{}.Emit(prog, backends.Options{})
 	if err != nil {

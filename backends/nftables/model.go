@@ -18,10 +18,12 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
@@ -107,6 +109,10 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 	if !validIdent(table) {
 		return nil, fmt.Errorf("table name %q is not a valid nftables identifier", table)
 	}
+	// apply and verify build from here too: the kernel's limits hold for them.
+	if err := backends.FirstConstraint(Backend{}.Check(p, backends.Options{})); err != nil {
+		return nil, err
+	}
 	names := naming.New(naming.Rules{MaxLen: maxName - 5, Allowed: naming.ASCIIWord("._-"), First: naming.Letter, Replace: '_', Reserved: keywords})
 	rs := &Ruleset{Table: table}
 	rs.Header = []string{
@@ -154,7 +160,7 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 		rs.Header = append(rs.Header, fmt.Sprintf("zone %s interfaces %s", strconv.Quote(z.Name), strings.Join(quoted, " ")))
 	}
 	sort.Strings(allIfaces)
-	allIfaces = dedupe(allIfaces)
+	allIfaces = slices.Compact(allIfaces)
 
 	policyChain := "policy_rules"
 	base := Chain{Name: "forward", Hook: "forward", Policy: "accept"}
@@ -169,11 +175,12 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 		{CtState: []string{"invalid"}, Counter: true, Verdict: "drop", Comment: "packets no connection explains"},
 	}}
 	for _, r := range p.Rules {
-		svc := p.Service(r.Service)
-		src, dst := setsOf[r.Src], setsOf[r.Dst]
-		if svc == nil {
-			return nil, fmt.Errorf("rule %s: unknown service %s", r.Name, r.Service)
+		sets, err := p.RuleSets(&r)
+		if err != nil {
+			return nil, err
 		}
+		svc := sets.Service
+		src, dst := setsOf[r.Src], setsOf[r.Dst]
 		verdict := "accept"
 		if r.Action == ir.Deny {
 			verdict = "drop"
@@ -255,14 +262,4 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-func dedupe(ss []string) []string {
-	out := ss[:0]
-	for i, s := range ss {
-		if i == 0 || s != ss[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -47,7 +47,7 @@ type nftConfig struct {
 
 func (reader) Read(files []backends.File) (backends.Config, error) {
 	if len(files) != 1 {
-		return nil, fmt.Errorf("nftables: expected one file, got %d", len(files))
+		return nil, fmt.Errorf("expected one file, got %d", len(files))
 	}
 	c := &nftConfig{zones: map[string][]string{}, sets: map[string]*nftSet{}, chains: map[string][]nftRule{}}
 	sc := bufio.NewScanner(bytes.NewReader(files[0].Data))
@@ -57,7 +57,7 @@ func (reader) Read(files []backends.File) (backends.Config, error) {
 	var chain string
 	inElements, inTable := false, false
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("nftables line %d: %s", n, fmt.Sprintf(format, args...))
+		return fmt.Errorf("line %d: %s", n, fmt.Sprintf(format, args...))
 	}
 	for sc.Scan() {
 		n++
@@ -162,18 +162,18 @@ func (reader) Read(files []backends.File) (backends.Config, error) {
 		return nil, err
 	}
 	if c.base == "" {
-		return nil, fmt.Errorf("nftables: no base chain on the forward hook")
+		return nil, fmt.Errorf("no base chain on the forward hook")
 	}
 	for name, rules := range c.chains {
 		for _, r := range rules {
 			for _, s := range []string{r.saddr, r.daddr} {
 				if s != "" && c.sets[s] == nil {
-					return nil, fmt.Errorf("nftables line %d: unknown set @%s", r.line, s)
+					return nil, fmt.Errorf("line %d: unknown set @%s", r.line, s)
 				}
 			}
 			if j, ok := strings.CutPrefix(r.verdict, "jump "); ok {
 				if _, ok := c.chains[j]; !ok {
-					return nil, fmt.Errorf("nftables line %d: chain %s jumps to unknown chain %s", r.line, name, j)
+					return nil, fmt.Errorf("line %d: chain %s jumps to unknown chain %s", r.line, name, j)
 				}
 			}
 		}

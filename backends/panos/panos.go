@@ -10,6 +10,7 @@ package panos
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -52,6 +53,9 @@ func (Backend) Params() []backends.Param { return []backends.Param{paramVsys, pa
 
 // Emit implements backends.Backend.
 func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
+	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
+		return nil, err
+	}
 	format := opts.Format
 	if format == "" {
 		format = FormatSet
@@ -61,11 +65,11 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	}
 	vsys := opts.Get(paramVsys)
 	if !vsysPattern.MatchString(vsys) {
-		return nil, fmt.Errorf("panos: --param panos.vsys=%q: expected a virtual system name such as vsys1", vsys)
+		return nil, fmt.Errorf("--param panos.vsys=%q: expected a virtual system name such as vsys1", vsys)
 	}
 	prefix := opts.Get(paramPrefix)
 	if !prefixPattern.MatchString(prefix) {
-		return nil, fmt.Errorf("panos: --param panos.rule-prefix=%q: use at most 16 letters, digits, '.', '_' or '-', starting with a letter or digit", prefix)
+		return nil, fmt.Errorf("--param panos.rule-prefix=%q: use at most 16 letters, digits, '.', '_' or '-', starting with a letter or digit", prefix)
 	}
 	pl, err := buildPlan(p, vsys, prefix)
 	if err != nil {
@@ -83,4 +87,21 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 		return nil, err
 	}
 	return []backends.File{{Name: "panos.set", Data: data}}, nil
+}
+
+// Check implements backends.Checker: PAN-OS names are case-insensitive, so
+// two zones whose names differ only in case are one zone on the firewall.
+func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+	var out []backends.Constraint
+	seen := map[string]string{}
+	for _, z := range p.Zones {
+		key := strings.ToLower(ZoneName(z.Name))
+		if other, dup := seen[key]; dup {
+			out = append(out, backends.Constraint{At: z.Source, Summary: "zone names collide",
+				Detail: fmt.Sprintf("Zones %q and %q are the same PAN-OS zone: PAN-OS names are case-insensitive. Rename one.", other, z.Name)})
+			continue
+		}
+		seen[key] = z.Name
+	}
+	return out
 }

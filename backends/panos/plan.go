@@ -80,7 +80,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		}
 		t := ZoneName(z)
 		if other, ok := zones[strings.ToLower(t)]; ok && other != z {
-			return "", fmt.Errorf("panos: zones %q and %q both map to the PAN-OS zone name %q; rename one", other, z, t)
+			return "", fmt.Errorf("zones %q and %q both map to the PAN-OS zone name %q; rename one", other, z, t)
 		}
 		zones[strings.ToLower(t)] = z
 		return t, nil
@@ -104,18 +104,13 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 	usedSvc := map[string]bool{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		where := fmt.Sprintf("panos: rule %q (%s)", r.Name, r.Origin.Source)
+		where := fmt.Sprintf("rule %q (%s)", r.Name, r.Origin.Source)
 		if r.Action != ir.Allow && r.Action != ir.Deny {
 			return nil, fmt.Errorf("%s: unknown action %q", where, r.Action)
 		}
-		src, dst, svc := p.AddressSet(r.Src), p.AddressSet(r.Dst), p.Service(r.Service)
-		switch {
-		case src == nil:
-			return nil, fmt.Errorf("%s: address set %q is not in the program", where, r.Src)
-		case dst == nil:
-			return nil, fmt.Errorf("%s: address set %q is not in the program", where, r.Dst)
-		case svc == nil:
-			return nil, fmt.Errorf("%s: service set %q is not in the program", where, r.Service)
+		sets, err := p.RuleSets(r)
+		if err != nil {
+			return nil, err
 		}
 		from, err := zone(r.FromZone)
 		if err != nil {
@@ -125,7 +120,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if src.Empty() || dst.Empty() || len(svc.Entries) == 0 {
+		if !sets.CanMatch() {
 			continue
 		}
 		kept = append(kept, keptRule{r, from, to})
@@ -157,7 +152,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		}
 		for _, f := range s.FQDNs {
 			if len(f) > 255 || !fqdnPattern.MatchString(f) {
-				return nil, fmt.Errorf("panos: address set %q (%s): %q is not a domain name PAN-OS accepts as an fqdn address", s.Name, s.Origin.Source, f)
+				return nil, fmt.Errorf("address set %q (%s): %q is not a domain name PAN-OS accepts as an fqdn address", s.Name, s.Origin.Source, f)
 			}
 			if f = strings.TrimSuffix(f, "."); !seenFQDN[f] {
 				seenFQDN[f] = true
@@ -223,20 +218,20 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		count := map[ir.Proto]int{}
 		for _, e := range s.Entries {
 			if e.Proto != ir.UDP && e.Proto != ir.TCP {
-				return nil, fmt.Errorf("panos: service set %q: protocol %q is neither tcp nor udp", s.Name, e.Proto)
+				return nil, fmt.Errorf("service set %q: protocol %q is neither tcp nor udp", s.Name, e.Proto)
 			}
 			ports, err := portChunks(e.Ports)
 			if err != nil {
-				return nil, fmt.Errorf("panos: service set %q: %v", s.Name, err)
+				return nil, fmt.Errorf("service set %q: %v", s.Name, err)
 			}
 			var sourcePort string
 			if len(e.SrcPorts) > 0 {
 				chunks, err := portChunks(e.SrcPorts)
 				if err != nil {
-					return nil, fmt.Errorf("panos: service set %q: %v", s.Name, err)
+					return nil, fmt.Errorf("service set %q: %v", s.Name, err)
 				}
 				if len(chunks) > 1 {
-					return nil, fmt.Errorf("panos: service set %q: the source ports do not fit in one PAN-OS service (%d characters at most)", s.Name, maxPortList)
+					return nil, fmt.Errorf("service set %q: the source ports do not fit in one PAN-OS service (%d characters at most)", s.Name, maxPortList)
 				}
 				sourcePort = chunks[0]
 			}
@@ -285,7 +280,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 	// universal any-to-any rule closes the rulebase.
 	action := p.Policy.DefaultAction
 	if action != ir.Allow && action != ir.Deny {
-		return nil, fmt.Errorf("panos: policy %q: unknown default action %q", p.Policy.Name, action)
+		return nil, fmt.Errorf("policy %q: unknown default action %q", p.Policy.Name, action)
 	}
 	pl.rules = append(pl.rules, securityRule{
 		name: ruleNS.name("default", "default-"+string(action)),

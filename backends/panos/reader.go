@@ -26,7 +26,7 @@ type reader struct{}
 
 func (reader) Read(files []backends.File) (backends.Config, error) {
 	if len(files) != 1 {
-		return nil, fmt.Errorf("panos: expected one file (panos.set or panos.xml), got %d", len(files))
+		return nil, fmt.Errorf("expected one file (panos.set or panos.xml), got %d", len(files))
 	}
 	f := files[0]
 	var dev *device

@@ -72,7 +72,7 @@ func (Backend) Emit(p *ir.Program, _ backends.Options) ([]backends.File, error) 
 		if err := enc.Encode(doc); err != nil {
 			return nil, err
 		}
-		files = append(files, backends.File{Name: "platform-" + names.Name(pl.Name) + ".json", Data: buf.Bytes()})
+		files = append(files, backends.File{Name: "platform-" + names.Name(pl.Name) + ".json", Data: naming.EscapeJSONFormat(buf.Bytes())})
 	}
 	return files, nil
 }

@@ -34,6 +34,9 @@ func TestHostile(t *testing.T) {
 		hostile, _ := backendtest.HostilePair(c.Program)
 		files := backendtest.Emit(t, Backend{}, hostile, backends.Options{})
 		for i, f := range files {
+			if r, ok := backendtest.BidiFree(f.Data); !ok {
+				t.Errorf("%s: %U in the output", f.Name, r)
+			}
 			var doc Payload
 			if err := json.Unmarshal(f.Data, &doc); err != nil {
 				t.Fatalf("%s: %v", f.Name, err)

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 // BenchmarkCompileTargets runs the turnwall binary on a policy with 100,000
@@ -23,7 +23,7 @@ func BenchmarkCompileTargets(b *testing.B) {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	policy := filepath.Join(dir, "large.hcl")
-	if err := os.WriteFile(policy, backendtest.LargePolicy(100_000), 0o644); err != nil {
+	if err := os.WriteFile(policy, testkit.LargePolicy(100_000), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	const aggregated = 25_819 // prefixes after aggregation (see compiler's BenchmarkLargePolicy)

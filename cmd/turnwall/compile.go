@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
 )
 
 func (a *app) compileCmd() *cobra.Command {
@@ -53,6 +55,7 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 			}
 			diagFlags := f
 			diagFlags.format = "text"
+			diagFlags.check = func(p *ir.Program, root string) hcl.Diagnostics { return backends.Check(targets, byTarget, p, root) }
 			res, err := a.compilePolicy(policyArg(args), &diagFlags)
 			if err != nil {
 				return err

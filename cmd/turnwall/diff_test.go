@@ -9,43 +9,11 @@ import (
 	"testing"
 
 	"github.com/turnwall/turnwall/backends"
-	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/backends/diff"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/load"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
-
-// providerPolicy has a relay and a provider with the given ranges.
-func providerPolicy(ranges []netip.Prefix) []byte {
-	var b strings.Builder
-	b.WriteString(`policy "p" {}
-zone "agents" { interface = "vlan20" }
-zone "internet" { interface = "wan0" }
-zone "dmz" { interface = "dmz0" }
-agents "floor3" {
-  zone    = zone.agents
-  subnets = ["10.20.0.0/16", "fd00:20::/48"]
-}
-relay "corp" {
-  zone      = zone.dmz
-  addresses = ["198.51.100.10"]
-  realm     = "example.com"
-  peers     = [agents.floor3, provider.big]
-}
-platform "pc" {}
-provider "big" {
-  zone  = zone.internet
-  https = true
-  turn  = { udp = [3478], tcp = [3478] }
-  media = { udp = ["16384-65535"] }
-  ranges = [
-`)
-	for _, p := range ranges {
-		fmt.Fprintf(&b, "    %q,\n", p)
-	}
-	b.WriteString("  ]\n}\n")
-	return []byte(b.String())
-}
 
 // separateRanges returns n IPv4 /24s (and every fourth an IPv6 /48) that do
 // not aggregate, in random order.
@@ -89,9 +57,9 @@ func allTargets(t testing.TB) []backends.Backend {
 // provider's size.
 func TestDiffOnePrefixIsSmall(t *testing.T) {
 	ranges := separateRanges(10_000, 1)
-	oldSide := compileBytes(t, providerPolicy(ranges))
+	oldSide := compileBytes(t, testkit.ProviderPolicy(ranges))
 	extra := netip.MustParsePrefix("198.18.7.0/24")
-	newSide := compileBytes(t, providerPolicy(append(append([]netip.Prefix(nil), ranges[:5000]...), append([]netip.Prefix{extra}, ranges[5000:]...)...)))
+	newSide := compileBytes(t, testkit.ProviderPolicy(append(append([]netip.Prefix(nil), ranges[:5000]...), append([]netip.Prefix{extra}, ranges[5000:]...)...)))
 	report, err := diff.Build(oldSide, newSide, allTargets(t), func(backends.Backend) backends.Options { return backends.Options{} })
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +92,7 @@ func TestDiffOnePrefixIsSmall(t *testing.T) {
 // in 1% of their ranges, for every target. Compiling both versions is
 // measured in the same run as the baseline.
 func BenchmarkDiff100k(b *testing.B) {
-	oldSrc := backendtest.LargePolicy(100_000)
+	oldSrc := testkit.LargePolicy(100_000)
 	lines := strings.Split(string(oldSrc), "\n")
 	changed := 0
 	for i, l := range lines { // every hundredth range becomes another one

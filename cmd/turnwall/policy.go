@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/diag"
+	"github.com/turnwall/turnwall/compiler/ir"
 )
 
 // policyFlags are shared by every command that compiles a policy.
@@ -18,6 +20,9 @@ type policyFlags struct {
 	format string
 	// errorsOnly hides warnings (trace prints a verdict, not a review).
 	errorsOnly bool
+	// check adds the targets' constraints (validate: every target;
+	// compile: the chosen ones).
+	check func(p *ir.Program, root string) hcl.Diagnostics
 }
 
 func (f *policyFlags) add(cmd *cobra.Command, formats string) {
@@ -27,7 +32,7 @@ func (f *policyFlags) add(cmd *cobra.Command, formats string) {
 }
 
 func (f *policyFlags) options() (compiler.Options, error) {
-	opts := compiler.Options{Strict: f.strict, Vars: map[string]string{}}
+	opts := compiler.Options{Strict: f.strict, Vars: map[string]string{}, Check: f.check}
 	for _, v := range f.vars {
 		name, value, ok := strings.Cut(v, "=")
 		if !ok || name == "" {

@@ -12,12 +12,12 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 // update is the shared -update flag of the test kit (go test -update rewrites
 // the scripts' expected output).
-var update = backendtest.Update
+var update = testkit.Update
 
 // TestMain lets the test binary double as the turnwall command inside the
 // scripts: testscript installs it in $PATH as "turnwall".

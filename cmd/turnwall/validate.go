@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
 
 	"github.com/turnwall/turnwall/compiler/diag"
 )
@@ -14,7 +18,8 @@ func (a *app) validateCmd() *cobra.Command {
 		Use:   "validate [POLICY]",
 		Short: "Check a policy and lint it for WebRTC firewall traps",
 		Long: `Validate loads POLICY (a file or a directory of *.hcl / *.hcl.json files; the
-current directory by default), checks it, compiles it to the IR and lints it.
+current directory by default), checks it, compiles it to the IR, lints it, and
+checks it against what every target can carry (TW213).
 Diagnostics name file:line:col, the code, and what to do.
 
 Exit status: 0 no errors, 1 errors (warnings too with --strict), 2 usage errors.`,
@@ -24,6 +29,9 @@ Exit status: 0 no errors, 1 errors (warnings too with --strict), 2 usage errors.
 				return usageError{fmt.Errorf("--format %q: use text or json", f.format)}
 			}
 			path := policyArg(args)
+			reg := registry()
+			all, _ := reg.Resolve("all")
+			f.check = func(p *ir.Program, root string) hcl.Diagnostics { return backends.Check(all, nil, p, root) }
 			res, err := a.compilePolicy(path, &f)
 			if err != nil {
 				return err

@@ -33,6 +33,8 @@ const (
 	SIPForWebRTC      Code = "TW209"
 	WideProviderRange Code = "TW210"
 	ShadowedRule      Code = "TW211"
+	BroadPeers        Code = "TW212"
+	TargetConstraint  Code = "TW213"
 )
 
 // CodeInfo documents one code.
@@ -67,11 +69,13 @@ var Catalogue = []CodeInfo{
 	{NoTCP443Fallback, "no-tcp-443-fallback", "An agents group cannot reach any provider or relay on TCP 443. When UDP is dropped or throttled, ICE has no TURN/TLS fallback and calls fail (ice:connection-state failed). Set `https = true` on the provider or add a relay TLS listener on 443."},
 	{LowICEPriority, "low-ice-priority", "`ice_check_priority` is low for every agent: every call is forced through the relay even where direct UDP works, adding latency and load on the TURN servers. Raise it unless UDP was verified failing at this site."},
 	{RealmMismatch, "realm-mismatch", "A relay's realm differs from the platform's tenant realm. TURN long-term authentication then fails with valid credentials. Make them identical."},
-	{TLSCertificate, "tls-certificate", "A relay's TLS listener has no certificate, an unreadable one, or a self-signed one. Browsers refuse untrusted TURN/TLS certificates. Configure a CA-issued certificate, or mark the relay `lab_only = true`."},
+	{TLSCertificate, "tls-certificate", "A relay's TLS listener has no certificate, an unreadable one, a self-signed one, or a relative key path with no file in the policy directory (the relay would serve no TLS). Browsers refuse untrusted TURN/TLS certificates. Configure a CA-issued certificate, or mark the relay `lab_only = true`."},
 	{RelayPortRange, "relay-port-range", "A relay's relay port range reaches below 1024 or outside 49152-65535 (RFC 8656 section 7.2). Use 49152-65535 or a subrange of it."},
 	{OneWayAudio, "one-way-audio", "A relay in a zone other than its clients' has no rule letting its relay ports reach the agents. Media relayed towards an agent is dropped: the guide's one-way-audio case. Add the agents group to the relay's `peers`."},
 	{STUNLiteralIP, "stun-literal-ip", "Public STUN (port 19302) is allowed to literal IP addresses. Google's STUN addresses change without notice: use `stun_fqdns` (stun.l.google.com) instead."},
 	{SIPForWebRTC, "sip-for-webrtc", "SIP (5060/5061) is opened for an agents group marked WebRTC-only. Pure WebRTC agents signal over HTTPS/WSS and need no SIP. Remove the rule or set `webrtc_only = false`."},
 	{WideProviderRange, "wide-provider-range", "A provider range is wider than /8 (IPv4) or /16 (IPv6), or any-any. That opens far more than the platform. Use the provider's published ranges."},
 	{ShadowedRule, "shadowed-rule", "A rule can never match because earlier rules cover all it matches. Remove it, or narrow the earlier rule."},
+	{BroadPeers, "broad-peers", "A relay's peers include a prefix wider than /8 (IPv4) or /16 (IPv6), or private addresses (RFC 1918, CGNAT, ULA) that are no agents or provider range of the policy. A TURN relay reaching them is an open proxy into the network (SSRF). Both relays refuse metadata, loopback and link-local addresses and the special-purpose ranges a broad prefix only covers; name the peers the relay serves instead."},
+	{TargetConstraint, "target-constraint", "A target cannot carry what the policy says (an interface name longer than 15 bytes, zone names that differ only in case, more rules or zones than the target numbers, a value with spaces in a coturn file). The detail names the target. Fix the policy, or leave that target out."},
 }

@@ -9,8 +9,10 @@ package ir
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 
+	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
 )
 
@@ -64,6 +66,16 @@ type Source struct {
 	EndByte int `json:"-"`
 	EndLine int `json:"-"`
 	EndCol  int `json:"-"`
+}
+
+// Range is the source as an HCL range for diagnostics, its file joined to
+// root, the policy root the source is relative to.
+func (s Source) Range(root string) hcl.Range {
+	return hcl.Range{
+		Filename: filepath.Join(root, filepath.FromSlash(s.File)),
+		Start:    hcl.Pos{Line: s.Line, Column: s.Col, Byte: s.Byte},
+		End:      hcl.Pos{Line: s.EndLine, Column: s.EndCol, Byte: s.EndByte},
+	}
 }
 
 // String renders the source as file:line, the form used in rule comments.
@@ -128,6 +140,12 @@ type Program struct {
 	Providers   []Provider   `json:"providers"`
 	Relays      []Relay      `json:"relays"`
 	Platforms   []Platform   `json:"platforms"`
+
+	// Root is the policy root directory, absolute when the compiler set it:
+	// Source files and relative paths in the policy (tls_cert, tls_key) are
+	// relative to it. It is where the policy was compiled, not part of the
+	// IR's output.
+	Root string `json:"-"`
 
 	addrIndex map[string]*AddressSet
 	svcIndex  map[string]*ServiceSet
@@ -307,4 +325,80 @@ func (p *Program) Service(name string) *ServiceSet {
 		p.Index()
 	}
 	return p.svcIndex[name]
+}
+
+// Path resolves a path the policy gives (a certificate, a key) against the
+// policy root: absolute paths are kept, relative ones are joined to Root.
+// It returns "" for a relative path when the program has no root.
+func (p *Program) Path(path string) string {
+	switch {
+	case path == "" || filepath.IsAbs(path):
+		return path
+	case p.Root == "":
+		return ""
+	}
+	return filepath.Join(p.Root, path)
+}
+
+// LookupAddressSet returns the named set, or an error saying it is not in the
+// program (a program built by hand or edited after lowering).
+func (p *Program) LookupAddressSet(name string) (*AddressSet, error) {
+	if s := p.AddressSet(name); s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("address set %q is not in the program", name)
+}
+
+// RelayAddrs returns a relay's own addresses, IPv4 first. A relay's address
+// set holds single addresses; a network or an empty set is an error (the
+// caller names the relay).
+func (p *Program) RelayAddrs(r *Relay) ([]netip.Addr, error) {
+	set, err := p.LookupAddressSet(r.Addresses)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
+		if !pf.IsSingleIP() {
+			return nil, fmt.Errorf("address %s is a network; give the relay's own addresses", pf)
+		}
+		out = append(out, pf.Addr())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no address")
+	}
+	return out, nil
+}
+
+// RuleSets are the sets one rule refers to.
+type RuleSets struct {
+	Src, Dst *AddressSet
+	Service  *ServiceSet
+}
+
+// CanMatch reports whether any packet can match the rule: both address sets
+// and the service hold something. A rule that cannot match is one every
+// target may leave out or disable.
+func (s RuleSets) CanMatch() bool {
+	return !s.Src.Empty() && !s.Dst.Empty() && len(s.Service.Entries) > 0
+}
+
+// RuleSets returns the sets rule r refers to, or an error naming the rule,
+// its policy location and the set that is not in the program. Every target
+// resolves a rule's sets with it.
+func (p *Program) RuleSets(r *Rule) (RuleSets, error) {
+	var s RuleSets
+	var err error
+	if s.Src, err = p.LookupAddressSet(r.Src); err == nil {
+		s.Dst, err = p.LookupAddressSet(r.Dst)
+	}
+	if err == nil {
+		if s.Service = p.Service(r.Service); s.Service == nil {
+			err = fmt.Errorf("service set %q is not in the program", r.Service)
+		}
+	}
+	if err != nil {
+		return RuleSets{}, fmt.Errorf("rule %q (%s): %w", r.Name, r.Origin.Source, err)
+	}
+	return s, nil
 }

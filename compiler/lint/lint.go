@@ -5,14 +5,19 @@
 package lint
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
+	"go4.org/netipx"
 
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/peerfilter"
 )
 
 // LowICEPriority is the ice_check_priority below which the platform prefers
@@ -29,6 +34,7 @@ func Run(p *ir.Program, root string) hcl.Diagnostics {
 	c.stunLiterals()
 	c.sipForWebRTC()
 	c.wideRanges()
+	c.broadPeers()
 	c.shadowed()
 	return c.diags
 }
@@ -40,13 +46,7 @@ type checker struct {
 	subset map[[2]string]bool
 }
 
-func (c *checker) rng(s ir.Source) hcl.Range {
-	return hcl.Range{
-		Filename: filepath.Join(c.root, filepath.FromSlash(s.File)),
-		Start:    hcl.Pos{Line: s.Line, Column: s.Col, Byte: s.Byte},
-		End:      hcl.Pos{Line: s.EndLine, Column: s.EndCol, Byte: s.EndByte},
-	}
-}
+func (c *checker) rng(s ir.Source) hcl.Range { return s.Range(c.root) }
 
 func (c *checker) warn(code diag.Code, at ir.Source, summary, format string, args ...any) {
 	c.diags = append(c.diags, diag.Warnf(code, c.rng(at), summary, format, args...))
@@ -185,6 +185,7 @@ func (c *checker) relays() {
 					"Relay %q uses a self-signed certificate. Browsers refuse it and TURN/TLS fails (\"Secure Connection Failed\"). Use a CA-issued certificate whose name matches %q, or mark the relay lab_only = true.", r.Name, r.FQDN)
 			}
 		}
+		c.relativeKey(r)
 		rp := r.RelayPorts
 		switch {
 		case rp.First < 1024:
@@ -315,5 +316,58 @@ func (c *checker) wideRanges() {
 			c.warn(diag.WideProviderRange, r.Origin.Source, "Rule allows any to any",
 				"Rule %s allows every source to every destination. Name the agents and the provider's ranges instead.", r.Name)
 		}
+	}
+}
+
+// broadPeers: a relay whose peers are broad, or reach private networks the
+// policy does not describe, is a proxy into them (SSRF through TURN).
+func (c *checker) broadPeers() {
+	var own *netipx.IPSet
+	for _, r := range c.p.Relays {
+		set := c.p.AddressSet(r.Peers)
+		if set == nil {
+			continue
+		}
+		at := r.Origin.At("peers")
+		for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
+			limit := 8
+			if !pf.Addr().Is4() {
+				limit = 16
+			}
+			if pf.Bits() < limit {
+				c.warn(diag.BroadPeers, at, "Relay peers wider than /"+fmt.Sprint(limit),
+					"Relay %q may relay to %s: a TURN relay that reaches that much is an open proxy. Metadata, loopback and link-local addresses and the special-purpose ranges it only covers stay refused; name the agents and providers the relay serves instead.", r.Name, pf)
+				break
+			}
+		}
+		if own == nil {
+			own = peerfilter.OwnRanges(c.p)
+		}
+		var b netipx.IPSetBuilder
+		for _, cl := range peerfilter.Classes {
+			if cl.Reason == peerfilter.Private || cl.Reason == peerfilter.CGNAT || cl.Reason == peerfilter.ULA {
+				b.AddPrefix(cl.Prefix)
+			}
+		}
+		b.Intersect(peerfilter.Effective(set.IPSet(), own))
+		b.RemoveSet(own)
+		if private, _ := b.IPSet(); len(private.Prefixes()) > 0 {
+			c.warn(diag.BroadPeers, at, "Relay peers reach private networks",
+				"Relay %q may relay to %s, private addresses that are no agents or provider range of the policy: anyone with relay credentials reaches them. Name only the agents and providers the relay serves.", r.Name, private.Prefixes()[0])
+		}
+	}
+}
+
+// relativeKey: a relative tls_key is written to coturn's configuration
+// resolved against the policy directory; when no file is there, the relay
+// will not find it either and serves no TLS (coturn only warns).
+func (c *checker) relativeKey(r ir.Relay) {
+	key := r.TLS.Key
+	if len(r.Listen.TLS) == 0 || key == "" || filepath.IsAbs(key) || c.root == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(c.root, filepath.FromSlash(key))); errors.Is(err, fs.ErrNotExist) {
+		c.warn(diag.TLSCertificate, r.Origin.At("tls_key"), "TLS key not found",
+			"Relay %q: tls_key %q is relative to the policy directory, and no file is there. The relay would start without TLS. Give the key's absolute path on the relay host, or put the file there (coturn: --param coturn.cert-dir=DIR).", r.Name, key)
 	}
 }

@@ -73,6 +73,11 @@ func TestLints(t *testing.T) {
 	dir := t.TempDir()
 	writeCert(t, filepath.Join(dir, "self.pem"), true)
 	writeCert(t, filepath.Join(dir, "ca.pem"), false)
+	for _, key := range []string{"self.key", "ca.key"} {
+		if err := os.WriteFile(filepath.Join(dir, key), []byte("key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	relay := func(extra string) string {
 		return `
@@ -85,6 +90,9 @@ relay "r" {
 ` + extra + `
 }
 `
+	}
+	withPeers := func(peers string) string {
+		return goodProvider + strings.Replace(relay(""), "peers     = [agents.floor]", "peers     = "+peers, 1)
 	}
 	v4Only := `
 policy "t" {}
@@ -102,6 +110,9 @@ agents "floor" {
 		base string // replaces the common base when set
 	}{
 		{"clean", goodProvider, "", ""},
+		{"relay peers any", withPeers(`["0.0.0.0/0", "::/0", agents.floor]`), "W:TW212", ""},
+		{"relay peers private network", withPeers(`[agents.floor, provider.p, "192.168.10.0/24"]`), "W:TW212", ""},
+		{"relay peers own private ranges", withPeers(`[agents.floor, provider.p]`), "", ""},
 		{"udp blocked, tcp fallback left", `
 provider "p" {
   zone   = zone.internet
@@ -266,7 +277,15 @@ tls_key  = "ca.key"`), "", ""},
 		{"unreadable certificate", goodProvider + relay(`
 listen { tls = 5349 }
 tls_cert = "missing.pem"
-tls_key  = "missing.key"`), "W:TW205", ""},
+tls_key  = "missing.key"`), "W:TW205 W:TW205", ""},
+		{"relative key not found", goodProvider + relay(`
+listen { tls = 5349 }
+tls_cert = "ca.pem"
+tls_key  = "keys/ca.key"`), "W:TW205", ""},
+		{"absolute key on the relay host", goodProvider + relay(`
+listen { tls = 5349 }
+tls_cert = "ca.pem"
+tls_key  = "/etc/turnwall/nowhere.key"`), "", ""},
 		{"relay ports privileged", goodProvider + relay(`relay_ports = "1000-65535"`), "E:TW206", ""},
 		{"relay ports outside rfc range", goodProvider + relay(`relay_ports = "40000-49999"`), "W:TW206", ""},
 		{"relay ports subrange", goodProvider + relay(`relay_ports = "50000-50999"`), "", ""},

@@ -7,6 +7,7 @@ package lower
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -83,7 +84,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 			s := l.addrSet("provider."+p.Name+".stun", info.Origin, p.STUNAddresses)
 			s.FQDNs = append([]string(nil), p.STUNFQDNs...)
 			sort.Strings(s.FQDNs)
-			s.FQDNs = dedupe(s.FQDNs)
+			s.FQDNs = slices.Compact(s.FQDNs)
 			sets = append(sets, s)
 			info.STUN = s.Name
 		}
@@ -298,16 +299,6 @@ func ranges(entries []eval.PortEntry) []ir.PortRange {
 }
 
 func single(p uint16) []ir.PortRange { return []ir.PortRange{{First: p, Last: p}} }
-
-func dedupe(ss []string) []string {
-	out := ss[:0]
-	for i, s := range ss {
-		if i == 0 || s != ss[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 // servedAgents returns the agents groups a provider or relay serves: the named
 // ones, or every group when the attribute was absent.

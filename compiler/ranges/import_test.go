@@ -14,13 +14,10 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/compiler/eval"
 	"github.com/turnwall/turnwall/compiler/ranges"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
-
-// update is the shared -update flag of the test kit.
-var update = backendtest.Update
 
 var (
 	fixtures = filepath.Join("..", "..", "testdata", "ranges")
@@ -139,26 +136,6 @@ func readFixture(t *testing.T, name string) []byte {
 	return data
 }
 
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the output (run go test -update and review the diff):\n%s", path, backendtest.FirstDiff(string(want), string(got)))
-	}
-}
-
 func TestGoldenImports(t *testing.T) {
 	for _, c := range importCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -192,7 +169,7 @@ func TestGoldenImports(t *testing.T) {
 			src := ranges.Source{Name: c.file, Format: format, Filter: c.filter}
 			for _, style := range c.styles {
 				out := ranges.Render(res, src, style)
-				checkGolden(t, filepath.Join(goldens, c.name+goldenExt[style]), out)
+				testkit.File(t, filepath.Join(goldens, c.name+goldenExt[style]), out)
 				if !bytes.Equal(out, ranges.Render(res, src, style)) {
 					t.Fatal("rendering twice gives different bytes")
 				}
@@ -337,7 +314,7 @@ func TestMalformed(t *testing.T) {
 					t.Errorf("message spans lines: %q", line)
 				}
 			}
-			checkGolden(t, filepath.Join(goldens, "malformed-"+name+".err"), out.Bytes())
+			testkit.File(t, filepath.Join(goldens, "malformed-"+name+".err"), out.Bytes())
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/turnwall/turnwall/compiler/ranges"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 // TestShippedRangesFiles re-runs, for every generated ranges file of the
@@ -41,7 +42,7 @@ func TestShippedRangesFiles(t *testing.T) {
 			if res.Errors() > 0 || len(ranges.Unmatched(src.Filter, res)) > 0 || res.Matched == 0 {
 				t.Fatalf("the sample does not import cleanly: %v %v", res.Problems, ranges.Unmatched(src.Filter, res))
 			}
-			checkGolden(t, path, ranges.Render(res, src, style))
+			testkit.File(t, path, ranges.Render(res, src, style))
 		})
 		checked++
 	}

@@ -24,6 +24,10 @@
 //     benchmarking, ULA fc00::/7, NAT64, ...) are refused unless the policy
 //     names the address as a peer.
 //  6. Everything else must be in the policy's peer set.
+//
+// The peer set a relay enforces is Effective's: a broad peer prefix
+// (0.0.0.0/0) does not open the special-purpose ranges it covers, and no
+// peer opens a never-class address. backends/coturn writes the same set.
 package peerfilter
 
 import (
@@ -70,71 +74,125 @@ type Class struct {
 	Reason Reason
 	// Never: refused even when the policy names the range as a peer.
 	Never bool
-	// InCoturnList: part of the IANA list written into coturn's
-	// denied-peer-ip lines (SpecialPurpose).
-	InCoturnList bool
 
 	text string // the prefix as IANA writes it (::ffff:0:0/96)
 }
 
-func c(prefix string, r Reason, never, coturn bool) Class {
-	return Class{Prefix: netip.MustParsePrefix(prefix), Reason: r, Never: never, InCoturnList: coturn, text: prefix}
+func c(prefix string, r Reason, never bool) Class {
+	return Class{Prefix: netip.MustParsePrefix(prefix), Reason: r, Never: never, text: prefix}
 }
 
 // Classes lists the IANA IPv4 and IPv6 Special-Purpose Address Registries
 // (RFC 6890 and updates) and the extra addresses a relay must never reach, in
 // the order coturn's configuration lists them.
 var Classes = []Class{
-	c("0.0.0.0/8", ThisNetwork, true, true),
-	c("10.0.0.0/8", Private, false, true),
-	c("100.64.0.0/10", CGNAT, false, true),
-	c("127.0.0.0/8", Loopback, true, true),
-	c("169.254.0.0/16", LinkLocal, true, true),
-	c("172.16.0.0/12", Private, false, true),
-	c("192.0.0.0/24", OtherSpecial, false, true),
-	c("192.0.2.0/24", Documentation, false, true),
-	c("192.31.196.0/24", OtherSpecial, false, true),
-	c("192.52.193.0/24", OtherSpecial, false, true),
-	c("192.88.99.0/24", OtherSpecial, false, true),
-	c("192.168.0.0/16", Private, false, true),
-	c("192.175.48.0/24", OtherSpecial, false, true),
-	c("198.18.0.0/15", Benchmarking, false, true),
-	c("198.51.100.0/24", Documentation, false, true),
-	c("203.0.113.0/24", Documentation, false, true),
-	c("224.0.0.0/4", Multicast, true, true),
-	c("240.0.0.0/4", Reserved, true, true),
-	c("::/128", Unspecified, true, true),
-	c("::1/128", Loopback, true, true),
-	c("::ffff:0:0/96", IPv4Mapped, true, true),
-	c("64:ff9b::/96", NAT64, false, true),
-	c("64:ff9b:1::/48", NAT64, false, true),
-	c("100::/64", OtherSpecial, false, true),
-	c("2001::/23", OtherSpecial, false, true),
-	c("2001:db8::/32", Documentation, false, true),
-	c("2002::/16", SixToFour, false, true),
-	c("3fff::/20", Documentation, false, true),
-	c("5f00::/16", OtherSpecial, false, true),
-	c("fc00::/7", ULA, false, true),
-	c("fe80::/10", LinkLocal, true, true),
-	c("ff00::/8", Multicast, true, true),
-	// Not in coturn's list, refused by the bundled relay all the same.
-	c("169.254.169.254/32", Metadata, true, false), // AWS, GCP, Azure, OCI
-	c("100.100.100.200/32", Metadata, true, false), // Alibaba Cloud
-	c("fd00:ec2::254/128", Metadata, true, false),  // AWS IPv6
-	c("::/96", IPv4Compatible, true, false),
+	c("0.0.0.0/8", ThisNetwork, true),
+	c("10.0.0.0/8", Private, false),
+	c("100.64.0.0/10", CGNAT, false),
+	c("127.0.0.0/8", Loopback, true),
+	c("169.254.0.0/16", LinkLocal, true),
+	c("172.16.0.0/12", Private, false),
+	c("192.0.0.0/24", OtherSpecial, false),
+	c("192.0.2.0/24", Documentation, false),
+	c("192.31.196.0/24", OtherSpecial, false),
+	c("192.52.193.0/24", OtherSpecial, false),
+	c("192.88.99.0/24", OtherSpecial, false),
+	c("192.168.0.0/16", Private, false),
+	c("192.175.48.0/24", OtherSpecial, false),
+	c("198.18.0.0/15", Benchmarking, false),
+	c("198.51.100.0/24", Documentation, false),
+	c("203.0.113.0/24", Documentation, false),
+	c("224.0.0.0/4", Multicast, true),
+	c("240.0.0.0/4", Reserved, true),
+	c("::/128", Unspecified, true),
+	c("::1/128", Loopback, true),
+	c("::ffff:0:0/96", IPv4Mapped, true),
+	c("64:ff9b::/96", NAT64, false),
+	c("64:ff9b:1::/48", NAT64, false),
+	c("100::/64", OtherSpecial, false),
+	c("2001::/23", OtherSpecial, false),
+	c("2001:db8::/32", Documentation, false),
+	c("2002::/16", SixToFour, false),
+	c("3fff::/20", Documentation, false),
+	c("5f00::/16", OtherSpecial, false),
+	c("fc00::/7", ULA, false),
+	c("fe80::/10", LinkLocal, true),
+	c("ff00::/8", Multicast, true),
+	// Cloud instance metadata and platform services: never peers, even
+	// inside a range the policy names.
+	c("169.254.169.254/32", Metadata, true), // AWS, GCP, Azure, OCI, DigitalOcean
+	c("100.100.100.200/32", Metadata, true), // Alibaba Cloud
+	c("168.63.129.16/32", Metadata, true),   // Azure WireServer (public address)
+	c("192.0.0.192/32", Metadata, true),     // Oracle Cloud Classic
+	c("fd00:ec2::254/128", Metadata, true),  // AWS IPv6
+	c("::/96", IPv4Compatible, true),
 }
 
-// SpecialPurpose is the IANA special-purpose list as prefixes, in coturn's
-// order: the ranges backends/coturn writes as denied-peer-ip.
+// SpecialPurpose is every class as a prefix, in the order of Classes: the
+// ranges backends/coturn writes as denied-peer-ip, so that coturn and the
+// bundled relay refuse the same addresses.
 var SpecialPurpose = func() []string {
 	var out []string
 	for _, cl := range Classes {
-		if cl.InCoturnList {
-			out = append(out, cl.text)
-		}
+		out = append(out, cl.text)
 	}
 	return out
 }()
+
+// never is the set of the never-class ranges.
+var never = func() *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	for _, cl := range Classes {
+		if cl.Never {
+			b.AddPrefix(cl.Prefix)
+		}
+	}
+	s, _ := b.IPSet()
+	return s
+}()
+
+// Never returns the addresses no relay may reach whatever the policy says
+// (the never-class ranges of Classes).
+func Never() *netipx.IPSet { return never }
+
+// Effective returns the peers a relay enforces, from the policy's peer set
+// and the policy's own agents and provider ranges:
+//
+//   - never-class addresses are removed, so that no allow ever covers them;
+//   - a special-purpose range (RFC 1918, CGNAT, ULA, NAT64, ...) counts as
+//     named only when a peer prefix lies inside it (10.30.0.0/17 names part of
+//     10.0.0.0/8) or the policy's own agents or provider ranges hold it; a
+//     broad peer prefix that merely covers it (0.0.0.0/0, ::/0, 8.0.0.0/5)
+//     does not open it.
+//
+// peers nil gives nil (no peer); own may be nil.
+func Effective(peers, own *netipx.IPSet) *netipx.IPSet {
+	if peers == nil {
+		return nil
+	}
+	var b netipx.IPSetBuilder
+	for _, p := range peers.Prefixes() {
+		b.AddPrefix(p)
+		for _, cl := range Classes {
+			if !cl.Never && cl.Prefix.Bits() > p.Bits() && p.Contains(cl.Prefix.Addr()) {
+				b.RemovePrefix(cl.Prefix)
+			}
+		}
+	}
+	if own != nil {
+		var named netipx.IPSetBuilder
+		named.AddSet(own)
+		named.Intersect(peers)
+		b.AddSet(mustSet(&named))
+	}
+	b.RemoveSet(never)
+	return mustSet(&b)
+}
+
+func mustSet(b *netipx.IPSetBuilder) *netipx.IPSet {
+	s, _ := b.IPSet() // only valid prefixes are added
+	return s
+}
 
 // byLength holds Classes from the most to the least specific prefix, so the
 // first match is the most specific.

@@ -200,8 +200,8 @@ func TestNoPeers(t *testing.T) {
 }
 
 // TestSpecialPurposeList: every range coturn is told to deny is refused by
-// the bundled relay too, at its first, last and middle address, and the list
-// keeps coturn's order and content.
+// the bundled relay too, at its first and last address, and the list keeps
+// its order and content: the IANA list, then the metadata addresses.
 func TestSpecialPurposeList(t *testing.T) {
 	f := New(nil, nil)
 	for _, s := range SpecialPurpose {
@@ -220,6 +220,7 @@ func TestSpecialPurposeList(t *testing.T) {
 		"224.0.0.0/4", "240.0.0.0/4",
 		"::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
 		"2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+		"169.254.169.254/32", "100.100.100.200/32", "168.63.129.16/32", "192.0.0.192/32", "fd00:ec2::254/128", "::/96",
 	}
 	if strings.Join(SpecialPurpose, " ") != strings.Join(want, " ") {
 		t.Errorf("SpecialPurpose changed:\n got %v\nwant %v", SpecialPurpose, want)
@@ -254,6 +255,83 @@ func FuzzCheck(f *testing.F) {
 		}
 		if cl, special := Classify(a); special && cl.Never {
 			t.Fatalf("%s allowed but %s", a, cl.Reason)
+		}
+	})
+}
+
+// TestEffective: a broad peer prefix opens no special-purpose range it merely
+// covers and no never-class address; a peer inside a special-purpose range,
+// or the policy's own ranges, name it.
+func TestEffective(t *testing.T) {
+	own := set(t, "10.20.0.0/16", "fd00:20::/48")
+	for _, tc := range []struct {
+		name          string
+		peers         *netipx.IPSet
+		allow, refuse []string
+	}{
+		{"any", set(t, "0.0.0.0/0", "::/0"),
+			[]string{"8.8.8.8", "10.20.0.5", "fd00:20::5", "2a00:1::1", "100.63.255.255"},
+			[]string{"10.0.0.1", "192.168.1.1", "172.16.0.1", "100.64.0.1", "100.100.100.200", "169.254.169.254",
+				"168.63.129.16", "127.0.0.1", "0.0.0.0", "fd00:ec2::254", "64:ff9b::a9fe:a9fe", "::1", "::ffff:7f00:1", "fc00::1", "2002::1"}},
+		{"wide", set(t, "8.0.0.0/5"), []string{"8.8.8.8", "15.1.1.1", "10.20.0.5"}, []string{"10.0.0.1", "10.21.0.1"}},
+		{"named private", set(t, "10.0.0.0/8", "100.64.0.0/10"), []string{"10.0.0.1", "100.64.0.1"}, []string{"100.100.100.200"}},
+		{"named inside", set(t, "192.168.7.0/24", "64:ff9b::3481:6000/116"), []string{"192.168.7.1", "64:ff9b::3481:6001"}, []string{"192.168.8.1"}},
+		{"metadata named", set(t, "169.254.169.254/32", "100.100.100.200/32"), nil, []string{"169.254.169.254", "100.100.100.200"}},
+	} {
+		got := Effective(tc.peers, own)
+		for _, a := range tc.allow {
+			if !got.Contains(netip.MustParseAddr(a)) {
+				t.Errorf("%s: %s refused", tc.name, a)
+			}
+		}
+		for _, a := range tc.refuse {
+			if got.Contains(netip.MustParseAddr(a)) {
+				t.Errorf("%s: %s allowed", tc.name, a)
+			}
+		}
+		if Never().Prefixes() == nil {
+			t.Fatal("empty never set")
+		}
+	}
+	if Effective(nil, own) != nil {
+		t.Error("no peers gave peers")
+	}
+}
+
+// FuzzEffective: whatever the peers, the effective set is inside them, holds
+// no never-class address, and keeps every own range the peers cover.
+func FuzzEffective(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0}, []byte{10, 20, 0, 0, 16})
+	f.Add([]byte{10, 0, 0, 0, 8, 169, 254, 169, 254, 32}, []byte{10, 30, 0, 0, 17})
+	f.Add([]byte{100, 64, 0, 0, 10}, []byte{100, 100, 100, 0, 24})
+	prefixes := func(b []byte) *netipx.IPSet {
+		var sb netipx.IPSetBuilder
+		for i := 0; i+5 <= len(b) && i < 5*64; i += 5 {
+			sb.AddPrefix(netip.PrefixFrom(netip.AddrFrom4([4]byte{b[i], b[i+1], b[i+2], b[i+3]}), int(b[i+4])%33).Masked())
+		}
+		s, _ := sb.IPSet()
+		return s
+	}
+	f.Fuzz(func(t *testing.T, peerBytes, ownBytes []byte) {
+		peers, own := prefixes(peerBytes), prefixes(ownBytes)
+		got := Effective(peers, own)
+		for _, r := range got.Ranges() {
+			if !peers.ContainsRange(r) {
+				t.Fatalf("%s is not a peer", r)
+			}
+		}
+		if got.Overlaps(Never()) {
+			t.Fatal("effective set overlaps the never-class set")
+		}
+		var want netipx.IPSetBuilder
+		want.AddSet(own)
+		want.Intersect(peers)
+		want.RemoveSet(Never())
+		w, _ := want.IPSet()
+		for _, r := range w.Ranges() {
+			if !got.ContainsRange(r) {
+				t.Fatalf("own range %s lost", r)
+			}
 		}
 	})
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turnwall/turnwall/backends/backendtest"
 	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/compiler"
+	"github.com/turnwall/turnwall/compiler/testkit"
 	"github.com/turnwall/turnwall/relay/netns"
 )
 
@@ -19,7 +19,7 @@ func largePolicy(b *testing.B) *nftables.Ruleset {
 	b.Helper()
 	dir := b.TempDir()
 	path := filepath.Join(dir, "large.hcl")
-	if err := os.WriteFile(path, backendtest.LargePolicy(100_000), 0o644); err != nil {
+	if err := os.WriteFile(path, testkit.LargePolicy(100_000), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	res := compiler.Compile(path, compiler.Options{})

@@ -1,4 +1,4 @@
-package backendtest
+package testkit
 
 import (
 	"fmt"
@@ -7,12 +7,9 @@ import (
 	"strings"
 )
 
-// LargePolicy returns a policy whose provider has n ranges, IPv4 and IPv6,
-// random lengths, many overlapping or adjacent, so aggregation has work to
-// do, and a relay whose peers include that provider. The same seed always
-// gives the same policy.
-func LargePolicy(n int) []byte {
-	rng := rand.New(rand.NewPCG(42, 42))
+// ProviderPolicy returns a policy whose provider "big" has the given ranges,
+// one agents group and a relay whose peers include that provider.
+func ProviderPolicy(ranges []netip.Prefix) []byte {
 	var b strings.Builder
 	b.WriteString(`policy "large" {}
 zone "agents" { interface = "vlan20" }
@@ -35,6 +32,19 @@ provider "big" {
   media = { udp = ["16384-65535"] }
   ranges = [
 `)
+	for _, p := range ranges {
+		fmt.Fprintf(&b, "    %q,\n", p)
+	}
+	b.WriteString("  ]\n}\n")
+	return []byte(b.String())
+}
+
+// LargePolicy returns ProviderPolicy with n ranges, IPv4 and IPv6, random
+// lengths, many overlapping or adjacent, so aggregation has work to do. The
+// same n always gives the same policy.
+func LargePolicy(n int) []byte {
+	rng := rand.New(rand.NewPCG(42, 42))
+	ranges := make([]netip.Prefix, 0, n)
 	for i := 0; i < n; i++ {
 		var p netip.Prefix
 		if i%4 == 3 {
@@ -46,8 +56,7 @@ provider "big" {
 			a := [4]byte{byte(20 + rng.IntN(30)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}
 			p = netip.PrefixFrom(netip.AddrFrom4(a), 16+rng.IntN(17)).Masked()
 		}
-		fmt.Fprintf(&b, "    %q,\n", p)
+		ranges = append(ranges, p)
 	}
-	b.WriteString("  ]\n}\n")
-	return []byte(b.String())
+	return ProviderPolicy(ranges)
 }
