@@ -1,6 +1,12 @@
 package backends
 
 import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/turnwall/turnwall/compiler/diag"
@@ -46,12 +52,70 @@ type Checker interface {
 func Check(bs []Backend, params map[string]map[string]string, p *ir.Program, root string) hcl.Diagnostics {
 	var out hcl.Diagnostics
 	for _, b := range bs {
+		opts, bad := DeviceOptions(p, b, Options{Params: params[b.Name()]})
+		for _, k := range bad {
+			out = append(out, diag.Errorf(diag.TargetConstraint, k.At.Range(root), "Target "+b.Name()+": "+k.Summary, "%s", k.Detail))
+		}
 		c, ok := b.(Checker)
 		if !ok {
 			continue
 		}
-		for _, k := range c.Check(p, Options{Params: params[b.Name()]}) {
+		for _, k := range c.Check(p, opts) {
 			out = append(out, diag.Errorf(diag.TargetConstraint, k.At.Range(root), "Target "+b.Name()+": "+k.Summary, "%s", k.Detail))
+		}
+	}
+	return out
+}
+
+// DeviceOptions returns opts with the settings of the policy's device
+// block for b (each attribute a parameter, "_" read as "-"), except those
+// --param gave already: the policy says where turnwall's part sits on the
+// box, and a command line can override it. Settings b does not know are
+// returned as constraints at their attribute.
+func DeviceOptions(p *ir.Program, b Backend, opts Options) (Options, []Constraint) {
+	d := p.Device(b.Name())
+	if d == nil || len(d.Settings) == 0 {
+		return opts, nil
+	}
+	known := map[string]bool{}
+	var names []string
+	for _, prm := range b.Params() {
+		known[prm.Name] = true
+		names = append(names, prm.Name)
+	}
+	merged := make(map[string]string, len(opts.Params)+len(d.Settings))
+	for k, v := range opts.Params {
+		merged[k] = v
+	}
+	keys := make([]string, 0, len(d.Settings))
+	for k := range d.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var bad []Constraint
+	for _, k := range keys {
+		name := strings.ReplaceAll(k, "_", "-")
+		if !known[name] {
+			bad = append(bad, Constraint{At: d.Origin.At(k), Summary: "unknown device setting " + strconv.Quote(k),
+				Detail: fmt.Sprintf("Target %s has no parameter %q. Its parameters: %s (see turnwall targets).", b.Name(), name, strings.Join(names, ", "))})
+			continue
+		}
+		if _, set := merged[name]; !set {
+			merged[name] = d.Settings[k]
+		}
+	}
+	opts.Params = merged
+	return opts, bad
+}
+
+// CheckDevices reports device blocks naming no target of names (the
+// registry), at the block.
+func CheckDevices(names []string, p *ir.Program, root string) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range p.Devices {
+		if !slices.Contains(names, d.Target) {
+			out = append(out, diag.Errorf(diag.TargetConstraint, d.Origin.Source.Range(root), "Unknown target in device block",
+				"device %q names no target; the targets are %s.%s", d.Target, strings.Join(names, ", "), diag.DidYouMean(d.Target, names)))
 		}
 	}
 	return out

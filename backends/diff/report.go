@@ -69,12 +69,14 @@ func Build(oldSide, newSide Side, targets []backends.Backend, opts func(backends
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			of, err := b.Emit(oldSide.Program, opts(b))
+			oo, _ := backends.DeviceOptions(oldSide.Program, b, opts(b))
+			of, err := b.Emit(oldSide.Program, oo)
 			if err != nil {
 				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), oldSide.Label, err)
 				return
 			}
-			nf, err := b.Emit(newSide.Program, opts(b))
+			no, _ := backends.DeviceOptions(newSide.Program, b, opts(b))
+			nf, err := b.Emit(newSide.Program, no)
 			if err != nil {
 				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), newSide.Label, err)
 				return

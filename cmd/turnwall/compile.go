@@ -55,7 +55,9 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 			}
 			diagFlags := f
 			diagFlags.format = "text"
-			diagFlags.check = func(p *ir.Program, root string) hcl.Diagnostics { return backends.Check(targets, byTarget, p, root) }
+			diagFlags.check = func(p *ir.Program, root string) hcl.Diagnostics {
+				return append(backends.CheckDevices(registry().Names(), p, root), backends.Check(targets, byTarget, p, root)...)
+			}
 			res, err := a.compilePolicy(policyArg(args), &diagFlags)
 			if err != nil {
 				return err
@@ -66,7 +68,7 @@ Exit status: 0 compiled, 1 policy errors, 2 usage errors.`, reg.Names()),
 			}
 			var outputs []backends.File
 			for _, b := range targets {
-				opts := backends.Options{Params: byTarget[b.Name()]}
+				opts, _ := backends.DeviceOptions(res.Program, b, backends.Options{Params: byTarget[b.Name()]})
 				if containsString(b.Formats(), format) {
 					opts.Format = format
 				}

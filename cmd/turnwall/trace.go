@@ -102,7 +102,8 @@ disagrees with the IR, 2 usage errors.`,
 			if target == "ir" {
 				return nil
 			}
-			files, err := tb.Emit(prog, backends.Options{Params: byTarget[target]})
+			opts, _ := backends.DeviceOptions(prog, tb, backends.Options{Params: byTarget[target]})
+			files, err := tb.Emit(prog, opts)
 			if err != nil {
 				return fmt.Errorf("target %s: %w", target, err)
 			}

@@ -31,7 +31,9 @@ Exit status: 0 no errors, 1 errors (warnings too with --strict), 2 usage errors.
 			path := policyArg(args)
 			reg := registry()
 			all, _ := reg.Resolve("all")
-			f.check = func(p *ir.Program, root string) hcl.Diagnostics { return backends.Check(all, nil, p, root) }
+			f.check = func(p *ir.Program, root string) hcl.Diagnostics {
+				return append(backends.CheckDevices(reg.Names(), p, root), backends.Check(all, nil, p, root)...)
+			}
 			res, err := a.compilePolicy(path, &f)
 			if err != nil {
 				return err

@@ -35,6 +35,7 @@ const (
 	ShadowedRule      Code = "TW211"
 	BroadPeers        Code = "TW212"
 	TargetConstraint  Code = "TW213"
+	DefaultAllow      Code = "TW214"
 )
 
 // CodeInfo documents one code.
@@ -78,4 +79,5 @@ var Catalogue = []CodeInfo{
 	{ShadowedRule, "shadowed-rule", "A rule can never match because earlier rules cover all it matches. Remove it, or narrow the earlier rule."},
 	{BroadPeers, "broad-peers", "A relay's peers include a prefix wider than /8 (IPv4) or /16 (IPv6), or private addresses (RFC 1918, CGNAT, ULA) that are no agents or provider range of the policy. A TURN relay reaching them is an open proxy into the network (SSRF). Both relays refuse metadata, loopback and link-local addresses and the special-purpose ranges a broad prefix only covers; name the peers the relay serves instead."},
 	{TargetConstraint, "target-constraint", "A target cannot carry what the policy says (an interface name longer than 15 bytes, zone names that differ only in case, more rules or zones than the target numbers, a value with spaces in a coturn file). The detail names the target. Fix the policy, or leave that target out."},
+	{DefaultAllow, "default-allow", "default_action = \"allow\" makes every target add an allow-everything rule in the policy's scope: on a gateway or a vendor box that already has a rulebase it overrides what the box decides (DNS, CRM, web browsing) for the agents' zones. Use \"deny\", or set acknowledge_default_allow = true in the policy block to say this is meant."},
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -42,10 +43,13 @@ func (e *evaluator) decode() *Policy {
 		pol.Name = b.Name
 		pol.DeclRange = b.DeclRange
 		pol.Description = e.text(b, "description")
+		pol.ActionRange = b.DeclRange
 		if s, rng, ok := e.str(b, "default_action"); ok {
 			pol.DefaultAction = e.action(s, rng)
+			pol.ActionRange = rng
 		}
 		pol.LogDefault = e.boolean(b, "log_default", false)
+		pol.AckDefaultAllow = e.boolean(b, "acknowledge_default_allow", false)
 	}
 	for _, b := range e.declared(cfg.Zones) {
 		z := &Zone{Block: e.block(b)}
@@ -83,7 +87,92 @@ func (e *evaluator) decode() *Policy {
 	for _, b := range cfg.Rules {
 		pol.Rules = append(pol.Rules, e.rule(b))
 	}
+	seenDevice := map[string]*load.Block{}
+	for _, b := range cfg.Devices {
+		if prev := seenDevice[b.Name]; prev != nil {
+			e.diags = append(e.diags, diag.Errorf(diag.DuplicateName, b.NameRange, "Duplicate device block",
+				"A device block for target %q was already declared at %s:%d; merge them.", b.Name, prev.DeclRange.Filename, prev.DeclRange.Start.Line))
+			continue
+		}
+		seenDevice[b.Name] = b
+		pol.Devices = append(pol.Devices, e.device(b))
+	}
 	return pol
+}
+
+// device decodes a device block: every attribute a string, a list of
+// strings (joined with ",") or a map of strings (key=value, sorted, joined
+// with ","). Values may not hold control characters, "," inside list items
+// or "=" inside map keys: they could not be told apart from the joins.
+func (e *evaluator) device(b *load.Block) *Device {
+	d := &Device{Block: e.block(b), Target: b.Name, Settings: map[string]string{}}
+	for _, a := range sortedAttrs(b.Attrs) {
+		v, _, ok := e.val(b, a.Name)
+		if !ok {
+			continue
+		}
+		s, why := settingString(v)
+		if why == "" {
+			if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+				why = "it contains a control character"
+			}
+		}
+		if why != "" {
+			e.diags = append(e.diags, diag.Errorf(diag.InvalidValue, a.Expr.Range(), "Invalid device setting",
+				"%s: %s. A device setting is a string, number or bool, a list of them, or a map of them.", a.Name, why))
+			continue
+		}
+		d.Settings[a.Name] = s
+	}
+	return d
+}
+
+func settingString(v cty.Value) (string, string) {
+	prim := func(v cty.Value) (string, bool) {
+		if v.IsNull() || !v.IsKnown() {
+			return "", false
+		}
+		switch v.Type() {
+		case cty.String:
+			return v.AsString(), true
+		case cty.Number:
+			return v.AsBigFloat().Text('f', -1), true
+		case cty.Bool:
+			return strconv.FormatBool(v.True()), true
+		}
+		return "", false
+	}
+	if s, ok := prim(v); ok {
+		return s, ""
+	}
+	t := v.Type()
+	switch {
+	case t.IsListType() || t.IsTupleType() || t.IsSetType():
+		var parts []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, ev := it.Element()
+			s, ok := prim(ev)
+			if !ok || strings.Contains(s, ",") {
+				return "", "list items must be strings, numbers or bools without \",\""
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), ""
+	case t.IsMapType() || t.IsObjectType():
+		var parts []string
+		for it := v.ElementIterator(); it.Next(); {
+			kv, ev := it.Element()
+			s, ok := prim(ev)
+			k := kv.AsString()
+			if !ok || strings.ContainsAny(s, ",") || strings.ContainsAny(k, ",=") {
+				return "", "map values must be strings, numbers or bools; keys and values without \",\" (and keys without \"=\")"
+			}
+			parts = append(parts, k+"="+s)
+		}
+		sort.Strings(parts)
+		return strings.Join(parts, ","), ""
+	}
+	return "", "unsupported value"
 }
 
 var (

@@ -19,6 +19,11 @@ type Policy struct {
 	DefaultAction ir.Action
 	LogDefault    bool
 	DeclRange     hcl.Range
+	// ActionRange locates default_action (the policy block when absent).
+	ActionRange hcl.Range
+	// AckDefaultAllow is acknowledge_default_allow: the reviewer knows
+	// default_action = "allow" adds an allow-everything rule to every target.
+	AckDefaultAllow bool
 	Root          string
 
 	Zones     []*Zone
@@ -27,6 +32,7 @@ type Policy struct {
 	Relays    []*Relay
 	Platforms []*Platform
 	Rules     []*Rule
+	Devices   []*Device
 }
 
 // Block is what every evaluated block has: its name and where it and its
@@ -129,6 +135,15 @@ type Endpoint struct {
 	Name  string
 	Addrs []AddrEntry
 	Range hcl.Range
+}
+
+// Device is a `device "TARGET"` block: the target's parameters for a box
+// that already holds a configuration, each a string (lists joined with ",",
+// maps as "key=value" pairs sorted by key and joined with ",").
+type Device struct {
+	Block
+	Target   string
+	Settings map[string]string
 }
 
 // Rule is an explicit rule block.

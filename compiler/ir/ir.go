@@ -140,6 +140,9 @@ type Program struct {
 	Providers   []Provider   `json:"providers"`
 	Relays      []Relay      `json:"relays"`
 	Platforms   []Platform   `json:"platforms"`
+	// Devices are the policy's `device "TARGET"` blocks: each target's
+	// parameters for a box that already holds a configuration.
+	Devices []Device `json:"devices,omitempty"`
 
 	// Root is the policy root directory, absolute when the compiler set it:
 	// Source files and relative paths in the policy (tls_cert, tls_key) are
@@ -158,6 +161,10 @@ type Policy struct {
 	DefaultAction Action `json:"default_action"`
 	LogDefault    bool   `json:"log_default"`
 	Source        Source `json:"source"`
+	// DefaultAllowAcknowledged is acknowledge_default_allow (see TW214).
+	DefaultAllowAcknowledged bool `json:"default_allow_acknowledged,omitempty"`
+	// ActionSource locates default_action.
+	ActionSource Source `json:"-"`
 }
 
 // Zone is a named group of gateway interfaces.
@@ -277,6 +284,24 @@ type TLS struct {
 	Key        string `json:"key,omitempty"`
 	SelfSigned bool   `json:"self_signed,omitempty"`
 	CertError  string `json:"cert_error,omitempty"` // why the certificate could not be checked
+}
+
+// Device is a `device "TARGET"` block: settings under the target's
+// parameter names (with "_" for "-"), which --param TARGET.NAME overrides.
+type Device struct {
+	Target   string            `json:"target"`
+	Settings map[string]string `json:"settings"`
+	Origin   Origin            `json:"origin"`
+}
+
+// Device returns the device block of target, or nil.
+func (p *Program) Device(target string) *Device {
+	for i := range p.Devices {
+		if p.Devices[i].Target == target {
+			return &p.Devices[i]
+		}
+	}
+	return nil
 }
 
 // Platform holds a CCaaS platform's WebRTC settings.

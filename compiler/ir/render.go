@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -77,6 +78,17 @@ func (p *Program) WriteText(w io.Writer) error {
 		}
 		if pl.TenantRealm != "" {
 			fmt.Fprintf(bw, "  tenant-realm %s\n", strconv.Quote(pl.TenantRealm))
+		}
+	}
+	for _, d := range p.Devices {
+		fmt.Fprintf(bw, "\ndevice %s  # %s\n", strconv.Quote(d.Target), d.Origin.Source)
+		keys := make([]string, 0, len(d.Settings))
+		for k := range d.Settings {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(bw, "  %s %s\n", k, strconv.Quote(d.Settings[k]))
 		}
 	}
 	return bw.Flush()

@@ -36,7 +36,23 @@ func Run(p *ir.Program, root string) hcl.Diagnostics {
 	c.wideRanges()
 	c.broadPeers()
 	c.shadowed()
+	c.defaultAllow()
 	return c.diags
+}
+
+// defaultAllow: default_action = "allow" becomes an allow-everything rule in
+// every target; on a box with a rulebase of its own it overrides what the
+// box decides. An error unless the policy acknowledges it (TW214).
+func (c *checker) defaultAllow() {
+	if c.p.Policy.DefaultAction != ir.Allow || c.p.Policy.DefaultAllowAcknowledged {
+		return
+	}
+	at := c.p.Policy.ActionSource
+	if at.File == "" {
+		at = c.p.Policy.Source
+	}
+	c.err(diag.DefaultAllow, at, "default_action = \"allow\" adds an allow-everything rule",
+		"Every target then ends turnwall's rules with an allow-any rule for the policy's zones: nftables accepts what no rule denies, and on PAN-OS, FortiOS and ASA boxes that already hold a rulebase it overrides what the box decides (DNS, CRM, web browsing on the agent VLANs). Use default_action = \"deny\", or set acknowledge_default_allow = true in the policy block to say this is meant.")
 }
 
 type checker struct {

@@ -232,7 +232,11 @@ rule "no-low-udp" {
   to     = [provider.p]
   udp    = ["16384-20000"]
 }`, "", ""},
-		{"nothing blocked when default allows", "", "", strings.Replace(base, `policy "t" {}`, `policy "t" { default_action = "allow" }`, 1)},
+		{"nothing blocked when default allows", "", "", strings.Replace(base, `policy "t" {}`, `policy "t" {
+  default_action            = "allow"
+  acknowledge_default_allow = true
+}`, 1)},
+		{"default allow without acknowledgement", "", "E:TW214", strings.Replace(base, `policy "t" {}`, `policy "t" { default_action = "allow" }`, 1)},
 		{"no tcp 443", `
 provider "p" {
   zone   = zone.internet

@@ -41,6 +41,7 @@ type Config struct {
 	Relays    []*Block
 	Platforms []*Block
 	Rules     []*Block
+	Devices   []*Block
 }
 
 // Block is one labelled block with its attributes and nested blocks.
@@ -305,13 +306,23 @@ func (cfg *Config) addFile(f *hcl.File) hcl.Diagnostics {
 			cfg.Platforms = append(cfg.Platforms, b)
 		case TypeRule:
 			cfg.Rules = append(cfg.Rules, b)
+		case TypeDevice:
+			cfg.Devices = append(cfg.Devices, b)
 		}
 	}
 	return diags
 }
 
 func decodeBlock(hb *hcl.Block) (*Block, hcl.Diagnostics) {
-	content, diags := hb.Body.Content(blockSchemas[hb.Type])
+	var content *hcl.BodyContent
+	var diags hcl.Diagnostics
+	if hb.Type == TypeDevice {
+		// Any attribute: the target's parameters, checked by the target.
+		attrs, d := hb.Body.JustAttributes()
+		content, diags = &hcl.BodyContent{Attributes: attrs}, d
+	} else {
+		content, diags = hb.Body.Content(blockSchemas[hb.Type])
+	}
 	b := &Block{
 		Type:      hb.Type,
 		DeclRange: hb.DefRange,
@@ -413,6 +424,8 @@ func (cfg *Config) Blocks(typ string) []*Block {
 		return cfg.Platforms
 	case TypeRule:
 		return cfg.Rules
+	case TypeDevice:
+		return cfg.Devices
 	case TypeVariable:
 		return cfg.Variables
 	}

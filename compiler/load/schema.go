@@ -13,6 +13,10 @@ const (
 	TypeRelay    = "relay"
 	TypePlatform = "platform"
 	TypeRule     = "rule"
+	// TypeDevice is a `device "TARGET"` block: where a target's output sits
+	// on a box that already holds a configuration. Its attributes are the
+	// target's parameters (any names: the target checks them).
+	TypeDevice = "device"
 )
 
 // ReferenceableTypes are block types an expression can refer to as TYPE.NAME.
@@ -29,6 +33,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: TypeRelay, LabelNames: []string{"name"}},
 		{Type: TypePlatform, LabelNames: []string{"name"}},
 		{Type: TypeRule, LabelNames: []string{"name"}},
+		{Type: TypeDevice, LabelNames: []string{"target"}},
 	},
 }
 
@@ -37,6 +42,7 @@ var fileSchema = &hcl.BodySchema{
 var blockSchemas = map[string]*hcl.BodySchema{
 	TypePolicy: {Attributes: []hcl.AttributeSchema{
 		{Name: "description"}, {Name: "default_action"}, {Name: "log_default"},
+		{Name: "acknowledge_default_allow"},
 	}},
 	TypeVariable: {Attributes: []hcl.AttributeSchema{
 		{Name: "default"}, {Name: "type"}, {Name: "description"},

@@ -58,6 +58,9 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 		DefaultAction: pol.DefaultAction,
 		LogDefault:    pol.LogDefault,
 		Source:        l.source(pol.DeclRange),
+
+		DefaultAllowAcknowledged: pol.AckDefaultAllow,
+		ActionSource:             l.source(pol.ActionRange),
 	}
 	for _, z := range pol.Zones {
 		l.zones[z.Name] = true
@@ -122,6 +125,15 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 			Origin: l.origin("platform", &pl.Block),
 		})
 	}
+
+	for _, d := range pol.Devices {
+		settings := make(map[string]string, len(d.Settings))
+		for k, v := range d.Settings {
+			settings[k] = v
+		}
+		l.prog.Devices = append(l.prog.Devices, ir.Device{Target: d.Target, Settings: settings, Origin: l.origin("device", &d.Block)})
+	}
+	sort.Slice(l.prog.Devices, func(i, j int) bool { return l.prog.Devices[i].Target < l.prog.Devices[j].Target })
 
 	// Everything is ordered by name, never by where a block was declared, so
 	// moving blocks between files changes nothing but source references.
