@@ -24,7 +24,7 @@ type Policy struct {
 	// AckDefaultAllow is acknowledge_default_allow: the reviewer knows
 	// default_action = "allow" adds an allow-everything rule to every target.
 	AckDefaultAllow bool
-	Root          string
+	Root            string
 
 	Zones     []*Zone
 	Agents    []*Agents
