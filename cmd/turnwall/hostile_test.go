@@ -14,9 +14,13 @@ import (
 	"time"
 )
 
-// Limits every command must keep on hostile input (testdata/hostile).
+// Limits every command must keep on hostile input (testdata/hostile): 2 s
+// of CPU time (user + system: the work the input costs, which other tests
+// running on the same cores cannot inflate), 10 s of wall time (nothing
+// waits on a FIFO or a device), 1 GiB of memory.
 const (
-	hostileWall = 2 * time.Second
+	hostileCPU  = 2 * time.Second
+	hostileWall = 10 * time.Second
 	hostileRSS  = 1 << 30 // bytes
 )
 
@@ -208,9 +212,13 @@ func checkHostile(t *testing.T, bin, dir, secret, code string, args []string) {
 	if wall > hostileWall {
 		t.Errorf("%s: took %v, limit %v", label, wall, hostileWall)
 	}
+	if cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(); cpu > hostileCPU {
+		t.Errorf("%s: used %v of CPU, limit %v", label, cpu, hostileCPU)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss := int64(ru.Maxrss) * 1024
-		t.Logf("%s %s: %v, max RSS %d MiB", args[0], args[1], wall.Round(time.Millisecond), rss>>20)
+		t.Logf("%s %s: %v (CPU %v), max RSS %d MiB", args[0], args[1], wall.Round(time.Millisecond),
+			(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Round(time.Millisecond), rss>>20)
 		if rss > hostileRSS {
 			t.Errorf("%s: max RSS %d MiB, limit %d MiB", label, rss>>20, hostileRSS>>20)
 		}
