@@ -42,6 +42,9 @@ type Report struct {
 	Changed bool       `json:"changed"`
 	Summary *Summary   `json:"summary"`
 	Files   []FileDiff `json:"files"`
+	// Scripts are the change scripts of the targets that write them, when
+	// asked for (BuildScripts).
+	Scripts []Scripts `json:"scripts,omitempty"`
 
 	flows string // Mermaid picture of the changed flows (flows.go)
 }
@@ -351,6 +354,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fence := fenceFor(f.Unified)
 		fmt.Fprintf(&b, "\n### %s: `%s` (%s, +%d −%d)\n\n%sdiff\n%s%s\n", f.Target, cell(f.File), f.Status, f.Added, f.Removed, fence, f.Unified, fence)
 	}
+	writeScriptsMarkdown(&b, r.Scripts)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

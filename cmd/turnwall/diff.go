@@ -27,7 +27,7 @@ const exitChanges = 2
 
 func (a *app) diffCmd() *cobra.Command {
 	var f policyFlags
-	var target, base string
+	var target, base, script string
 	var params []string
 	reg := registry()
 	cmd := &cobra.Command{
@@ -96,6 +96,27 @@ versions differ.`,
 			if err != nil {
 				return err
 			}
+			if script != "" || f.format != "text" {
+				report.Scripts, err = diff.BuildScripts(oldSide, newSide, targets, func(b backends.Backend, side diff.Side) backends.Options {
+					o, _ := backends.DeviceOptions(side.Program, b, backends.Options{Params: byTarget[b.Name()]})
+					return o
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if script != "" {
+				var files []backends.File
+				for _, s := range report.Scripts {
+					files = append(files, s.Files()...)
+				}
+				if len(files) == 0 {
+					return diffUsage{fmt.Errorf("--script: no chosen target writes change scripts (those that do: panos, fortios, asa)")}
+				}
+				if err := a.writeOutputs(strings.TrimSuffix(script, "/")+"/", files); err != nil {
+					return err
+				}
+			}
 			switch f.format {
 			case "json":
 				err = report.WriteJSON(a.stdout)
@@ -117,6 +138,7 @@ versions differ.`,
 	cmd.Flags().StringVar(&f.format, "format", "text", "text, markdown or json")
 	cmd.Flags().StringVarP(&target, "target", "t", "all", "targets to compare, comma-separated, or all")
 	cmd.Flags().StringVar(&base, "base", "", "compare POLICY at this git revision with the working tree")
+	cmd.Flags().StringVar(&script, "script", "", "also write each vendor target's change scripts into this directory: implement-FILE (OLD to NEW), backout-FILE (NEW to OLD), install-FILE and remove-FILE (NEW's first install and full removal)")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "set a target parameter, TARGET.NAME=VALUE (repeatable)")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return diffUsage{err} })
 	return cmd
