@@ -114,6 +114,10 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 	checks := map[string][]ServerCheck{}
 	var calls []CallResult
 	var browsers map[string]*BrowserResult
+	if !opt.NoCalls && rep.Incomplete == "" && ctx.Err() != nil {
+		// Cut short right after the flow matrix: say what was not run.
+		rep.Incomplete = fmt.Sprintf("relays, ICE server checks and calls not run (%v)", ctx.Err())
+	}
 	if !opt.NoCalls && rep.Incomplete == "" && ctx.Err() == nil {
 		progress(fmt.Sprintf("starting relays (%s) and provider STUN/TURN services", opt.RelayServer))
 		svc, err := l.StartServices(ctx, ServiceOptions{Coturn: opt.RelayServer == "coturn"})
