@@ -76,6 +76,11 @@ type Rule struct {
 	Verdict  string // accept, drop, or "jump CHAIN"
 	Comment  string
 	IRRule   string // the IR rule this implements; empty for plumbing
+	// AddrsFirst is the match order of rulesets written by earlier
+	// versions (interfaces, addresses, then protocol and ports). Build
+	// never sets it; it marks such rules read back from the kernel, so that
+	// they differ from the current order and get replaced.
+	AddrsFirst bool
 }
 
 // Limits from nft and the kernel: object names up to 255 bytes (not starting
