@@ -290,7 +290,7 @@ func TestLargeSets(t *testing.T) {
 	rs2 := withPrefix(withPrefix(rs, "big_v4", "-20.0.0.8/32"), "big_v6", "2600:1::/64")
 	start = time.Now()
 	res = mustApply(t, ns, rs2)
-	t.Logf("delta: %v", time.Since(start))
+	t.Logf("delta: %v (read %v, send %v, verify %v)", time.Since(start), res.Read, res.Send, res.Verify)
 	if res.Plan.Action != Delta || res.Messages != 2 {
 		t.Fatalf("one-prefix changes: %s in %d messages", res.Plan.Action, res.Messages)
 	}
