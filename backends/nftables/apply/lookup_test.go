@@ -93,3 +93,31 @@ func TestLookupElements(t *testing.T) {
 		}
 	}
 }
+
+// TestAdjacent: elements whose key an interval of the other kind shares
+// (an end and the next start) are not checked by lookups.
+func TestAdjacent(t *testing.T) {
+	r := func(from, to string) netipx.IPRange {
+		return netipx.IPRangeFrom(netip.MustParseAddr(from), netip.MustParseAddr(to))
+	}
+	want := []netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.1.0", "10.0.1.255"), r("10.0.3.0", "10.0.3.255")}
+	el := func(a string, end bool) []element { return []element{{key: netip.MustParseAddr(a).AsSlice(), end: end}} }
+	for _, c := range []struct {
+		el   []element
+		want bool
+	}{
+		{el("10.0.1.0", true), true},   // the end of the first interval, the start of the second
+		{el("10.0.1.0", false), true},  // and the other way round
+		{el("10.0.0.0", false), false}, // a start alone
+		{el("10.0.2.0", true), false},  // an end alone
+		{el("10.0.3.0", false), false},
+		{el("10.0.4.0", true), false},
+	} {
+		if got := adjacent(want, nil, c.el); got != c.want {
+			t.Errorf("%v end=%v: adjacent %v, want %v", netip.AddrFrom4([4]byte(c.el[0].key)), c.el[0].end, got, c.want)
+		}
+		if got := adjacent(want, c.el, nil); got != c.want {
+			t.Errorf("deleting %v: adjacent %v, want %v", c.el[0].key, got, c.want)
+		}
+	}
+}
