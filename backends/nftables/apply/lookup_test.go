@@ -101,7 +101,9 @@ func TestAdjacent(t *testing.T) {
 		return netipx.IPRangeFrom(netip.MustParseAddr(from), netip.MustParseAddr(to))
 	}
 	want := []netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.1.0", "10.0.1.255"), r("10.0.3.0", "10.0.3.255")}
-	el := func(a string, end bool) []element { return []element{{key: netip.MustParseAddr(a).AsSlice(), end: end}} }
+	el := func(a string, end bool) []element {
+		return []element{{key: netip.MustParseAddr(a).AsSlice(), end: end}}
+	}
 	for _, c := range []struct {
 		el   []element
 		want bool
