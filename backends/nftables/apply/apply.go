@@ -198,8 +198,14 @@ var errUnchanged = errors.New("the table is unchanged")
 // ruleset generation moved by exactly one), the sets it did not touch are
 // as that read found them, so only the changed sets are checked: large ones
 // by looking up what changed (verifyDelta), others by reading them again.
-// Otherwise the whole table is read.
+// A replacement with huge sets is checked by verifyReplaced. Otherwise the
+// whole table is read.
 func verify(s *sock, live *Snapshot, p *Plan, b *batch, acked bool) (uint32, error) {
+	if p.Action != Delta && acked {
+		if gen, ok, err := verifyReplaced(s, live, p, b); ok || err != nil {
+			return gen, err
+		}
+	}
 	if p.Action == Delta {
 		g1, err := genID(s)
 		if err != nil {
@@ -259,6 +265,66 @@ func verify(s *sock, live *Snapshot, p *Plan, b *batch, acked bool) (uint32, err
 		return 0, err
 	}
 	return after.genID, nil
+}
+
+// verifyReplaced verifies a table replacement whose commit the kernel
+// acknowledged and which is the only change since the plan's read (the
+// generation moved by exactly one). The table is read back whole except the
+// elements of huge sets (see hugeSetElems) without adjacent intervals (which
+// the kernel's lookup cannot tell apart): the batch deleted the table
+// and created those sets in the same transaction, so each holds exactly the
+// elements the batch carries. The batch's own bytes are decoded and compared
+// with the elements meant, and every element is looked up in the kernel.
+// ok is false when this does not apply; the caller then reads everything.
+func verifyReplaced(s *sock, live *Snapshot, p *Plan, b *batch) (gen uint32, ok bool, err error) {
+	large := map[string]bool{}
+	for _, set := range p.want.Sets {
+		r := p.wantRanges[set.Name]
+		if !p.fqdn[set.Name] && 2*len(r) > hugeSetElems && !adjacentRanges(r) {
+			large[set.Name] = true
+		}
+	}
+	if len(large) == 0 {
+		return 0, false, nil
+	}
+	g1, err := genID(s)
+	if err != nil || g1 != nextGen(live.genID) {
+		return 0, false, err
+	}
+	after, err := readExcept(s, live.Table, large)
+	if err != nil {
+		return 0, true, err
+	}
+	if after.genID != g1 {
+		return 0, false, nil
+	}
+	for _, set := range p.want.Sets {
+		if !large[set.Name] {
+			continue
+		}
+		want, err := addrElements(set, p.wantRanges[set.Name])
+		if err != nil {
+			return 0, true, err
+		}
+		got, err := batchElements(b.msgs, unix.NFT_MSG_NEWSETELEM, set.Name)
+		if err != nil {
+			return 0, true, err
+		}
+		if err := sameElements(set.Name, got, want); err != nil {
+			return 0, true, err
+		}
+		if err := lookupElements(s, live.Table, set.Name, want); err != nil {
+			return 0, true, err
+		}
+		after.Ranges[set.Name] = p.wantRanges[set.Name]
+	}
+	if g2, err := genID(s); err != nil || g2 != g1 {
+		return 0, false, err
+	}
+	if err := p.matches(after); err != nil {
+		return 0, true, err
+	}
+	return g1, true, nil
 }
 
 // nextGen is the generation after one commit (the kernel skips zero).

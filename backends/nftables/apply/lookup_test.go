@@ -123,3 +123,15 @@ func TestAdjacent(t *testing.T) {
 		}
 	}
 }
+
+func TestAdjacentRanges(t *testing.T) {
+	r := func(from, to string) netipx.IPRange {
+		return netipx.IPRangeFrom(netip.MustParseAddr(from), netip.MustParseAddr(to))
+	}
+	if adjacentRanges([]netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.2.0", "10.0.2.255")}) {
+		t.Error("a gap counted as adjacent")
+	}
+	if !adjacentRanges([]netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.1.0", "10.0.1.255")}) {
+		t.Error("adjacent intervals not seen")
+	}
+}
