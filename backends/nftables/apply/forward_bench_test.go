@@ -336,6 +336,11 @@ func BenchmarkForward(b *testing.B) {
 		entries = append(entries, entry{name: strings.TrimPrefix(n, "policies-"), rs: all[n]})
 	}
 	entries = append(entries, entry{name: "100k-prefixes", rs: largePolicy(b)})
+	// The private-relay example in the structure of earlier versions, for a
+	// before/after comparison in the same run.
+	if rs, ok := all["policies-private-relay"]; ok {
+		entries = append(entries, entry{name: "private-relay-earlier", rs: earlierStructure(rs)})
+	}
 	// The baselines use the first example's addresses and interfaces.
 	base, err := allowedFlow(entries[0].rs)
 	if err != nil {
@@ -415,4 +420,31 @@ func BenchmarkForward(b *testing.B) {
 			b.ReportMetric(m, kind+"/"+name)
 		}
 	}
+}
+
+// earlierStructure is a ruleset in the chain structure of earlier versions:
+// each rule matches interfaces and addresses before protocol and ports, and
+// established packets are accepted in the policy chain, after the jump.
+func earlierStructure(rs *nftables.Ruleset) *nftables.Ruleset {
+	out := clone(rs)
+	var est []nftables.Rule
+	for ci := range out.Chains {
+		c := &out.Chains[ci]
+		kept := c.Rules[:0]
+		for _, r := range c.Rules {
+			if c.Hook != "" && len(r.CtState) > 0 {
+				est = append(est, r)
+				continue
+			}
+			r.AddrsFirst = r.Proto != ""
+			kept = append(kept, r)
+		}
+		c.Rules = kept
+	}
+	for ci := range out.Chains {
+		if out.Chains[ci].Hook == "" {
+			out.Chains[ci].Rules = append(append([]nftables.Rule(nil), est...), out.Chains[ci].Rules...)
+		}
+	}
+	return out
 }
