@@ -82,6 +82,11 @@ type Rule struct {
 	Verdict  string // accept, drop, or "jump CHAIN"
 	Comment  string
 	IRRule   string // the IR rule this implements; empty for plumbing
+	// AddrsFirst is the match order of rulesets written by earlier
+	// versions (interfaces, addresses, then protocol and ports). Build
+	// never sets it; it marks such rules read back from the kernel, so that
+	// they differ from the current order and get replaced.
+	AddrsFirst bool
 }
 
 // Limits from nft and the kernel: object names up to 255 bytes (not starting
@@ -165,14 +170,19 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 
 	policyChain := "policy_rules"
 	base := Chain{Name: "forward", Hook: "forward", Policy: "accept"}
+	// Replies and related flows are accepted first, in the base chain: most
+	// packets of a call are media of an established flow, and they leave
+	// after one conntrack test, before the interface lookups and the jump.
+	// The base chain's policy accepts what is out of scope anyway, so this
+	// decides exactly as the same rule at the top of the policy chain.
 	if len(allIfaces) > 0 {
 		base.Rules = []Rule{
+			{CtState: []string{"established", "related"}, Verdict: "accept", Comment: "replies and related flows of allowed connections"},
 			{IIF: allIfaces, Verdict: "jump " + policyChain, Comment: "traffic entering a policy zone"},
 			{OIF: allIfaces, Verdict: "jump " + policyChain, Comment: "traffic leaving through a policy zone"},
 		}
 	}
 	pc := Chain{Name: policyChain, Rules: []Rule{
-		{CtState: []string{"established", "related"}, Verdict: "accept", Comment: "replies and related flows of allowed connections"},
 		{CtState: []string{"invalid"}, Counter: true, Verdict: "drop", Comment: "packets no connection explains"},
 	}}
 	for _, r := range p.Rules {

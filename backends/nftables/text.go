@@ -61,9 +61,15 @@ func (rs *Ruleset) Text() []byte {
 	return buf.Bytes()
 }
 
-// Text renders one rule statement.
+// Text renders one rule statement. The protocol and ports come first, then
+// the interfaces, then the address sets: a packet of another protocol or port
+// leaves the rule after one or two comparisons instead of paying for the set
+// lookups (the order of a rule's matches never changes what it decides).
 func (r Rule) Text() string {
 	var parts []string
+	if !r.AddrsFirst {
+		parts = r.protoText(parts)
+	}
 	if len(r.IIF) > 0 {
 		parts = append(parts, "iifname "+quotedSet(r.IIF))
 	}
@@ -80,16 +86,8 @@ func (r Rule) Text() string {
 	if r.DstSet != "" {
 		parts = append(parts, addr+" daddr @"+r.DstSet)
 	}
-	if r.Proto != "" {
-		if len(r.SPorts) == 0 && len(r.DPorts) == 0 {
-			parts = append(parts, "meta l4proto "+string(r.Proto))
-		}
-		if len(r.SPorts) > 0 {
-			parts = append(parts, string(r.Proto)+" sport "+portSet(r.SPorts))
-		}
-		if len(r.DPorts) > 0 {
-			parts = append(parts, string(r.Proto)+" dport "+portSet(r.DPorts))
-		}
+	if r.AddrsFirst {
+		parts = r.protoText(parts)
 	}
 	if len(r.CtState) > 0 {
 		parts = append(parts, "ct state "+strings.Join(r.CtState, ","))
@@ -105,6 +103,22 @@ func (r Rule) Text() string {
 		parts = append(parts, fmt.Sprintf("comment %q", r.Comment))
 	}
 	return strings.Join(parts, " ")
+}
+
+func (r Rule) protoText(parts []string) []string {
+	if r.Proto == "" {
+		return parts
+	}
+	if len(r.SPorts) == 0 && len(r.DPorts) == 0 {
+		parts = append(parts, "meta l4proto "+string(r.Proto))
+	}
+	if len(r.SPorts) > 0 {
+		parts = append(parts, string(r.Proto)+" sport "+portSet(r.SPorts))
+	}
+	if len(r.DPorts) > 0 {
+		parts = append(parts, string(r.Proto)+" dport "+portSet(r.DPorts))
+	}
+	return parts
 }
 
 func quotedSet(names []string) string {

@@ -168,7 +168,7 @@ func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
 		}
 		res.Uncertain = err != nil
 		start = time.Now()
-		gen, verr := verify(s, live, plan)
+		gen, verr := verify(s, live, plan, b, err == nil)
 		res.Verify = time.Since(start)
 		if verr == nil {
 			res.Generation = gen
@@ -196,9 +196,16 @@ var errUnchanged = errors.New("the table is unchanged")
 // verify reads the table back after a batch and compares it with the plan.
 // For a delta whose commit is the only change since the plan's read (the
 // ruleset generation moved by exactly one), the sets it did not touch are
-// as that read found them, so only the changed sets are read again.
-// Otherwise the whole table is.
-func verify(s *sock, live *Snapshot, p *Plan) (uint32, error) {
+// as that read found them, so only the changed sets are checked: large ones
+// by looking up what changed (verifyDelta), others by reading them again.
+// A replacement with huge sets is checked by verifyReplaced. Otherwise the
+// whole table is read.
+func verify(s *sock, live *Snapshot, p *Plan, b *batch, acked bool) (uint32, error) {
+	if p.Action != Delta && acked {
+		if gen, ok, err := verifyReplaced(s, live, p, b); ok || err != nil {
+			return gen, err
+		}
+	}
 	if p.Action == Delta {
 		g1, err := genID(s)
 		if err != nil {
@@ -206,6 +213,19 @@ func verify(s *sock, live *Snapshot, p *Plan) (uint32, error) {
 		}
 		if g1 == live.genID {
 			return 0, errUnchanged
+		}
+		if g1 == nextGen(live.genID) && acked {
+			ok, err := verifyDelta(s, live, p, b)
+			if err != nil {
+				return 0, err
+			}
+			g2, err := genID(s)
+			if err != nil {
+				return 0, err
+			}
+			if ok && g2 == g1 {
+				return g1, nil
+			}
 		}
 		if g1 == nextGen(live.genID) {
 			var changed []liveSet
@@ -245,6 +265,66 @@ func verify(s *sock, live *Snapshot, p *Plan) (uint32, error) {
 		return 0, err
 	}
 	return after.genID, nil
+}
+
+// verifyReplaced verifies a table replacement whose commit the kernel
+// acknowledged and which is the only change since the plan's read (the
+// generation moved by exactly one). The table is read back whole except the
+// elements of huge sets (see hugeSetElems) without adjacent intervals (which
+// the kernel's lookup cannot tell apart): the batch deleted the table
+// and created those sets in the same transaction, so each holds exactly the
+// elements the batch carries. The batch's own bytes are decoded and compared
+// with the elements meant, and every element is looked up in the kernel.
+// ok is false when this does not apply; the caller then reads everything.
+func verifyReplaced(s *sock, live *Snapshot, p *Plan, b *batch) (gen uint32, ok bool, err error) {
+	large := map[string]bool{}
+	for _, set := range p.want.Sets {
+		r := p.wantRanges[set.Name]
+		if !p.fqdn[set.Name] && 2*len(r) > hugeSetElems && !adjacentRanges(r) {
+			large[set.Name] = true
+		}
+	}
+	if len(large) == 0 {
+		return 0, false, nil
+	}
+	g1, err := genID(s)
+	if err != nil || g1 != nextGen(live.genID) {
+		return 0, false, err
+	}
+	after, err := readExcept(s, live.Table, large)
+	if err != nil {
+		return 0, true, err
+	}
+	if after.genID != g1 {
+		return 0, false, nil
+	}
+	for _, set := range p.want.Sets {
+		if !large[set.Name] {
+			continue
+		}
+		want, err := addrElements(set, p.wantRanges[set.Name])
+		if err != nil {
+			return 0, true, err
+		}
+		got, err := batchElements(b.msgs, unix.NFT_MSG_NEWSETELEM, set.Name)
+		if err != nil {
+			return 0, true, err
+		}
+		if err := sameElements(set.Name, got, want); err != nil {
+			return 0, true, err
+		}
+		if err := lookupElements(s, live.Table, set.Name, want); err != nil {
+			return 0, true, err
+		}
+		after.Ranges[set.Name] = p.wantRanges[set.Name]
+	}
+	if g2, err := genID(s); err != nil || g2 != g1 {
+		return 0, false, err
+	}
+	if err := p.matches(after); err != nil {
+		return 0, true, err
+	}
+	return g1, true, nil
 }
 
 // nextGen is the generation after one commit (the kernel skips zero).

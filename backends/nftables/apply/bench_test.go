@@ -36,7 +36,9 @@ func largePolicy(b *testing.B) *nftables.Ruleset {
 func benchRulesets(b *testing.B) map[string]*nftables.Ruleset {
 	return map[string]*nftables.Ruleset{
 		"policy-100k-prefixes":  largePolicy(b),
+		"sets-1x100k-intervals": synthetic("turnwall", 100_000, 0, 0),
 		"sets-2x100k-intervals": synthetic("turnwall", 100_000, 100_000, 0),
+		"sets-4x100k-intervals": synthetic("turnwall", 200_000, 200_000, 0),
 	}
 }
 

@@ -334,79 +334,14 @@ func (e *encoder) addAnonSet(s anonSet) {
 func (e *encoder) ruleExprs(r nftables.Rule) ([]expr.Any, []anonSet, error) {
 	var out []expr.Any
 	var anons []anonSet
-	for _, m := range []struct {
-		key   expr.MetaKey
-		names []string
-	}{{expr.MetaKeyIIFNAME, r.IIF}, {expr.MetaKeyOIFNAME, r.OIF}} {
-		if len(m.names) == 0 {
-			continue
-		}
-		out = append(out, &expr.Meta{Key: m.key, Register: 1})
-		if len(m.names) == 1 {
-			data, err := ifnameData(m.names[0], true)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data})
-			continue
-		}
-		s := anonSet{id: e.nextSetID(), keyType: typeIfname, keyLen: ifnameLen, size: uint32(len(m.names))}
-		s.udata = userdata.AppendUint32(nil, udataKeyByteOrder, byteOrderHost)
-		s.udata = userdata.Append(s.udata, udataKeyTypeof, typeofMeta(uint32(m.key)))
-		for _, n := range m.names {
-			data, err := ifnameData(n, false)
-			if err != nil {
-				return nil, nil, err
-			}
-			s.elems = append(s.elems, element{key: data})
-		}
-		anons = append(anons, s)
-		out = append(out, &expr.Lookup{SourceRegister: 1, SetName: "__set%d", SetID: s.id})
+	var err error
+	steps := []func(nftables.Rule, []expr.Any, *[]anonSet) ([]expr.Any, error){e.protoExprs, e.ifaceExprs, e.addrExprs}
+	if r.AddrsFirst {
+		steps = []func(nftables.Rule, []expr.Any, *[]anonSet) ([]expr.Any, error){e.ifaceExprs, e.addrExprs, e.protoExprs}
 	}
-	if r.SrcSet != "" || r.DstSet != "" {
-		nfproto, offSrc, offDst, l := byte(unix.NFPROTO_IPV4), uint32(12), uint32(16), uint32(4)
-		switch r.Family {
-		case 4:
-		case 6:
-			nfproto, offSrc, offDst, l = unix.NFPROTO_IPV6, 8, 24, 16
-		default:
-			return nil, nil, fmt.Errorf("address match without family 4 or 6")
-		}
-		out = append(out, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}})
-		for _, m := range []struct {
-			set string
-			off uint32
-		}{{r.SrcSet, offSrc}, {r.DstSet, offDst}} {
-			if m.set == "" {
-				continue
-			}
-			out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: m.off, Len: l},
-				&expr.Lookup{SourceRegister: 1, SetName: m.set, SetID: e.ids[m.set]})
-		}
-	}
-	if r.Proto != "" {
-		num, ok := protos[r.Proto]
-		if !ok {
-			return nil, nil, fmt.Errorf("unknown protocol %q", r.Proto)
-		}
-		out = append(out, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{num}})
-		for _, m := range []struct {
-			ports []ir.PortRange
-			off   uint32
-			field uint32
-		}{{r.SPorts, 0, fieldSport}, {r.DPorts, 2, fieldDport}} {
-			if len(m.ports) == 0 {
-				continue
-			}
-			out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: m.off, Len: 2})
-			x, s, err := e.portMatch(r.Proto, m.field, m.ports)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, x...)
-			if s != nil {
-				anons = append(anons, *s)
-			}
+	for _, step := range steps {
+		if out, err = step(r, out, &anons); err != nil {
+			return nil, nil, err
 		}
 	}
 	if len(r.CtState) > 0 {
@@ -438,6 +373,95 @@ func (e *encoder) ruleExprs(r nftables.Rule) ([]expr.Any, []anonSet, error) {
 		return nil, nil, err
 	}
 	return append(out, v), anons, nil
+}
+
+// ifaceExprs, addrExprs and protoExprs append the interface, address and
+// protocol/port matches of a rule.
+func (e *encoder) ifaceExprs(r nftables.Rule, out []expr.Any, anons *[]anonSet) ([]expr.Any, error) {
+	for _, m := range []struct {
+		key   expr.MetaKey
+		names []string
+	}{{expr.MetaKeyIIFNAME, r.IIF}, {expr.MetaKeyOIFNAME, r.OIF}} {
+		if len(m.names) == 0 {
+			continue
+		}
+		out = append(out, &expr.Meta{Key: m.key, Register: 1})
+		if len(m.names) == 1 {
+			data, err := ifnameData(m.names[0], true)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data})
+			continue
+		}
+		s := anonSet{id: e.nextSetID(), keyType: typeIfname, keyLen: ifnameLen, size: uint32(len(m.names))}
+		s.udata = userdata.AppendUint32(nil, udataKeyByteOrder, byteOrderHost)
+		s.udata = userdata.Append(s.udata, udataKeyTypeof, typeofMeta(uint32(m.key)))
+		for _, n := range m.names {
+			data, err := ifnameData(n, false)
+			if err != nil {
+				return nil, err
+			}
+			s.elems = append(s.elems, element{key: data})
+		}
+		*anons = append(*anons, s)
+		out = append(out, &expr.Lookup{SourceRegister: 1, SetName: "__set%d", SetID: s.id})
+	}
+	return out, nil
+}
+
+func (e *encoder) addrExprs(r nftables.Rule, out []expr.Any, anons *[]anonSet) ([]expr.Any, error) {
+	if r.SrcSet != "" || r.DstSet != "" {
+		nfproto, offSrc, offDst, l := byte(unix.NFPROTO_IPV4), uint32(12), uint32(16), uint32(4)
+		switch r.Family {
+		case 4:
+		case 6:
+			nfproto, offSrc, offDst, l = unix.NFPROTO_IPV6, 8, 24, 16
+		default:
+			return nil, fmt.Errorf("address match without family 4 or 6")
+		}
+		out = append(out, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}})
+		for _, m := range []struct {
+			set string
+			off uint32
+		}{{r.SrcSet, offSrc}, {r.DstSet, offDst}} {
+			if m.set == "" {
+				continue
+			}
+			out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: m.off, Len: l},
+				&expr.Lookup{SourceRegister: 1, SetName: m.set, SetID: e.ids[m.set]})
+		}
+	}
+	return out, nil
+}
+
+func (e *encoder) protoExprs(r nftables.Rule, out []expr.Any, anons *[]anonSet) ([]expr.Any, error) {
+	if r.Proto != "" {
+		num, ok := protos[r.Proto]
+		if !ok {
+			return nil, fmt.Errorf("unknown protocol %q", r.Proto)
+		}
+		out = append(out, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{num}})
+		for _, m := range []struct {
+			ports []ir.PortRange
+			off   uint32
+			field uint32
+		}{{r.SPorts, 0, fieldSport}, {r.DPorts, 2, fieldDport}} {
+			if len(m.ports) == 0 {
+				continue
+			}
+			out = append(out, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: m.off, Len: 2})
+			x, s, err := e.portMatch(r.Proto, m.field, m.ports)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x...)
+			if s != nil {
+				*anons = append(*anons, *s)
+			}
+		}
+	}
+	return out, nil
 }
 
 // portMatch is `cmp eq` for one port, `cmp gte` + `cmp lte` for one range,

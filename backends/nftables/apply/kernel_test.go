@@ -290,7 +290,7 @@ func TestLargeSets(t *testing.T) {
 	rs2 := withPrefix(withPrefix(rs, "big_v4", "-20.0.0.8/32"), "big_v6", "2600:1::/64")
 	start = time.Now()
 	res = mustApply(t, ns, rs2)
-	t.Logf("delta: %v", time.Since(start))
+	t.Logf("delta: %v (read %v, send %v, verify %v)", time.Since(start), res.Read, res.Send, res.Verify)
 	if res.Plan.Action != Delta || res.Messages != 2 {
 		t.Fatalf("one-prefix changes: %s in %d messages", res.Plan.Action, res.Messages)
 	}
@@ -446,5 +446,54 @@ func TestResolverSets(t *testing.T) {
 	res = mustApply(t, ns, withPrefix(without(a, "sip-trunk"), "provider.genesys_v4", "203.0.113.64/26"))
 	if res.Plan.Action != Delta || resolved() != 2 {
 		t.Fatalf("delta: %s, %d resolved addresses kept", res.Plan.Action, resolved())
+	}
+}
+
+// TestEarlierMatchOrder: a table written by an earlier version (interfaces
+// and address sets before the protocol and ports) reads back as such, and
+// applying the policy replaces it with the current order.
+func TestEarlierMatchOrder(t *testing.T) {
+	needKernel(t)
+	rs := caseRuleset(t, "policies-private-relay")
+	old := clone(rs)
+	legacy := 0
+	for ci := range old.Chains {
+		for ri := range old.Chains[ci].Rules {
+			r := &old.Chains[ci].Rules[ri]
+			if r.Proto != "" {
+				r.AddrsFirst = true
+				legacy++
+			}
+		}
+	}
+	if legacy == 0 {
+		t.Fatal("no rule matches a protocol")
+	}
+	ns, fresh := newNS(t, "legacy"), newNS(t, "fresh")
+	target := Target{Table: rs.Table, NetNS: ns.Name}
+	nftFile(t, ns, old.Text())
+	snap, err := Read(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, c := range snap.Ruleset.Chains {
+		for _, r := range c.Rules {
+			if r.AddrsFirst {
+				got++
+			}
+		}
+	}
+	if got != legacy {
+		t.Fatalf("read back %d rules in the earlier order, want %d", got, legacy)
+	}
+	res := mustApply(t, ns, rs)
+	if res.Plan.Action != Replace {
+		t.Fatalf("apply over the earlier order: %s, want replace", res.Plan.Action)
+	}
+	nftFile(t, fresh, rs.Text())
+	sameListing(t, "replaced and fresh load", listing(t, fresh, rs.Table), listing(t, ns, rs.Table))
+	if again := mustApply(t, ns, rs); again.Plan.Action != NoChange {
+		t.Fatalf("re-apply: %s", again.Plan.Action)
 	}
 }

@@ -168,9 +168,12 @@ func normalize(x expr.Any) expr.Any {
 	return x
 }
 
-// match reads the expressions in the order the encoder writes them.
+// match reads the expressions in the order the encoder writes them. A
+// protocol matched after the interfaces or addresses is the order of earlier
+// versions (Rule.AddrsFirst).
 func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error {
 	i := 0
+	before := false // an interface or address match came first
 	peek := func() expr.Any {
 		if i < len(ex) {
 			return ex[i]
@@ -194,6 +197,7 @@ func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error
 			}
 			switch x.Key {
 			case expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME:
+				before = true
 				names, err := d.ifnames(peek())
 				if err != nil {
 					return err
@@ -205,6 +209,7 @@ func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error
 					r.OIF = names
 				}
 			case expr.MetaKeyNFPROTO:
+				before = true
 				data, err := cmp(expr.CmpOpEq, 1)
 				if err != nil {
 					return err
@@ -242,6 +247,7 @@ func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error
 					}
 				}
 			case expr.MetaKeyL4PROTO:
+				r.AddrsFirst = before
 				data, err := cmp(expr.CmpOpEq, 1)
 				if err != nil {
 					return err

@@ -52,14 +52,18 @@ func (e *NotOwnedError) Error() string {
 
 // read reads the table consistently: the ruleset generation must be the same
 // before and after, or the read is repeated.
-func read(s *sock, table string) (*Snapshot, error) {
+func read(s *sock, table string) (*Snapshot, error) { return readExcept(s, table, nil) }
+
+// readExcept reads the table without the elements of the sets in skip (their
+// declarations are read; their ranges are left empty).
+func readExcept(s *sock, table string, skip map[string]bool) (*Snapshot, error) {
 	var lastErr error
 	for attempt := 0; attempt < 8; attempt++ {
 		g1, err := genID(s)
 		if err != nil {
 			return nil, err
 		}
-		snap, err := readOnce(s, table)
+		snap, err := readOnce(s, table, skip)
 		if errors.Is(err, errInterrupted) {
 			lastErr = err
 			continue
@@ -124,7 +128,7 @@ func dump(s *sock, nftMsg int, body []byte) ([][]byte, error) {
 	return out, nil
 }
 
-func readOnce(s *sock, table string) (*Snapshot, error) {
+func readOnce(s *sock, table string, skip map[string]bool) (*Snapshot, error) {
 	snap := &Snapshot{Table: table}
 	var ta attrs
 	ta.str(unix.NFTA_TABLE_NAME, table)
@@ -211,7 +215,9 @@ func readOnce(s *sock, table string) (*Snapshot, error) {
 		default:
 			return nil, notOwned("set %s of type %d", ls.name, ls.keyType)
 		}
-		named = append(named, ls)
+		if !skip[ls.name] {
+			named = append(named, ls)
+		}
 		snap.Ruleset.Sets = append(snap.Ruleset.Sets, set)
 	}
 	results, err := readAddrSets(s, table, named)

@@ -1,0 +1,137 @@
+package apply
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"go4.org/netipx"
+	"golang.org/x/sys/unix"
+
+	"github.com/turnwall/turnwall/backends/nftables"
+)
+
+func setRanges(t testing.TB, s nftables.Set) []netipx.IPRange {
+	t.Helper()
+	r, err := prefixRanges(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestBatchElements: the elements decoded from a batch's bytes are those
+// encoded, over many messages, and a changed byte is found.
+func TestBatchElements(t *testing.T) {
+	rs := synthetic("turnwall", 20_000, 5_000, 0)
+	b := newBatch(&sock{fd: -1})
+	e := newEncoder(b, rs.Table)
+	ranges := map[string][]netipx.IPRange{}
+	for _, s := range rs.Sets {
+		ranges[s.Name] = setRanges(t, s)
+	}
+	if err := e.replace(rs, ranges); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rs.Sets {
+		want, err := addrElements(s, ranges[s.Name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := batchElements(b.msgs, unix.NFT_MSG_NEWSETELEM, s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameElements(s.Name, got, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := addrElements(rs.Sets[2], ranges["big_v4"])
+	got, _ := batchElements(b.msgs, unix.NFT_MSG_NEWSETELEM, "big_v4")
+	got[1234].key = netip.MustParseAddr("20.0.99.99").AsSlice()
+	if err := sameElements("big_v4", got, want); err == nil || !strings.Contains(err.Error(), "element 1235") {
+		t.Fatalf("a changed element: %v", err)
+	}
+	if err := sameElements("big_v4", got[1:], want); err == nil {
+		t.Fatal("a missing element went unnoticed")
+	}
+}
+
+// TestLookupElements: lookups find every element of a large set the kernel
+// holds, and notice one element taken away (or left in) behind turnwall's
+// back.
+func TestLookupElements(t *testing.T) {
+	needKernel(t)
+	ns := newNS(t, "lookup")
+	rs := synthetic("turnwall", 10_000, 10_000, 0)
+	mustApply(t, ns, rs)
+	s, err := Target{Table: rs.Table, NetNS: ns.Name}.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	for _, set := range rs.Sets[2:] {
+		elems, err := addrElements(set, setRanges(t, set))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lookupElements(s, rs.Table, set.Name, elems); err != nil {
+			t.Fatalf("%s: %v", set.Name, err)
+		}
+		if err := lookupAbsent(s, rs.Table, set.Name, elems[5000:5001]); err == nil {
+			t.Fatalf("%s: a present element looked absent", set.Name)
+		}
+		gone := set.Prefixes[2500]
+		nft(t, ns, "delete", "element", "inet", rs.Table, set.Name, fmt.Sprintf("{ %s }", gone))
+		if err := lookupElements(s, rs.Table, set.Name, elems); err == nil {
+			t.Fatalf("%s: deleting %v went unnoticed", set.Name, gone)
+		}
+		start, _ := addrElements(set, []netipx.IPRange{netipx.RangeOfPrefix(gone)})
+		if err := lookupAbsent(s, rs.Table, set.Name, start[1:]); err != nil {
+			t.Fatalf("%s: %v", set.Name, err)
+		}
+	}
+}
+
+// TestAdjacent: elements whose key an interval of the other kind shares
+// (an end and the next start) are not checked by lookups.
+func TestAdjacent(t *testing.T) {
+	r := func(from, to string) netipx.IPRange {
+		return netipx.IPRangeFrom(netip.MustParseAddr(from), netip.MustParseAddr(to))
+	}
+	want := []netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.1.0", "10.0.1.255"), r("10.0.3.0", "10.0.3.255")}
+	el := func(a string, end bool) []element {
+		return []element{{key: netip.MustParseAddr(a).AsSlice(), end: end}}
+	}
+	for _, c := range []struct {
+		el   []element
+		want bool
+	}{
+		{el("10.0.1.0", true), true},   // the end of the first interval, the start of the second
+		{el("10.0.1.0", false), true},  // and the other way round
+		{el("10.0.0.0", false), false}, // a start alone
+		{el("10.0.2.0", true), false},  // an end alone
+		{el("10.0.3.0", false), false},
+		{el("10.0.4.0", true), false},
+	} {
+		if got := adjacent(want, nil, c.el); got != c.want {
+			t.Errorf("%v end=%v: adjacent %v, want %v", netip.AddrFrom4([4]byte(c.el[0].key)), c.el[0].end, got, c.want)
+		}
+		if got := adjacent(want, c.el, nil); got != c.want {
+			t.Errorf("deleting %v: adjacent %v, want %v", c.el[0].key, got, c.want)
+		}
+	}
+}
+
+func TestAdjacentRanges(t *testing.T) {
+	r := func(from, to string) netipx.IPRange {
+		return netipx.IPRangeFrom(netip.MustParseAddr(from), netip.MustParseAddr(to))
+	}
+	if adjacentRanges([]netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.2.0", "10.0.2.255")}) {
+		t.Error("a gap counted as adjacent")
+	}
+	if !adjacentRanges([]netipx.IPRange{r("10.0.0.0", "10.0.0.255"), r("10.0.1.0", "10.0.1.255")}) {
+		t.Error("adjacent intervals not seen")
+	}
+}
