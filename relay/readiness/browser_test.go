@@ -73,10 +73,8 @@ func needChromium(t *testing.T) string {
 
 func needChromiumOnly(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	if p := readiness.Chromium(); p != "" {
+		return p
 	}
 	if os.Getenv("CI") == "true" {
 		t.Fatal("chromium (Debian package chromium) is missing; make deps installs it")
@@ -189,12 +187,9 @@ func (l *browserLab) run(timeout time.Duration) (readiness.Record, time.Duration
 	profile := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.agent.Name, l.chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-		"--ignore-certificate-errors-spki-list="+spki(t, &trustedKey.PublicKey),
-		"--user-data-dir="+profile, l.url+"?auto=1")
+	args := append([]string{"netns", "exec", l.agent.Name, l.chromium}, readiness.HeadlessArgs(profile)...)
+	args = append(args, "--ignore-certificate-errors-spki-list="+spki(t, &trustedKey.PublicKey), l.url+"?auto=1")
+	cmd := exec.CommandContext(ctx, "ip", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out strings.Builder
@@ -284,9 +279,9 @@ func (l *browserLab) screenshot(file, url, size string) {
 	abs, _ := filepath.Abs(file)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.dmz.Name, l.chromium, "--headless", "--no-sandbox", "--disable-gpu",
-		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-		"--user-data-dir="+t.TempDir(), "--window-size="+size, "--virtual-time-budget=3000", "--screenshot="+abs, url).CombinedOutput()
+	args := append([]string{"netns", "exec", l.dmz.Name, l.chromium}, readiness.HeadlessArgs(t.TempDir())...)
+	args = append(args, "--window-size="+size, "--virtual-time-budget=3000", "--screenshot="+abs, url)
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("screenshot of %s: %v\n%s", url, err, out)
 	}

@@ -373,9 +373,8 @@ func TestDashboardInChromium(t *testing.T) {
 	chromium := needChromiumOnly(t)
 	ts, _ := testServer(t, readiness.Options{})
 	postHostile(t, ts.URL)
-	out, err := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=5000", "--dump-dom", ts.URL+"/dashboard").Output()
+	args := append(readiness.HeadlessArgs(t.TempDir()), "--virtual-time-budget=5000", "--dump-dom", ts.URL+"/dashboard")
+	out, err := exec.Command(chromium, args...).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,10 +69,8 @@ const (
 // Chromium returns the path of Debian's chromium, or an error saying how to
 // get it.
 func Chromium() (string, error) {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
+	if p := readiness.Chromium(); p != "" {
+		return p, nil
 	}
 	return "", errors.New("--agent chromium needs Chromium (Debian package chromium; make deps installs it)")
 }
@@ -209,9 +207,7 @@ func (l *Lab) browser(ctx context.Context, chromium string, svc *Services, h *Ho
 	defer os.RemoveAll(profile)
 	bctx, cancel := context.WithTimeout(ctx, browserTimeout)
 	defer cancel()
-	args := []string{"netns", "exec", h.NS.Name, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--user-data-dir=" + profile}
+	args := append([]string{"netns", "exec", h.NS.Name, chromium}, readiness.HeadlessArgs(profile)...)
 	if sp := svc.ca.spkis(); len(sp) > 0 {
 		args = append(args, "--ignore-certificate-errors-spki-list="+strings.Join(sp, ","))
 	}

@@ -2,7 +2,6 @@ package verify_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 func needChromium(t *testing.T) {
 	t.Helper()
 	nstest.NeedKernel(t, "ip", "nft")
-	if _, err := exec.LookPath("chromium"); err != nil {
+	if readiness.Chromium() == "" {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("chromium (Debian package chromium) is missing; make deps installs it")
 		}
