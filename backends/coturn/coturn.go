@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -231,6 +232,26 @@ func relayConf(p *ir.Program, r ir.Relay, opts backends.Options) ([]byte, error)
 		w.Line("server-name=%s", fqdn)
 	}
 	w.Line("use-auth-secret")
+	if r.Store != "" {
+		line, err := userDB(r.Store)
+		if err != nil {
+			return nil, err
+		}
+		w.Line("# The pool's shared store, in coturn's own schema: secrets and users are")
+		w.Line("# read from it. Its password is not in the policy: add password=... inside")
+		w.Line("# the quotes on the relay host (this file is then secret).")
+		w.Line("%s", line)
+	}
+	if len(r.Alternates) > 0 {
+		w.Line("# The pool's other nodes: Allocate gets 300 Try Alternate to one of them")
+		w.Line("# when this node is over its quota.")
+		for _, alt := range r.Alternates {
+			w.Line("alternate-server=%s", alt)
+			if len(r.Listen.TLS) > 0 {
+				w.Line("tls-alternate-server=%s", netip.AddrPortFrom(alt.Addr(), r.Listen.TLS[0]))
+			}
+		}
+	}
 	w.Line("fingerprint")
 	w.Line("stale-nonce=600")
 	w.Line("")
@@ -331,4 +352,43 @@ func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint
 		add("listen", "listeners coturn cannot serve", listenError(r.Listen))
 	}
 	return out
+}
+
+// userDB renders a relay's store URL as coturn's redis-userdb or
+// psql-userdb line, without a password (the policy never holds one).
+func userDB(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("store %q is not a URL with a host", raw)
+	}
+	host, err := value("store", u.Hostname())
+	if err != nil {
+		return "", err
+	}
+	port := u.Port()
+	db := strings.TrimPrefix(u.Path, "/")
+	for _, part := range []string{port, db, u.User.Username()} {
+		if _, err := value("store", part); (err != nil && part != "") || strings.ContainsAny(part, "\"\\") {
+			return "", fmt.Errorf("store %q cannot be written to turnserver.conf", raw)
+		}
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		if port == "" {
+			port = "6379"
+		}
+		if db == "" {
+			db = "0"
+		}
+		return fmt.Sprintf("redis-userdb=\"ip=%s port=%s dbname=%s connect_timeout=30\"", host, port, db), nil
+	default:
+		if port == "" {
+			port = "5432"
+		}
+		line := fmt.Sprintf("psql-userdb=\"host=%s port=%s dbname=%s", host, port, db)
+		if user := u.User.Username(); user != "" {
+			line += " user=" + user
+		}
+		return line + " connect_timeout=30\"", nil
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -314,11 +316,53 @@ func (e *evaluator) relay(b *load.Block) *Relay {
 			r.CertError = err.Error()
 		}
 	}
+	if s, rng, ok := e.str(b, "store"); ok {
+		if why := storeURLProblem(s); why != "" {
+			shown := "this URL"
+			if u, err := url.Parse(s); err == nil {
+				shown = strconv.Quote(u.Redacted())
+			}
+			e.diags = append(e.diags, diag.Errorf(diag.InvalidValue, rng, "Invalid store", "store %s: %s.", shown, why))
+		} else {
+			r.Store = s
+		}
+	}
+	for _, el := range e.elems(b, "alternates") {
+		if s, ok := e.elemString(el, "alternate server"); ok {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil || ap.Port() == 0 {
+				e.diags = append(e.diags, diag.Errorf(diag.InvalidValue, el.rng, "Invalid alternate server",
+					"%q is not ADDRESS:PORT (192.0.2.11:3478, [2001:db8::11]:3478): another node of this relay's pool.", s))
+				continue
+			}
+			r.Alternates = append(r.Alternates, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+	}
 	if (r.TLSCert == "") != (r.TLSKey == "") && !e.unknown(b, "tls_cert") && !e.unknown(b, "tls_key") {
 		e.diags = append(e.diags, diag.Errorf(diag.MissingValue, b.DeclRange, "Certificate and key go together",
 			"Relay %q sets only one of tls_cert and tls_key. Set both.", b.Name))
 	}
 	return r
+}
+
+// storeURLProblem says what is wrong with a relay's store URL, or "": a
+// redis:// or postgres:// URL with a host, and no password: secrets never
+// come from the policy (the relay reads it from --store-password-file).
+func storeURLProblem(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "postgres" && u.Scheme != "postgresql":
+		return "use redis://HOST:PORT/DB or postgres://USER@HOST:PORT/DATABASE"
+	case u.Host == "":
+		return "the URL names no host"
+	case u.User != nil:
+		if _, has := u.User.Password(); has {
+			return "a password in the policy would be in git and in every generated file: remove it and give it to the relay with --store-password-file"
+		}
+	}
+	return ""
 }
 
 func (e *evaluator) listen(b *load.Block) Ports {

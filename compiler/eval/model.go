@@ -114,6 +114,11 @@ type Relay struct {
 	// What reading the certificate found; CertError says why it could not be checked.
 	CertSelfSigned bool
 	CertError      string
+	// Store is the fleet's credential store (redis:// or postgres://, never
+	// with a password); Alternates are the other nodes of the pool, as
+	// ADDRESS:PORT, for Try-Alternate.
+	Store      string
+	Alternates []netip.AddrPort
 }
 
 // Platform holds a CCaaS platform's WebRTC settings.

@@ -269,6 +269,11 @@ type Relay struct {
 	TCPRelay   bool      `json:"tcp_relay"`
 	LabOnly    bool      `json:"lab_only"`
 	Origin     Origin    `json:"origin"`
+	// Store is the pool's shared credential store URL (no password).
+	Store string `json:"store,omitempty"`
+	// Alternates are the pool's other nodes (ADDRESS:PORT) for 300 Try
+	// Alternate.
+	Alternates []netip.AddrPort `json:"alternates,omitempty"`
 }
 
 // Listen holds a relay's listener ports per transport.

@@ -64,7 +64,7 @@ var blockSchemas = map[string]*hcl.BodySchema{
 			{Name: "zone", Required: true}, {Name: "addresses", Required: true}, {Name: "fqdn"},
 			{Name: "realm", Required: true}, {Name: "relay_ports"}, {Name: "description"},
 			{Name: "clients"}, {Name: "peers"}, {Name: "tcp_relay"}, {Name: "lab_only"},
-			{Name: "tls_cert"}, {Name: "tls_key"},
+			{Name: "tls_cert"}, {Name: "tls_key"}, {Name: "store"}, {Name: "alternates"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "listen"}},
 	},

@@ -6,6 +6,7 @@ import (
 
 	"go4.org/netipx"
 
+	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/eval"
 	"github.com/turnwall/turnwall/compiler/ir"
 )
@@ -214,11 +215,22 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 		Listen:     ir.Listen{UDP: singles(r.Listen.UDP), TCP: singles(r.Listen.TCP), TLS: singles(r.Listen.TLS)},
 		TLS:        ir.TLS{Cert: r.TLSCert, Key: r.TLSKey, SelfSigned: r.CertSelfSigned, CertError: r.CertError},
 		Peers:      peers, Clients: clientNames, TCPRelay: r.TCPRelay, LabOnly: r.LabOnly, Origin: origin,
+		Store: r.Store, Alternates: r.Alternates,
 	}
 	if info.Clients == nil {
 		info.Clients = []string{}
 	}
 	sort.Strings(info.Clients)
+	// The firewall rules open the relay's addresses only: every node a
+	// client may be sent to must be one of them.
+	if rs := l.setByName[relaySet]; rs != nil {
+		for _, alt := range r.Alternates {
+			if !rs.IPSet().Contains(alt.Addr()) {
+				l.diags = append(l.diags, diag.Errorf(diag.InvalidValue, r.AttrRanges["alternates"], "Alternate server outside the relay's addresses",
+					"Relay %q sends clients to %s, which is not one of its addresses: the firewall rules open only those, so the redirected client would be dropped. Add %s to addresses (every node of the pool).", r.Name, alt, alt.Addr()))
+			}
+		}
+	}
 	l.prog.Relays = append(l.prog.Relays, info)
 	return out, peerSets
 }
