@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,10 @@ import (
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/relay/readiness"
 )
+
+// defaultReadinessDB is where results are kept by default (state that
+// survives a reboot: /var/lib, as the Filesystem Hierarchy Standard says).
+const defaultReadinessDB = "/var/lib/turnwall/readiness.db"
 
 func (a *app) readinessCmd() *cobra.Command {
 	var f policyFlags
@@ -121,17 +126,29 @@ Exit status: 0 stopped by a signal, 1 policy errors or the server failed, 2 usag
 					codes[string(c)] = true
 				}
 			}
-			var store readiness.Store = readiness.NewMemStore(0)
-			if dbPath == "" {
-				dbPath = os.Getenv("TURNWALL_READINESS_DB")
+			if err := readiness.NeedsSecret(readiness.Plan(prog), secrets); err != nil {
+				return err
 			}
-			if strings.HasPrefix(dbPath, "postgres://") || strings.HasPrefix(dbPath, "postgresql://") {
+			var store readiness.Store = readiness.NewMemStore(0)
+			if !cmd.Flags().Changed("db") {
+				if env := os.Getenv("TURNWALL_READINESS_DB"); env != "" {
+					dbPath = env
+				}
+			}
+			if dbPath == defaultReadinessDB {
+				if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
+					return fmt.Errorf("%v: give --db FILE (or --db :memory:)", err)
+				}
+			}
+			switch {
+			case dbPath == ":memory:":
+			case strings.HasPrefix(dbPath, "postgres://") || strings.HasPrefix(dbPath, "postgresql://"):
 				ps, err := readiness.OpenPG(cmd.Context(), dbPath, 0)
 				if err != nil {
 					return err
 				}
 				store = ps
-			} else if dbPath != "" {
+			default:
 				bs, err := readiness.OpenBolt(dbPath, 0)
 				if err != nil {
 					return err
@@ -186,7 +203,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the server failed, 2 usag
 	cmd.Flags().StringVar(&certFile, "cert", "", "TLS certificate (PEM) for HTTPS")
 	cmd.Flags().StringVar(&keyFile, "key", "", "TLS private key (PEM)")
 	cmd.Flags().BoolVar(&insecure, "insecure-http", false, "serve plain HTTP (loopback addresses only)")
-	cmd.Flags().StringVar(&dbPath, "db", "", "result store: a file (bbolt), or a postgres:// URL (better given as $TURNWALL_READINESS_DB, to keep its password out of the process list); in memory when empty")
+	cmd.Flags().StringVar(&dbPath, "db", defaultReadinessDB, "result store: a file (bbolt, kept across restarts), a postgres:// URL (better given as $TURNWALL_READINESS_DB, to keep its password out of the process list), or :memory:")
 	cmd.Flags().StringVar(&adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
 	cmd.Flags().StringArrayVar(&mediaAddrs, "media-address", nil, "address of this server's media peer for test calls (repeatable; default: every non-loopback address)")
 	cmd.Flags().StringVar(&mediaPorts, "media-ports", "", "UDP port range of the media peer, FIRST-LAST")

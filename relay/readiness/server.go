@@ -147,9 +147,9 @@ func New(opt Options) (*Server, error) {
 	}
 	for _, t := range s.targets {
 		s.byID[t.ID] = t
-		if t.Relay != "" && t.Username == "" && len(opt.Secrets) == 0 {
-			return nil, fmt.Errorf("readiness: relay %q needs a TURN REST shared secret (--secret-file) so the server can mint test credentials", t.Relay)
-		}
+	}
+	if err := NeedsSecret(s.targets, opt.Secrets); err != nil {
+		return nil, err
 	}
 	var err error
 	if s.api, err = newMediaAPI(opt.Media); err != nil {
@@ -160,6 +160,17 @@ func New(opt Options) (*Server, error) {
 	}
 	s.routes()
 	return s, nil
+}
+
+// NeedsSecret says whether targets include a relay the server must mint
+// credentials for while no secret is given.
+func NeedsSecret(targets []Target, secrets []string) error {
+	for _, t := range targets {
+		if t.Relay != "" && t.Username == "" && len(secrets) == 0 {
+			return fmt.Errorf("readiness: relay %q needs a TURN REST shared secret (--secret-file) so the server can mint test credentials", t.Relay)
+		}
+	}
+	return nil
 }
 
 // Targets returns what the server tests.
