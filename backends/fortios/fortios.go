@@ -68,7 +68,8 @@ func (Backend) Formats() []string { return []string{"cli"} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{paramPolicyIDs, paramWorkspace, paramSSLProfile}
+	return []backends.Param{paramPolicyIDs, paramWorkspace, paramSSLProfile,
+		paramInterfaces, paramPosition, paramDefaultRule}
 }
 
 // Emit implements backends.Backend.
@@ -99,6 +100,7 @@ type settings struct {
 	firstID, lastID uint64
 	workspace       bool
 	sslProfile      string
+	place           placement
 }
 
 // FortiOS policy ids: "policyid ... range[0-4294967294]", 0 meaning "next
@@ -132,7 +134,7 @@ func parseSettings(opts backends.Options) (settings, error) {
 	if !profileName.MatchString(s.sslProfile) {
 		return s, fmt.Errorf("ssl-ssh-profile %q is not a profile name (letters, digits, '.', '_', '-', at most 47 characters)", s.sslProfile)
 	}
-	return s, nil
+	return s, parsePlacement(opts, &s)
 }
 
 // Check implements backends.Checker: zones need FortiOS interfaces of their
@@ -140,18 +142,18 @@ func parseSettings(opts backends.Options) (settings, error) {
 // range. A bad parameter is left to Emit, which
 // reports it as a usage error.
 func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
-	out := zoneConstraints(p)
 	s, err := parseSettings(opts)
 	if err != nil {
-		return out
+		return zoneConstraints(p, nil)
 	}
+	out := append(zoneConstraints(p, s.place.ifmap), placementConstraints(p, s)...)
 	size := s.lastID - s.firstID + 1
 	if uint64(len(p.Rules))+1 <= size {
 		return out
 	}
-	// The first rule without an id; the default policy takes the last one.
+	// The first rule without an id; the last id stays for the default policy.
 	r := p.Rules[size-1]
 	return append(out, backends.Constraint{At: r.Origin.Source, Summary: "policy ids exhausted",
-		Detail: fmt.Sprintf("The policy needs %d policy ids (%d rules and the default policy) but FortiOS policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
+		Detail: fmt.Sprintf("The policy needs %d policy ids (%d rules and the default policy's) but FortiOS policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
 			len(p.Rules)+1, len(p.Rules), s.firstID, s.lastID, size, r.Name)})
 }

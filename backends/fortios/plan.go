@@ -80,10 +80,7 @@ var fqdnName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 
 func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	out := &plan{s: s}
-	zoneIfs := map[string][]string{}
-	for _, z := range p.Zones {
-		zoneIfs[z.Name] = z.Interfaces
-	}
+	zoneIfs := s.zoneInterfaces(p)
 
 	// Names. v4 and v6 objects live in separate FortiOS tables; their names
 	// differ anyway ("tw-" and "tw6-") so that a reader of the policy list
@@ -197,12 +194,14 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		out.svcGroups = append(out.svcGroups, g)
 	}
 
-	// Policies: rule i takes firstID+i, the default takes lastID (Check
-	// made sure the range holds them all).
+	// Policies: each rule takes an id from its name (allocateIDs), the
+	// default, when emitted, takes lastID (Check made sure the range holds
+	// them all).
 	// A rule called "default" would clean to tw-default, which is reserved.
 	// Policy names must be unique, so a repeated rule name gets a key of its
 	// own (with '#', which the namer replaces and hashes).
 	usedKeys := map[string]bool{}
+	names := make([]string, len(p.Rules))
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		key := r.Name
@@ -210,16 +209,23 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			key = fmt.Sprintf("%s#%d", r.Name, n)
 		}
 		usedKeys[key] = true
+		names[i] = pol.name("rule", key)
+	}
+	ids := allocateIDs(names, s.firstID, s.lastID)
+	for i := range p.Rules {
+		r := &p.Rules[i]
 		pp, err := rulePolicy(p, r, zoneIfs, grp4, grp6, svcGroup)
 		if err != nil {
 			return nil, err
 		}
-		pp.id = s.firstID + uint64(i)
-		pp.name = pol.name("rule", key)
+		pp.id, pp.name = ids[names[i]], names[i]
 		if r.Action == ir.Allow && (r.Purpose == ir.PurposeTURNTLS || r.Purpose == ir.PurposeSignalling) {
 			pp.sslProfile = s.sslProfile
 		}
 		out.policies = append(out.policies, pp)
+	}
+	if !s.place.defaultRule {
+		return out, nil
 	}
 	def, err := defaultPolicy(p, s)
 	if err != nil {
@@ -232,15 +238,24 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 // zoneConstraints: every zone needs interfaces FortiOS can name, and no
 // interface may be in two zones: FortiOS matches a policy on the interface a
 // packet uses, so two zones sharing one could not be told apart.
-func zoneConstraints(p *ir.Program) []backends.Constraint {
+func zoneConstraints(p *ir.Program, ifmap map[string][]string) []backends.Constraint {
 	var out []backends.Constraint
 	zoneOf := map[string]string{}
 	for _, z := range p.Zones {
-		if len(z.Interfaces) == 0 {
+		ifs := z.Interfaces
+		if ifmap != nil {
+			// The interfaces map gives the box's names (placementConstraints
+			// reports a zone it lacks).
+			var ok bool
+			if ifs, ok = ifmap[z.Name]; !ok {
+				continue
+			}
+		}
+		if len(ifs) == 0 {
 			out = append(out, backends.Constraint{At: z.Source, Summary: "zone without interfaces",
 				Detail: fmt.Sprintf("Zone %q has no interface; a FortiOS policy matches interfaces. Give the zone its interfaces.", z.Name)})
 		}
-		for _, name := range z.Interfaces {
+		for _, name := range ifs {
 			if !interfaceName.MatchString(name) || strings.EqualFold(name, anyInterface) {
 				out = append(out, backends.Constraint{At: z.Source, Summary: "interface name",
 					Detail: fmt.Sprintf("Zone %q: %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\").", z.Name, name)})

@@ -73,6 +73,9 @@ func (pl *plan) write(out io.Writer) error {
 	// New policies land at the bottom of the list; `move` pins the IR order
 	// without renumbering (policy ids never change)
 	// (https://community.fortinet.com/t5/FortiGate/Technical-Tip-Using-the-CLI-to-change-the-order-of-the-IPV4/ta-p/197353).
+	if pl.s.place.position != "bottom" && len(pl.policies) > 0 {
+		w.Line("    move %d %s %d", pl.policies[0].id, pl.s.place.position, pl.s.place.anchor)
+	}
 	for i := 1; i < len(pl.policies); i++ {
 		w.Line("    move %d after %d", pl.policies[i].id, pl.policies[i-1].id)
 	}
