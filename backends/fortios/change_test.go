@@ -1,0 +1,378 @@
+package fortios
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/backendtest"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+var _ backends.BoxModel = (*Box)(nil)
+
+// foreignConfig is a box's own configuration: its addresses, groups and
+// services, an intrazone policy above turnwall's block (1), a guest block
+// (2), and below where the block goes (position=before:3) web browsing and
+// DNS for everyone (3, 4) and a log-all deny (5). Its policies use the
+// policy zones' interfaces, so that they see the same packets as turnwall's.
+func foreignConfig(p *ir.Program) []byte {
+	var ifs []string
+	for _, z := range p.Zones {
+		ifs = append(ifs, z.Interfaces...)
+	}
+	all := quoteAll(ifs)
+	first := quote(p.Zones[0].Interfaces[0])
+	return []byte(`config firewall address
+    edit "guest-net"
+        set subnet 172.31.0.0 255.255.0.0
+    next
+    edit "crm"
+        set subnet 198.18.0.0 255.254.0.0
+    next
+end
+config firewall addrgrp
+    edit "corp-apps"
+        set member "crm"
+    next
+end
+config firewall service custom
+    edit "crm-tcp"
+        set tcp-portrange 8443
+    next
+end
+config firewall policy
+    edit 1
+        set name "intrazone"
+        set srcintf ` + first + `
+        set dstintf ` + first + `
+        set srcaddr "all"
+        set dstaddr "all"
+        set action accept
+        set schedule "always"
+        set service "ALL"
+    next
+    edit 2
+        set name "guest-block"
+        set srcintf "any"
+        set dstintf "any"
+        set srcaddr "guest-net"
+        set dstaddr "all"
+        set action deny
+        set schedule "always"
+        set service "ALL"
+    next
+    edit 3
+        set name "crm"
+        set srcintf ` + all + `
+        set dstintf ` + all + `
+        set srcaddr "all"
+        set dstaddr "corp-apps"
+        set action accept
+        set schedule "always"
+        set service "crm-tcp" "HTTPS"
+    next
+    edit 4
+        set name "dns"
+        set srcintf ` + all + `
+        set dstintf ` + all + `
+        set srcaddr "all"
+        set dstaddr "all"
+        set action accept
+        set schedule "always"
+        set service "DNS"
+    next
+    edit 5
+        set name "deny-log"
+        set srcintf "any"
+        set dstintf "any"
+        set srcaddr "all"
+        set dstaddr "all"
+        set srcaddr6 "all"
+        set dstaddr6 "all"
+        set action deny
+        set schedule "always"
+        set service "ALL"
+        set logtraffic all
+    next
+end
+`)
+}
+
+var changeOpts = backends.Options{Params: map[string]string{"position": "before:3"}}
+
+func zonesOf(p ...*ir.Program) map[string][]string {
+	out := map[string][]string{}
+	for _, q := range p {
+		if q == nil {
+			continue
+		}
+		for _, z := range q.Zones {
+			out[z.Name] = z.Interfaces
+		}
+	}
+	return out
+}
+
+// change runs Change and returns the script.
+func change(t *testing.T, old, new *ir.Program, opts backends.Options) []byte {
+	t.Helper()
+	files, err := Backend{}.Change(old, new, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Backend{}.Change(old, new, opts)
+	if len(files) != 1 || files[0].Name != changeFile || string(again[0].Data) != string(files[0].Data) {
+		t.Fatal("Change is not deterministic or gave unexpected files")
+	}
+	return files[0].Data
+}
+
+// running is a box with its own configuration and turnwall's part of p
+// (installed with Change(nil, p)).
+func running(t *testing.T, base, p *ir.Program, zones map[string][]string, opts backends.Options) *Box {
+	t.Helper()
+	box, err := NewBox(foreignConfig(base), 10000, 10999, zones, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != nil {
+		if err := box.Apply(change(t, nil, p, opts), nil); err != nil {
+			t.Fatalf("first install: %v", err)
+		}
+	}
+	return box
+}
+
+type proofStats struct {
+	pairs, tx, steps, checks int
+	lines                    []int
+}
+
+// proveChange: running(old)+Change(old,new) = running(new) in what turnwall
+// owns, the box's own configuration untouched, and at every step no packet
+// that both versions decide alike decided otherwise.
+func proveChange(t *testing.T, old, new *ir.Program, st *proofStats) {
+	t.Helper()
+	base := old
+	if base == nil {
+		base = new
+	}
+	zones := zonesOf(old, new)
+	script := change(t, old, new, changeOpts)
+	box := running(t, base, old, zones, changeOpts)
+	want := running(t, base, new, zones, changeOpts)
+	foreign := box.Foreign()
+	before, after := box.Config(), want.Config()
+	var pkts []ir.Packet
+	for _, p := range []*ir.Program{old, new} {
+		if p != nil {
+			pkts = append(pkts, backendtest.Packets(p, 7, 150)...)
+		}
+	}
+	type agreed struct {
+		pkt    ir.Packet
+		action ir.Action
+	}
+	var same []agreed
+	for _, p := range pkts {
+		if a, b := before.Decide(p), after.Decide(p); a.Action == b.Action {
+			same = append(same, agreed{p, a.Action})
+		}
+	}
+	steps := 0
+	err := box.Apply(script, func(c backends.Config) {
+		steps++
+		for _, s := range same {
+			if got := c.Decide(s.pkt).Action; got != s.action {
+				t.Errorf("step %d: %v: %s, both versions say %s\n%s", steps, s.pkt, got, s.action, script)
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("applying the script: %v\n%s", err, script)
+	}
+	if got, w := box.Owned(), want.Owned(); got != w {
+		t.Fatalf("running(old)+script differs from running(new):\n--- got\n%s\n--- want\n%s\n--- script\n%s", got, w, script)
+	}
+	if box.Foreign() != foreign {
+		t.Fatalf("the box's own configuration changed:\n%s", script)
+	}
+	st.pairs++
+	st.steps += steps
+	st.checks += steps * len(same)
+	st.lines = append(st.lines, backendtest.CountLines(script))
+	if strings.HasPrefix(string(script), "execute config-transaction start") {
+		st.tx++
+	}
+}
+
+// TestChangeExamples: for every example, the first install, the full
+// removal, and the change to and from each mutated version.
+func TestChangeExamples(t *testing.T) {
+	var st proofStats
+	for _, c := range backendtest.Cases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			proveChange(t, nil, c.Program, &st)
+			proveChange(t, c.Program, nil, &st)
+			// running(new) decides as the IR where no box policy above the
+			// block decides first: here, on a box of its own.
+			box, err := NewBox(nil, 10000, 10999, zonesOf(c.Program), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := box.Apply(change(t, nil, c.Program, backends.Options{}), nil); err != nil {
+				t.Fatal(err)
+			}
+			backendtest.CheckEquivalent(t, c.Program, box.Config(), backendtest.EquivOptions{CheckSource: true}, 2000)
+		})
+	}
+	t.Logf("%d scripts proved, %d steps, %d packet checks, %d in a transaction", st.pairs, st.steps, st.checks, st.tx)
+}
+
+// TestChangeRandomPairs: 200+ pairs of mutated example policies (fixed
+// seed): implementation and backout scripts proved both ways.
+func TestChangeRandomPairs(t *testing.T) {
+	cases := backendtest.Cases(t)
+	rng := rand.New(rand.NewPCG(17, 2026))
+	var st proofStats
+	n := 0
+	for n < 220 {
+		c := cases[n%len(cases)]
+		old := mutate(c.Program, rng, rng.IntN(3))
+		new := mutate(old, rng, 1+rng.IntN(3))
+		name := fmt.Sprintf("%s-%d", c.Name, n)
+		t.Run(name, func(t *testing.T) {
+			proveChange(t, old, new, &st)
+			proveChange(t, new, old, &st)
+		})
+		n++
+		if t.Failed() {
+			break
+		}
+	}
+	hist := map[string]int{}
+	maxLines := 0
+	for _, l := range st.lines {
+		maxLines = max(maxLines, l)
+		switch {
+		case l <= 10:
+			hist["<=10"]++
+		case l <= 50:
+			hist["11-50"]++
+		default:
+			hist[">50"]++
+		}
+	}
+	t.Logf("%d pairs, %d scripts proved (implementation and backout), %d steps, %d packet checks, %d in a transaction; script lines %v, longest %d",
+		n, st.pairs, st.steps, st.checks, st.tx, hist, maxLines)
+}
+
+// clone deep-copies a program.
+func clone(p *ir.Program) *ir.Program {
+	data, err := json.Marshal(p)
+	if err != nil {
+		panic(err)
+	}
+	var q ir.Program
+	if err := json.Unmarshal(data, &q); err != nil {
+		panic(err)
+	}
+	q.Index()
+	return &q
+}
+
+// mutate applies k random edits: ranges added to and removed from address
+// sets, rules added, removed, swapped and their action flipped, ports added.
+func mutate(p *ir.Program, rng *rand.Rand, k int) *ir.Program {
+	q := clone(p)
+	for i := 0; i < k; i++ {
+		switch rng.IntN(7) {
+		case 0, 1: // add a range
+			s := &q.AddressSets[rng.IntN(len(q.AddressSets))]
+			if rng.IntN(4) == 0 {
+				s.V6 = append(s.V6, netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(rng.IntN(256)), byte(rng.IntN(256))}), 48))
+			} else {
+				s.V4 = append(s.V4, netip.PrefixFrom(netip.AddrFrom4([4]byte{100, byte(64 + rng.IntN(64)), byte(rng.IntN(256)), 0}), 24))
+			}
+		case 2: // remove a range
+			s := &q.AddressSets[rng.IntN(len(q.AddressSets))]
+			if len(s.V4) > 0 {
+				j := rng.IntN(len(s.V4))
+				s.V4 = append(s.V4[:j:j], s.V4[j+1:]...)
+			}
+		case 3: // add a rule
+			if len(q.Rules) == 0 {
+				continue
+			}
+			r := q.Rules[rng.IntN(len(q.Rules))]
+			r.Name = fmt.Sprintf("added-%d", rng.IntN(1000))
+			if rng.IntN(2) == 0 {
+				r.Action = flip(r.Action)
+			}
+			r.Origin.Source.Line = 900 + rng.IntN(99)
+			j := rng.IntN(len(q.Rules) + 1)
+			taken := false
+			for _, x := range q.Rules {
+				taken = taken || x.Name == r.Name
+			}
+			if taken {
+				continue
+			}
+			q.Rules = append(q.Rules[:j:j], append([]ir.Rule{r}, q.Rules[j:]...)...)
+		case 4: // remove a rule
+			if len(q.Rules) > 1 {
+				j := rng.IntN(len(q.Rules))
+				q.Rules = append(q.Rules[:j:j], q.Rules[j+1:]...)
+			}
+		case 5: // swap two rules, or flip one's action
+			if len(q.Rules) > 1 {
+				a, b := rng.IntN(len(q.Rules)), rng.IntN(len(q.Rules))
+				if rng.IntN(2) == 0 {
+					q.Rules[a], q.Rules[b] = q.Rules[b], q.Rules[a]
+				} else {
+					q.Rules[a].Action = flip(q.Rules[a].Action)
+				}
+			}
+		case 6: // a port added to a service
+			s := &q.Services[rng.IntN(len(q.Services))]
+			if len(s.Entries) > 0 {
+				e := &s.Entries[rng.IntN(len(s.Entries))]
+				if len(e.Ports) > 0 {
+					port := uint16(20000 + rng.IntN(10000))
+					e.Ports = append(e.Ports, ir.PortRange{First: port, Last: port})
+				}
+			}
+		}
+	}
+	for i := range q.AddressSets {
+		q.AddressSets[i].V4 = dedupe(q.AddressSets[i].V4)
+		q.AddressSets[i].V6 = dedupe(q.AddressSets[i].V6)
+	}
+	q.Index()
+	return q
+}
+
+func flip(a ir.Action) ir.Action {
+	if a == ir.Allow {
+		return ir.Deny
+	}
+	return ir.Allow
+}
+
+func dedupe(ps []netip.Prefix) []netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
