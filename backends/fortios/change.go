@@ -65,7 +65,8 @@ func (pl *plan) state() boxState {
 			st.tables[tblAddr][a.name] = fields{"type": {"fqdn"}, "fqdn": {a.fqdn}}
 		} else {
 			mask := net.IP(net.CIDRMask(a.prefix.Bits(), 32)).String()
-			st.tables[tblAddr][a.name] = fields{"type": {"ipmask"}, "subnet": {a.prefix.Addr().String(), mask}}
+			// type ipmask is the default.
+			st.tables[tblAddr][a.name] = fields{"subnet": {a.prefix.Addr().String(), mask}}
 		}
 	}
 	for _, a := range pl.addr6 {

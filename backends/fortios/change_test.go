@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/backendtest"
+	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/testkit"
 )
 
 var _ backends.BoxModel = (*Box)(nil)
@@ -174,6 +178,7 @@ func proveChange(t *testing.T, old, new *ir.Program, st *proofStats) {
 			pkts = append(pkts, backendtest.Packets(p, 7, 150)...)
 		}
 	}
+	pkts = append(pkts, foreignPackets(base)...)
 	type agreed struct {
 		pkt    ir.Packet
 		action ir.Action
@@ -372,6 +377,132 @@ func dedupe(ps []netip.Prefix) []netip.Prefix {
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// largeProgram compiles testkit.LargePolicy(n).
+func largeProgram(t testing.TB, n int) *ir.Program {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "large.hcl")
+	if err := os.WriteFile(path, testkit.LargePolicy(n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := compiler.Compile(path, compiler.Options{})
+	if res.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	return res.Program
+}
+
+// TestOnePrefixChange: one range added to (and removed from) a provider of
+// 10,000 ranges is a script of two commands (the address object's subnet and
+// the group's append member; unselect member and delete), with no
+// transaction, proved on the box model.
+func TestOnePrefixChange(t *testing.T) {
+	old := largeProgram(t, 10_000)
+	new := clone(old)
+	big := 0
+	for i := range new.AddressSets {
+		if len(new.AddressSets[i].V4) > len(new.AddressSets[big].V4) {
+			big = i
+		}
+	}
+	new.AddressSets[big].V4 = append(new.AddressSets[big].V4, netip.MustParsePrefix("100.100.100.0/24"))
+	new.Index()
+	for _, pair := range [][2]*ir.Program{{old, new}, {new, old}} {
+		script := change(t, pair[0], pair[1], backends.Options{})
+		var commands []string
+		for _, l := range strings.Split(strings.TrimSpace(string(script)), "\n") {
+			w := strings.Fields(l)
+			if w[0] != "config" && w[0] != "edit" && w[0] != "next" && w[0] != "end" {
+				commands = append(commands, strings.TrimSpace(l))
+			}
+		}
+		t.Logf("%d lines, %d commands:\n%s", backendtest.CountLines(script), len(commands), script)
+		if len(commands) > 3 || strings.Contains(string(script), "config-transaction") {
+			t.Errorf("a one-prefix change gave %d commands:\n%s", len(commands), script)
+		}
+		var st proofStats
+		proveChange(t, pair[0], pair[1], &st)
+	}
+}
+
+// TestChangeBadInput: a bad parameter or a zone the interfaces map lacks is
+// an error before any script; a position naming no policy on the box is
+// refused when the script is applied, with the line.
+func TestChangeBadInput(t *testing.T) {
+	p := smallProgram()
+	for params, want := range map[string]string{
+		"position=before:abc":                      "not a policy id",
+		"position=middle":                          "expected bottom",
+		"position=after:10005":                     "in turnwall's policy-ids",
+		"default-rule=maybe":                       "expected none or emit",
+		"interfaces=agents=port2":                  "zone \"internet\"",
+		"interfaces=agents":                        "ZONE=NAME",
+		"interfaces=agents=a b,internet=wan1":      "not a FortiOS interface",
+		"interfaces=agents=p1,internet=wan1,dmz=x": "unknown zone in the interfaces map",
+	} {
+		k, v, _ := strings.Cut(params, "=")
+		opts := backends.Options{Params: map[string]string{k: v}}
+		if _, err := (Backend{}).Change(nil, p, opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Change gave %v, want %q", params, err, want)
+		}
+		if _, err := (Backend{}).Emit(p, opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Emit gave %v, want %q", params, err, want)
+		}
+	}
+	cs := Backend{}.Check(p, backends.Options{Params: map[string]string{"interfaces": "agents=port2"}})
+	if len(cs) != 1 || cs[0].At.Line != 10 {
+		t.Errorf("constraints %v, want one at the rule using the unmapped zone (line 10)", cs)
+	}
+	script := change(t, nil, p, backends.Options{Params: map[string]string{"position": "before:77"}})
+	box, _ := NewBox(foreignConfig(p), 10000, 10999, zonesOf(p), nil)
+	if err := box.Apply(script, nil); err == nil || !strings.Contains(err.Error(), "no such policy") || !strings.Contains(err.Error(), "line ") {
+		t.Errorf("a position naming no policy: %v", err)
+	}
+	// A script that edits the box's own entries is refused by the model.
+	if err := box.Apply([]byte("config firewall policy\n    edit 3\n        set action deny\n    next\nend\n"), nil); err == nil || !strings.Contains(err.Error(), "does not own") {
+		t.Errorf("editing a foreign policy: %v", err)
+	}
+}
+
+// TestInterfacesMap: with the map, policies use the box's names.
+func TestInterfacesMap(t *testing.T) {
+	p := smallProgram()
+	opts := backends.Options{Params: map[string]string{"interfaces": "agents=agents-zone,internet=wan1+wan2"}}
+	script := string(change(t, nil, p, opts))
+	if !strings.Contains(script, `set srcintf "agents-zone"`) || !strings.Contains(script, `set dstintf "wan1" "wan2"`) {
+		t.Errorf("interfaces map not used:\n%s", script)
+	}
+	box, _ := NewBox(nil, 10000, 10999, map[string][]string{"agents": {"agents-zone"}, "internet": {"wan1", "wan2"}}, nil)
+	if err := box.Apply([]byte(script), nil); err != nil {
+		t.Fatal(err)
+	}
+	backendtest.CheckEquivalent(t, p, box.Config(), backendtest.EquivOptions{CheckSource: true}, 500)
+}
+
+// foreignPackets are flows the box's own policies decide: guests, the CRM,
+// DNS, intrazone traffic.
+func foreignPackets(p *ir.Program) []ir.Packet {
+	var out []ir.Packet
+	for _, from := range p.Zones {
+		for _, to := range p.Zones {
+			for _, tc := range []struct {
+				src, dst string
+				proto    ir.Proto
+				port     uint16
+			}{
+				{"172.31.4.4", "192.0.2.1", ir.TCP, 443},
+				{"10.9.9.9", "198.18.1.1", ir.TCP, 8443},
+				{"10.9.9.9", "198.19.1.1", ir.TCP, 443},
+				{"10.9.9.9", "9.9.9.9", ir.UDP, 53},
+				{"10.9.9.9", "9.9.9.9", ir.TCP, 22},
+			} {
+				out = append(out, ir.Packet{FromZone: from.Name, ToZone: to.Name, Src: netip.MustParseAddr(tc.src),
+					Dst: netip.MustParseAddr(tc.dst), Proto: tc.proto, SrcPort: 40000, DstPort: tc.port})
+			}
 		}
 	}
 	return out

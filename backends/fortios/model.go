@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -67,6 +68,7 @@ func NewBox(foreign []byte, first, last uint64, zones map[string][]string, feeds
 // Apply implements backends.BoxModel.
 func (b *Box) Apply(commands []byte, step func(backends.Config)) error {
 	b.pending = step
+	b.table, b.work, b.tx = "", nil, false // a new session
 	for i, raw := range strings.Split(string(commands), "\n") {
 		b.line = i + 1
 		w, err := splitCLI(raw)
@@ -451,7 +453,7 @@ func (c *boxConfig) addrIn(v string, names []string, a netip.Addr, host string, 
 				}
 			case v == "4":
 				if s := e["subnet"]; len(s) == 2 {
-					if pr, err := parseSubnet(s[0], s[1]); err == nil && pr.Contains(a) {
+					if pr, ok := subnetOf(s[0], s[1]); ok && pr.Contains(a) {
 						return true
 					}
 				}
@@ -477,6 +479,24 @@ func (c *boxConfig) addrIn(v string, names []string, a netip.Addr, host string, 
 		}
 	}
 	return false
+}
+
+// subnets caches parsed "ADDRESS MASK" pairs: a box with tens of
+// thousands of addresses decides many packets.
+var subnets sync.Map
+
+func subnetOf(addr, mask string) (netip.Prefix, bool) {
+	k := addr + " " + mask
+	if v, ok := subnets.Load(k); ok {
+		pr := v.(netip.Prefix)
+		return pr, pr.IsValid()
+	}
+	pr, err := parseSubnet(addr, mask)
+	if err != nil {
+		pr = netip.Prefix{}
+	}
+	subnets.Store(k, pr)
+	return pr, pr.IsValid()
 }
 
 var builtinServices = map[string][]string{
