@@ -88,6 +88,9 @@ func (pl *plan) state() boxState {
 	groups(tblGroup, pl.groups4)
 	groups(tblGroup6, pl.groups6)
 	groups(tblSvcGroup, pl.svcGroups)
+	for _, fd := range pl.feeds {
+		st.tables[tblFeed][fd.name] = fields{"type": {"address"}, "resource": {fd.url}, "refresh-rate": {strconv.Itoa(pl.s.feeds.refresh)}}
+	}
 	for _, c := range pl.customs {
 		st.tables[tblCustom][c.name] = fields{"protocol": {"TCP/UDP/SCTP"}, string(c.proto) + "-portrange": c.items}
 	}
@@ -138,6 +141,7 @@ func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.F
 		return nil, err
 	}
 	var states [2]boxState
+	var feeds []backends.File
 	for i, p := range []*ir.Program{old, new} {
 		if p == nil {
 			states[i] = (&plan{}).state()
@@ -151,9 +155,12 @@ func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.F
 			return nil, err
 		}
 		states[i] = pl.state()
+		if i == 1 {
+			feeds = feedFiles(pl.feeds)
+		}
 	}
 	sc := changeScript(states[0], states[1], s)
-	return []backends.File{{Name: changeFile, Data: sc}}, nil
+	return append([]backends.File{{Name: changeFile, Data: sc}}, feeds...), nil
 }
 
 // op is one statement in a table's config block.

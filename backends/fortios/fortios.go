@@ -69,7 +69,8 @@ func (Backend) Formats() []string { return []string{"cli"} }
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
 	return []backends.Param{paramPolicyIDs, paramWorkspace, paramSSLProfile,
-		paramInterfaces, paramPosition, paramDefaultRule}
+		paramInterfaces, paramPosition, paramDefaultRule, paramModel, paramLimits,
+		paramFeedAbove, paramFeedURL, paramFeedRefresh}
 }
 
 // Emit implements backends.Backend.
@@ -92,7 +93,7 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err := plan.write(&buf); err != nil {
 		return nil, err
 	}
-	return []backends.File{{Name: fileName, Data: buf.Bytes()}}, nil
+	return append([]backends.File{{Name: fileName, Data: buf.Bytes()}}, feedFiles(plan.feeds)...), nil
 }
 
 // settings are the parsed target parameters.
@@ -101,6 +102,8 @@ type settings struct {
 	workspace       bool
 	sslProfile      string
 	place           placement
+	feeds           feedSettings
+	limits          *limits
 }
 
 // FortiOS policy ids: "policyid ... range[0-4294967294]", 0 meaning "next
@@ -134,7 +137,15 @@ func parseSettings(opts backends.Options) (settings, error) {
 	if !profileName.MatchString(s.sslProfile) {
 		return s, fmt.Errorf("ssl-ssh-profile %q is not a profile name (letters, digits, '.', '_', '-', at most 47 characters)", s.sslProfile)
 	}
-	return s, parsePlacement(opts, &s)
+	if err := parsePlacement(opts, &s); err != nil {
+		return s, err
+	}
+	if err := parseFeeds(opts, &s); err != nil {
+		return s, err
+	}
+	var err error
+	s.limits, err = parseLimits(opts)
+	return s, err
 }
 
 // Check implements backends.Checker: zones need FortiOS interfaces of their
@@ -149,6 +160,11 @@ func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint
 	out := append(zoneConstraints(p, s.place.ifmap), placementConstraints(p, s)...)
 	size := s.lastID - s.firstID + 1
 	if uint64(len(p.Rules))+1 <= size {
+		if s.limits != nil && len(out) == 0 {
+			if pl, err := buildPlan(p, s); err == nil {
+				out = append(out, limitConstraints(p, pl, s.limits)...)
+			}
+		}
 		return out
 	}
 	// The first rule without an id; the last id stays for the default policy.

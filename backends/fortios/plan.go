@@ -20,6 +20,7 @@ type plan struct {
 	groups6   []group   // config firewall addrgrp6
 	customs   []custom  // config firewall service custom
 	svcGroups []group   // config firewall service group
+	feeds     []feed    // config system external-resource (feeds.go)
 	policies  []policy  // config firewall policy, rules then the default
 }
 
@@ -33,6 +34,7 @@ type group struct {
 	name    string
 	members []string
 	comment string
+	set     string // the IR set of an address group
 }
 
 type custom struct {
@@ -98,6 +100,22 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	fqdns := map[string]bool{}
 	for i := range p.AddressSets {
 		set := &p.AddressSets[i]
+		if s.feeds.isFeed(set) {
+			for _, fam := range []struct {
+				v4  bool
+				ns  *namespace
+				grp map[string]string
+			}{{true, v4, grp4}, {false, v6, grp6}} {
+				prs := aggregated(set, fam.v4)
+				if len(prs) == 0 {
+					continue
+				}
+				name := fam.ns.name("feed", set.Name)
+				out.feeds = append(out.feeds, feed{name: name, set: set.Name, file: name + ".txt", url: s.feeds.url + name + ".txt", prefixes: prs})
+				fam.grp[set.Name] = name
+			}
+			continue
+		}
 		for _, f := range set.FQDNs {
 			if !fqdnName.MatchString(f) {
 				return nil, fmt.Errorf("address set %q (%s): %q is not a host name FortiOS can resolve", set.Name, set.Origin.Source, f)
@@ -113,11 +131,11 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		comment := cliText(fmt.Sprintf("turnwall %s %s (%s)", set.Origin.Kind, set.Origin.Name, set.Origin.Source), groupCommentMax)
 		if len(set.V4) > 0 || len(set.FQDNs) > 0 {
 			grp4[set.Name] = v4.name("group", set.Name)
-			out.groups4 = append(out.groups4, group{name: grp4[set.Name], comment: comment})
+			out.groups4 = append(out.groups4, group{name: grp4[set.Name], comment: comment, set: set.Name})
 		}
 		if len(set.V6) > 0 || len(set.FQDNs) > 0 {
 			grp6[set.Name] = v6.name("group", set.Name)
-			out.groups6 = append(out.groups6, group{name: grp6[set.Name], comment: comment})
+			out.groups6 = append(out.groups6, group{name: grp6[set.Name], comment: comment, set: set.Name})
 		}
 	}
 	name4, name6 := map[netip.Prefix]string{}, map[netip.Prefix]string{}
@@ -140,6 +158,9 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	g4, g6 := 0, 0
 	for i := range p.AddressSets {
 		set := &p.AddressSets[i]
+		if s.feeds.isFeed(set) {
+			continue
+		}
 		if grp4[set.Name] != "" {
 			for _, pr := range set.V4 {
 				out.groups4[g4].members = append(out.groups4[g4].members, name4[pr.Masked()])

@@ -65,6 +65,17 @@ func (pl *plan) write(out io.Writer) error {
 		w.Line("end")
 	}
 	writeGroups(w, "config firewall service group", pl.svcGroups)
+	if len(pl.feeds) > 0 {
+		w.Line("config system external-resource")
+		for _, f := range pl.feeds {
+			w.Line("    edit %s", quote(f.name))
+			w.Line("        set type address")
+			w.Line("        set resource %s", quote(f.url))
+			w.Line("        set refresh-rate %d", pl.s.feeds.refresh)
+			w.Line("    next")
+		}
+		w.Line("end")
+	}
 
 	w.Line("config firewall policy")
 	for _, p := range pl.policies {
