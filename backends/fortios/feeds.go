@@ -29,7 +29,7 @@ var (
 	paramFeedURL = backends.Param{
 		Name:    "feed-url",
 		Default: "",
-		Help: "https://HOST/PATH/: where the box fetches the feed files (FILE is appended); must be https.",
+		Help:    "https://HOST/PATH/: where the box fetches the feed files (FILE is appended); must be https.",
 	}
 	paramFeedRefresh = backends.Param{
 		Name:    "feed-refresh",
