@@ -2,7 +2,6 @@ package fortios
 
 import (
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,16 +63,15 @@ func (pl *plan) state() boxState {
 		if a.fqdn != "" {
 			st.tables[tblAddr][a.name] = fields{"type": {"fqdn"}, "fqdn": {a.fqdn}}
 		} else {
-			mask := net.IP(net.CIDRMask(a.prefix.Bits(), 32)).String()
 			// type ipmask is the default.
-			st.tables[tblAddr][a.name] = fields{"subnet": {a.prefix.Addr().String(), mask}}
+			st.tables[tblAddr][a.name] = fields{"subnet": {a.prefix.String()}}
 		}
 	}
 	for _, a := range pl.addr6 {
 		if a.fqdn != "" {
 			st.tables[tblAddr6][a.name] = fields{"type": {"fqdn"}, "fqdn": {a.fqdn}}
 		} else {
-			st.tables[tblAddr6][a.name] = fields{"type": {"ipprefix"}, "ip6": {a.prefix.String()}}
+			st.tables[tblAddr6][a.name] = fields{"ip6": {a.prefix.String()}}
 		}
 	}
 	groups := func(t string, gs []group) {
@@ -237,7 +235,7 @@ func changeScript(o, n boxState, s settings) []byte {
 	}
 	var unselects []unselect
 	for _, t := range objectTables {
-		for _, name := range sortedNames(n.tables[t]) {
+		for _, name := range holdersLast(n.tables[t]) {
 			nf := n.tables[t][name]
 			of, exists := o.tables[t][name]
 			if !exists {
@@ -272,9 +270,9 @@ func changeScript(o, n boxState, s settings) []byte {
 				b.add(t, false, append(append([]string{"    edit " + quote(name)}, body...), "    next")...)
 			}
 		}
-		for _, name := range sortedNames(o.tables[t]) {
+		for _, name := range holdersLast(o.tables[t]) {
 			if _, ok := n.tables[t][name]; !ok {
-				removals = append(removals, [2]string{t, name})
+				removals = append(removals, [2]string{t, name}) // deleted in reverse
 			}
 		}
 	}
@@ -564,4 +562,25 @@ func sortedNames(m map[string]fields) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// holdersLast: the entries' names sorted, entries whose members are entries
+// of the same table (address groups holding a group) after the others, so
+// that created in this order and deleted in the reverse, an entry exists
+// whenever another refers to it.
+func holdersLast(m map[string]fields) []string {
+	var plain, holders []string
+	for _, name := range sortedNames(m) {
+		holds := false
+		for _, x := range m[name]["member"] {
+			_, in := m[x]
+			holds = holds || in
+		}
+		if holds {
+			holders = append(holders, name)
+		} else {
+			plain = append(plain, name)
+		}
+	}
+	return append(plain, holders...)
 }

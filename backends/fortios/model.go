@@ -452,10 +452,8 @@ func (c *boxConfig) addrIn(v string, names []string, a netip.Addr, host string, 
 					return true
 				}
 			case v == "4":
-				if s := e["subnet"]; len(s) == 2 {
-					if pr, ok := subnetOf(s[0], s[1]); ok && pr.Contains(a) {
-						return true
-					}
+				if pr, ok := boxSubnet(e["subnet"]); ok && pr.Contains(a) {
+					return true
 				}
 			default:
 				if pr, err := netip.ParsePrefix(one(e, "ip6")); err == nil && pr.Contains(a) {
@@ -497,6 +495,18 @@ func subnetOf(addr, mask string) (netip.Prefix, bool) {
 	}
 	subnets.Store(k, pr)
 	return pr, pr.IsValid()
+}
+
+// boxSubnet reads `set subnet ADDRESS MASK` or `set subnet ADDRESS/BITS`.
+func boxSubnet(s []string) (netip.Prefix, bool) {
+	switch len(s) {
+	case 2:
+		return subnetOf(s[0], s[1])
+	case 1:
+		pr, err := netip.ParsePrefix(s[0])
+		return pr.Masked(), err == nil && pr.Addr().Is4()
+	}
+	return netip.Prefix{}, false
 }
 
 var builtinServices = map[string][]string{

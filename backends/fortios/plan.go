@@ -180,6 +180,8 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			g6++
 		}
 	}
+	nestGroups(out.groups4)
+	nestGroups(out.groups6)
 
 	// Services: one custom service per IR service set and protocol, in one
 	// service group per set. A custom service holds only its protocol's

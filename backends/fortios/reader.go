@@ -275,9 +275,15 @@ func (p *parser) finish() error {
 		if _, dup := tbl[name]; dup {
 			return p.errf("%s %q defined twice", p.table, name)
 		}
-		typ, err := p.need("type")
+		// The type defaults to ipmask (address) and ipprefix (address6).
+		typ, hasType, err := p.one("type")
 		if err != nil {
 			return err
+		}
+		fieldsBut := len(p.set)
+		if !hasType {
+			typ = want
+			fieldsBut++
 		}
 		a := &fgtAddr{kind: typ, line: p.line}
 		switch typ {
@@ -285,16 +291,22 @@ func (p *parser) finish() error {
 			if a.fqdn, err = p.need("fqdn"); err != nil {
 				return err
 			}
-			if len(p.set) != 2 {
+			if fieldsBut != 2 {
 				return p.errf("fqdn address %q has fields of another type", name)
 			}
 		case want:
 			if want == "ipmask" {
 				v := p.set["subnet"]
-				if len(v) != 2 || len(p.set) != 2 {
-					return p.errf("address %q: expected set subnet ADDRESS MASK", name)
+				if len(v) < 1 || len(v) > 2 || fieldsBut != 2 {
+					return p.errf("address %q: expected set subnet ADDRESS MASK or ADDRESS/BITS", name)
 				}
-				if a.prefix, err = parseSubnet(v[0], v[1]); err != nil {
+				if len(v) == 1 {
+					pr, perr := netip.ParsePrefix(v[0])
+					if perr != nil || !pr.Addr().Is4() {
+						return p.errf("address %q: %q is not an IPv4 prefix", name, v[0])
+					}
+					a.prefix = pr.Masked()
+				} else if a.prefix, err = parseSubnet(v[0], v[1]); err != nil {
 					return p.errf("address %q: %v", name, err)
 				}
 			} else {
@@ -303,7 +315,7 @@ func (p *parser) finish() error {
 					return err
 				}
 				pr, perr := netip.ParsePrefix(v)
-				if perr != nil || !pr.Addr().Is6() || pr.Addr().Is4In6() || len(p.set) != 2 {
+				if perr != nil || !pr.Addr().Is6() || pr.Addr().Is4In6() || fieldsBut != 2 {
 					return p.errf("address6 %q: %q is not an IPv6 prefix", name, v)
 				}
 				a.prefix = pr.Masked()
@@ -590,8 +602,16 @@ func (c *fgtConfig) check() error {
 	for _, tbl := range []map[string]*fgtAddr{c.addr, c.addr6} {
 		for name, a := range tbl {
 			for _, m := range a.members {
-				if tbl[m] == nil || tbl[m].kind == "group" {
+				if tbl[m] == nil {
 					return fmt.Errorf("line %d: group %q: member %q is not an address of its family", a.line, name, m)
+				}
+				if tbl[m].kind == "group" {
+					// One level of nesting: the member group holds addresses.
+					for _, mm := range tbl[m].members {
+						if tbl[mm] == nil || tbl[mm].kind == "group" {
+							return fmt.Errorf("line %d: group %q: member group %q holds %q, which is not an address", a.line, name, m, mm)
+						}
+					}
 				}
 			}
 		}
