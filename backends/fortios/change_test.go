@@ -507,3 +507,49 @@ func foreignPackets(p *ir.Program) []ir.Packet {
 	}
 	return out
 }
+
+// TestChangeHostile: hostile names and comments change no line of a change
+// script's structure, and the installed script decides as the IR.
+func TestChangeHostile(t *testing.T) {
+	for _, c := range backendtest.Cases(t) {
+		hostile, benign := backendtest.HostilePairPlainInterfaces(c.Program)
+		hs, bs := change(t, nil, hostile, backends.Options{}), change(t, nil, benign, backends.Options{})
+		if backendtest.CountLines(hs) != backendtest.CountLines(bs) {
+			t.Fatalf("%s: hostile text changed the script's structure", c.Name)
+		}
+		if r, ok := backendtest.BidiFree(hs); !ok {
+			t.Fatalf("%s: %U in the script", c.Name, r)
+		}
+		box, _ := NewBox(nil, 10000, 10999, zonesOf(hostile), nil)
+		if err := box.Apply(hs, nil); err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		backendtest.CheckEquivalent(t, hostile, box.Config(), backendtest.EquivOptions{CheckSource: true}, 1000)
+	}
+}
+
+// TestLogFlags: each rule's log flag gives its policy's logtraffic, allow
+// and deny alike; log_default goes to the default policy, which exists
+// only with default-rule=emit.
+func TestLogFlags(t *testing.T) {
+	p := smallProgram()
+	p.Rules[0].Log = true // an allow rule
+	p.Rules[1].Log = false
+	p.Index()
+	for _, emit := range []bool{false, true} {
+		opts := backends.Options{Params: map[string]string{}}
+		if emit {
+			opts.Params["default-rule"] = "emit"
+		}
+		blocks := policyBlocks(string(backendtest.Emit(t, Backend{}, p, opts)[0].Data))
+		for name, want := range map[string]string{"tw-agents.web": "all", "tw-agents.turn-tls": "disable", "tw-block-printer": "all"} {
+			if !strings.Contains(blocks[name], "set logtraffic "+want+"\n") {
+				t.Errorf("%s: want logtraffic %s:\n%s", name, want, blocks[name])
+			}
+		}
+		def, ok := blocks["tw-default"]
+		if ok != emit || emit && !strings.Contains(def, "set logtraffic all\n") {
+			t.Errorf("default-rule emit=%v: default policy %q", emit, def)
+		}
+	}
+}
