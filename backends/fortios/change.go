@@ -184,48 +184,39 @@ func changeScript(o, n boxState, s settings) []byte {
 			common[id] = true
 		}
 	}
-	// Which common policies use each object (in either version), and their
-	// actions: what a member change would touch.
-	users := map[string]map[string]bool{} // table|name -> common policy ids
-	use := func(table, name, id string) {
-		k := table + "|" + name
-		if users[k] == nil {
-			users[k] = map[string]bool{}
-		}
-		users[k][id] = true
+	added0, deleted0 := map[string]bool{}, map[string]bool{}
+	for _, id := range n.order {
+		added0[id] = !common[id]
 	}
-	for _, st := range []boxState{o, n} {
-		for id := range common {
-			f := st.tables[tblPolicy][id]
-			for _, a := range append(f["srcaddr"], f["dstaddr"]...) {
-				use(tblGroup, a, id)
+	for _, id := range o.order {
+		deleted0[id] = !common[id]
+	}
+	refs := objectRefs(o, n)
+	// touch records what an object change does to the policies active when
+	// it runs: in phase 1 the box's policies of old (new ones are still
+	// disabled), in phase 3 those of new (removed ones are gone).
+	changes := map[string][]objChange{} // common policy id -> its changes
+	matchOps, mixedOps := 0, 0
+	touch := func(table, name, dir string, phase int) {
+		k := table + "|" + name
+		hit := false
+		for id, count := range refs[k] {
+			if !(common[id] || phase == 1 && deleted0[id] || phase == 3 && added0[id]) {
+				continue
 			}
-			for _, a := range append(f["srcaddr6"], f["dstaddr6"]...) {
-				use(tblGroup6, a, id)
+			hit = true
+			if common[id] {
+				changes[id] = append(changes[id], objChange{key: k, dir: dir, refs: count})
 			}
-			for _, sv := range f["service"] {
-				use(tblSvcGroup, sv, id)
-				for _, m := range st.tables[tblSvcGroup][sv]["member"] {
-					use(tblCustom, m, id)
-				}
+		}
+		if hit {
+			matchOps++
+			if dir == "mixed" {
+				mixedOps++
 			}
 		}
 	}
 	affected := map[string]bool{} // common policies whose packets change
-	matchOps, mixedOps := 0, 0
-	touch := func(table, name string, mixed bool) bool {
-		ids := users[table+"|"+name]
-		for id := range ids {
-			affected[id] = true
-		}
-		if len(ids) > 0 {
-			matchOps++
-			if mixed {
-				mixedOps++
-			}
-		}
-		return len(ids) > 0
-	}
 
 	// Phase 1: objects and added members.
 	var removals [][2]string // table, name: entries to delete in phase 3
@@ -255,14 +246,14 @@ func changeScript(o, n boxState, s settings) []byte {
 						unselects = append(unselects, unselect{t, name, gone})
 					}
 					if len(added) > 0 {
-						touch(t, name, false)
+						touch(t, name, "gain", 1)
 					}
 					continue
 				}
 				if !equal(of[f], nf[f]) {
 					body = append(body, setLine(f, nf[f]))
 					if t == tblCustom {
-						touch(t, name, true)
+						touch(t, name, "mixed", 1)
 					}
 				}
 			}
@@ -408,13 +399,16 @@ func changeScript(o, n boxState, s settings) []byte {
 			body = append(body, "        unselect member "+quoteAll(line))
 		}
 		b.add(u.table, false, append(append([]string{"    edit " + quote(u.name)}, body...), "    next")...)
-		touch(u.table, u.name, false)
+		touch(u.table, u.name, "loss", 3)
 	}
 	for i := len(removals) - 1; i >= 0; i-- {
 		b.add(removals[i][0], false, "    delete "+quote(removals[i][1]))
 	}
 
 	// Safe command by command?
+	for id := range changes {
+		affected[id] = true
+	}
 	actions := map[string]bool{}
 	for id := range affected {
 		actions[one(n.tables[tblPolicy][id], "action")] = true
@@ -423,7 +417,7 @@ func changeScript(o, n boxState, s settings) []byte {
 	addDel := len(added) > 0 || len(deleted) > 0
 	safe := matchOps == 0 && !nameClash ||
 		!addDel && matchOps == 1 ||
-		!addDel && !moved && modified == 0 && mixedOps == 0 && len(actions) <= 1
+		!addDel && !moved && modified == 0 && mixedOps == 0 && len(actions) <= 1 && unionExact(changes)
 	return b.render(!safe || s.workspace)
 }
 
@@ -583,4 +577,86 @@ func holdersLast(m map[string]fields) []string {
 		}
 	}
 	return append(plain, holders...)
+}
+
+// objChange is an object change as one policy sees it.
+type objChange struct {
+	key  string // table|name
+	dir  string // gain (append), loss (unselect), mixed (replaced)
+	refs int    // how many of the policy's fields refer to the object
+}
+
+// unionExact: while members are being added and not yet removed, each
+// policy matches exactly what either version's matches (no more): true when
+// its changes all add, all remove, or touch one object it refers to once.
+// A policy whose source gains a range while its destination loses one would
+// meanwhile match the new source with the old destination, which neither
+// version does.
+func unionExact(changes map[string][]objChange) bool {
+	for _, cs := range changes {
+		dirs, objs := map[string]bool{}, map[string]int{}
+		for _, c := range cs {
+			dirs[c.dir] = true
+			objs[c.key] = c.refs
+		}
+		if len(dirs) == 1 && !dirs["mixed"] {
+			continue
+		}
+		if len(objs) != 1 {
+			return false
+		}
+		for _, refs := range objs {
+			if refs != 1 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// objectRefs: for each object (table|name), the policies of either version
+// that refer to it, directly or through a group they name, and how many
+// times (the larger count of the two versions).
+func objectRefs(states ...boxState) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, st := range states {
+		cur := map[string]map[string]int{}
+		ref := func(k, id string) {
+			if cur[k] == nil {
+				cur[k] = map[string]int{}
+			}
+			cur[k][id]++
+		}
+		for _, id := range st.order {
+			f := st.tables[tblPolicy][id]
+			for _, use := range []struct {
+				table, member string
+				names         []string
+			}{
+				{tblGroup, "", append(append([]string(nil), f["srcaddr"]...), f["dstaddr"]...)},
+				{tblGroup6, "", append(append([]string(nil), f["srcaddr6"]...), f["dstaddr6"]...)},
+				{tblSvcGroup, tblCustom, f["service"]},
+			} {
+				for _, name := range use.names {
+					ref(use.table+"|"+name, id)
+					for _, m := range st.tables[use.table][name]["member"] {
+						if _, isGroup := st.tables[use.table][m]; isGroup {
+							ref(use.table+"|"+m, id)
+						} else if use.member != "" {
+							ref(use.member+"|"+m, id)
+						}
+					}
+				}
+			}
+		}
+		for k, ids := range cur {
+			if out[k] == nil {
+				out[k] = map[string]int{}
+			}
+			for id, n := range ids {
+				out[k][id] = max(out[k][id], n)
+			}
+		}
+	}
+	return out
 }
