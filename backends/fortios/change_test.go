@@ -565,7 +565,7 @@ func TestChangeNoSpuriousMatch(t *testing.T) {
 	old.Index()
 	new := clone(old)
 	new.AddressSets[0].V4 = append(new.AddressSets[0].V4, netip.MustParsePrefix("10.2.0.0/16")) // agents gain
-	new.AddressSets[2].V4 = new.AddressSets[2].V4[:1]                                         // provider loses
+	new.AddressSets[2].V4 = new.AddressSets[2].V4[:1]                                           // provider loses
 	new.Index()
 	pkt := ir.Packet{FromZone: "agents", ToZone: "internet", Src: netip.MustParseAddr("10.2.0.5"),
 		Dst: netip.MustParseAddr("198.51.100.7"), Proto: ir.TCP, SrcPort: 40000, DstPort: 443}
