@@ -86,6 +86,16 @@ func TestLimitsAndFeeds(t *testing.T) {
 		t.Fatal("no feed files")
 	}
 	t.Logf("%d bytes of configuration, %d feed files, %d feed lines for %d prefixes", len(files[0].Data), len(files)-1, lines, n)
+	// The independent reader (turnwall trace's) re-reads the configuration
+	// with its feed files and decides as the IR.
+	cfg, err := Backend{}.Reader().Read(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.CheckEquivalent(t, p, cfg, backendtest.EquivOptions{CheckSource: true}, 3000)
+	if _, err := (Backend{}).Reader().Read(files[:1]); err == nil || !strings.Contains(err.Error(), "no feed file") {
+		t.Errorf("a configuration without its feed files: %v", err)
+	}
 	// The snapshot and the first-install script, each with the feeds,
 	// decide as the IR on the box model.
 	for _, text := range [][]byte{files[0].Data, changeData(t, p, feedOpts)} {

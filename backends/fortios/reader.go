@@ -22,11 +22,12 @@ type cliReader struct{}
 
 // fgtAddr is one entry of an address table: a subnet, an FQDN, or a group.
 type fgtAddr struct {
-	kind    string // "ipmask", "ipprefix", "fqdn", "group"
-	prefix  netip.Prefix
-	fqdn    string
-	members []string
-	line    int
+	kind     string // "ipmask", "ipprefix", "fqdn", "group", "feed"
+	prefix   netip.Prefix
+	fqdn     string
+	members  []string
+	prefixes []netip.Prefix // a feed's, from its file
+	line     int
 }
 
 // fgtPortRange is one tcp-portrange/udp-portrange item.
@@ -73,6 +74,8 @@ var tableFields = map[string]map[string]bool{
 	"addrgrp6":       {"member": true, "comment": true},
 	"service custom": {"protocol": true, "tcp-portrange": true, "udp-portrange": true},
 	"service group":  {"member": true, "comment": true},
+	// config system external-resource: threat feeds of type address.
+	"external-resource": {"type": true, "resource": true, "refresh-rate": true},
 	"policy": {"name": true, "srcintf": true, "dstintf": true, "action": true, "srcaddr": true, "dstaddr": true,
 		"srcaddr6": true, "dstaddr6": true, "status": true, "schedule": true, "service": true,
 		"utm-status": true, "ssl-ssh-profile": true, "logtraffic": true, "comments": true},
@@ -82,6 +85,7 @@ var tableFields = map[string]map[string]bool{
 var unsettable = map[string]bool{"srcaddr": true, "dstaddr": true, "srcaddr6": true, "dstaddr6": true}
 
 type parser struct {
+	feeds map[string][]netip.Prefix // feed file name -> its prefixes
 	file  string
 	cfg   *fgtConfig
 	table string // "" at top level
@@ -96,8 +100,22 @@ func (p *parser) errf(format string, args ...any) error {
 }
 
 func (cliReader) Read(files []backends.File) (backends.Config, error) {
-	if len(files) != 1 || files[0].Name != "fortios.conf" {
-		return nil, fmt.Errorf("expected the single file fortios.conf")
+	if len(files) == 0 || files[0].Name != "fortios.conf" {
+		return nil, fmt.Errorf("expected fortios.conf first, then feeds/*.txt")
+	}
+	feeds := map[string][]netip.Prefix{}
+	for _, f := range files[1:] {
+		name, ok := strings.CutPrefix(f.Name, "feeds/")
+		if !ok || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("%s: not a feed file (feeds/NAME.txt)", f.Name)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(string(f.Data), "\n"), "\n") {
+			pr, err := netip.ParsePrefix(line)
+			if err != nil || pr != pr.Masked() {
+				return nil, fmt.Errorf("%s:%d: %q is not a prefix", f.Name, i+1, line)
+			}
+			feeds[name] = append(feeds[name], pr)
+		}
 	}
 	cfg := &fgtConfig{
 		addr: map[string]*fgtAddr{
@@ -112,7 +130,7 @@ func (cliReader) Read(files []backends.File) (backends.Config, error) {
 		policies: map[uint64]*fgtPolicy{},
 		zoneIfs:  map[string]map[string]bool{},
 	}
-	p := &parser{file: files[0].Name, cfg: cfg, names: map[string]string{}}
+	p := &parser{file: files[0].Name, cfg: cfg, names: map[string]string{}, feeds: feeds}
 	lines := strings.Split(string(files[0].Data), "\n")
 	if n := len(lines); n > 0 && lines[n-1] == "" {
 		lines = lines[:n-1]
@@ -197,7 +215,11 @@ func (p *parser) tokens(line string) ([]string, error) {
 func (p *parser) statement(w []string) error {
 	switch {
 	case p.table == "":
-		if len(w) >= 3 && w[0] == "config" && w[1] == "firewall" {
+		if len(w) == 3 && w[0] == "config" && w[1] == "system" && w[2] == "external-resource" {
+			p.table = "external-resource"
+			return nil
+		}
+		if len(w) >= 3 && w[0] == "config" && w[1] == "firewall" && w[2] != "external-resource" {
 			table := strings.Join(w[2:], " ")
 			if _, ok := tableFields[table]; ok {
 				p.table = table
@@ -367,9 +389,37 @@ func (p *parser) finish() error {
 			return p.errf("service group %q has no member", name)
 		}
 		p.cfg.services[name] = &fgtService{group: true, members: members, line: p.line}
+	case "external-resource":
+		return p.finishFeed(name)
 	case "policy":
 		return p.finishPolicy()
 	}
+	return nil
+}
+
+// finishFeed reads a threat feed of type address: its URL names its file,
+// whose prefixes it matches (in either family's policy fields).
+func (p *parser) finishFeed(name string) error {
+	if _, dup := p.cfg.addr[name]; dup {
+		return p.errf("external-resource %q: the name is taken", name)
+	}
+	if typ, err := p.need("type"); err != nil || typ != "address" {
+		return p.errf("external-resource %q: expected set type address", name)
+	}
+	url, err := p.need("resource")
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(url, "https://") {
+		return p.errf("external-resource %q: resource %q is not https", name, url)
+	}
+	file := url[strings.LastIndexByte(url, '/')+1:]
+	prs, ok := p.feeds[file]
+	if !ok {
+		return p.errf("external-resource %q: no feed file feeds/%s beside the configuration", name, file)
+	}
+	a := &fgtAddr{kind: "feed", prefixes: prs, line: p.line}
+	p.cfg.addr[name], p.cfg.addr6[name] = a, a
 	return nil
 }
 
@@ -762,6 +812,12 @@ func addrMatch(tbl map[string]*fgtAddr, names []string, a netip.Addr, host strin
 		case "ipmask", "ipprefix":
 			if e.prefix.Contains(a) {
 				return true
+			}
+		case "feed":
+			for _, pr := range e.prefixes {
+				if pr.Contains(a) {
+					return true
+				}
 			}
 		}
 		// "none" matches no address (Fortinet: a policy with it never matches,
