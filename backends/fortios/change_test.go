@@ -590,3 +590,33 @@ func TestChangeNoSpuriousMatch(t *testing.T) {
 		proveChange(t, pair[0], pair[1], &st)
 	}
 }
+
+// TestChangeGolden: the first install, the full removal, and the
+// implementation and backout of a small change (one range added to the
+// first address set, the last rule removed) of every example, as goldens
+// under testdata/golden/fortios-change.
+func TestChangeGolden(t *testing.T) {
+	for _, c := range backendtest.Cases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			next := clone(c.Program)
+			for i := range next.AddressSets {
+				if len(next.AddressSets[i].V4) > 0 {
+					next.AddressSets[i].V4 = append(next.AddressSets[i].V4, netip.MustParsePrefix("100.64.1.0/24"))
+					break
+				}
+			}
+			next.Rules = next.Rules[:len(next.Rules)-1]
+			next.Index()
+			files := []backends.File{
+				{Name: "fortios-install.conf", Data: change(t, nil, c.Program, changeOpts)},
+				{Name: "fortios-removal.conf", Data: change(t, c.Program, nil, changeOpts)},
+				{Name: "fortios-implementation.conf", Data: change(t, c.Program, next, changeOpts)},
+				{Name: "fortios-backout.conf", Data: change(t, next, c.Program, changeOpts)},
+			}
+			backendtest.Golden(t, "fortios-change", c.Name, files)
+			var st proofStats
+			proveChange(t, c.Program, next, &st)
+			proveChange(t, next, c.Program, &st)
+		})
+	}
+}
