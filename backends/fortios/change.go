@@ -129,7 +129,12 @@ func (pl *plan) state() boxState {
 // added and removed; or only group members changed, in policies of one
 // action), the script runs command by command; otherwise it is wrapped in a
 // workspace transaction (execute config-transaction start ... commit), which
-// applies all at once.
+// applies all at once: "a batch of changes that are not implemented until
+// the transaction is committed", since FortiOS 6.2; firewall objects and
+// policies can be changed in one, and it is discarded after five minutes
+// without activity
+// (https://docs.fortinet.com/document/fortigate/7.6.5/administration-guide/530847,
+// https://docs.fortinet.com/document/fortigate/7.6.6/cli-reference/148302082).
 func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.File, error) {
 	if opts.Format != "" && opts.Format != "cli" {
 		return nil, fmt.Errorf("fortios target has no format %q (cli)", opts.Format)
