@@ -68,7 +68,9 @@ func (Backend) Formats() []string { return []string{"cli"} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{paramPolicyIDs, paramWorkspace, paramSSLProfile}
+	return []backends.Param{paramPolicyIDs, paramWorkspace, paramSSLProfile,
+		paramInterfaces, paramPosition, paramDefaultRule, paramModel, paramLimits,
+		paramFeedAbove, paramFeedURL, paramFeedRefresh}
 }
 
 // Emit implements backends.Backend.
@@ -91,7 +93,7 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err := plan.write(&buf); err != nil {
 		return nil, err
 	}
-	return []backends.File{{Name: fileName, Data: buf.Bytes()}}, nil
+	return append([]backends.File{{Name: fileName, Data: buf.Bytes()}}, feedFiles(plan.feeds)...), nil
 }
 
 // settings are the parsed target parameters.
@@ -99,6 +101,9 @@ type settings struct {
 	firstID, lastID uint64
 	workspace       bool
 	sslProfile      string
+	place           placement
+	feeds           feedSettings
+	limits          *limits
 }
 
 // FortiOS policy ids: "policyid ... range[0-4294967294]", 0 meaning "next
@@ -132,7 +137,15 @@ func parseSettings(opts backends.Options) (settings, error) {
 	if !profileName.MatchString(s.sslProfile) {
 		return s, fmt.Errorf("ssl-ssh-profile %q is not a profile name (letters, digits, '.', '_', '-', at most 47 characters)", s.sslProfile)
 	}
-	return s, nil
+	if err := parsePlacement(opts, &s); err != nil {
+		return s, err
+	}
+	if err := parseFeeds(opts, &s); err != nil {
+		return s, err
+	}
+	var err error
+	s.limits, err = parseLimits(opts)
+	return s, err
 }
 
 // Check implements backends.Checker: zones need FortiOS interfaces of their
@@ -140,18 +153,23 @@ func parseSettings(opts backends.Options) (settings, error) {
 // range. A bad parameter is left to Emit, which
 // reports it as a usage error.
 func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
-	out := zoneConstraints(p)
 	s, err := parseSettings(opts)
 	if err != nil {
-		return out
+		return zoneConstraints(p, nil)
 	}
+	out := append(zoneConstraints(p, s.place.ifmap), placementConstraints(p, s)...)
 	size := s.lastID - s.firstID + 1
 	if uint64(len(p.Rules))+1 <= size {
+		if s.limits != nil && len(out) == 0 {
+			if pl, err := buildPlan(p, s); err == nil {
+				out = append(out, limitConstraints(p, pl, s.limits)...)
+			}
+		}
 		return out
 	}
-	// The first rule without an id; the default policy takes the last one.
+	// The first rule without an id; the last id stays for the default policy.
 	r := p.Rules[size-1]
 	return append(out, backends.Constraint{At: r.Origin.Source, Summary: "policy ids exhausted",
-		Detail: fmt.Sprintf("The policy needs %d policy ids (%d rules and the default policy) but FortiOS policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
+		Detail: fmt.Sprintf("The policy needs %d policy ids (%d rules and the default policy's) but FortiOS policy-ids %d-%d holds %d; rule %s is the first without one. Widen --param fortios.policy-ids, or use fewer zones and rules.",
 			len(p.Rules)+1, len(p.Rules), s.firstID, s.lastID, size, r.Name)})
 }

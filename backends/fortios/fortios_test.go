@@ -142,34 +142,53 @@ func policyIDs(t *testing.T, data []byte) map[string]string {
 	return out
 }
 
-// TestPolicyIDStability: rule i takes LOW+i, the default HIGH; the same
-// policy gives the same ids; a rule added at the end leaves every id in place.
+// TestPolicyIDStability: each rule's id comes from its name, the default
+// (when emitted) takes HIGH; the same policy gives the same ids; a rule
+// added at the front or at the end leaves every other id in place; move
+// lines pin the IR order.
 func TestPolicyIDStability(t *testing.T) {
 	p := smallProgram()
-	opts := backends.Options{Params: map[string]string{"policy-ids": "500-599"}}
+	opts := backends.Options{Params: map[string]string{"policy-ids": "500-599", "default-rule": "emit"}}
 	files := backendtest.Emit(t, Backend{}, p, opts)
 	ids := policyIDs(t, files[0].Data)
-	want := map[string]string{"tw-agents.web": "500", "tw-agents.turn-tls": "501", "tw-block-printer": "502", "tw-default": "599"}
+	want := allocateIDs([]string{"tw-agents.web", "tw-agents.turn-tls", "tw-block-printer"}, 500, 599)
+	want["tw-default"] = 599
 	for name, id := range want {
-		if ids[name] != id {
-			t.Errorf("policy %s has id %q, want %s (all: %v)", name, ids[name], id, ids)
+		if ids[name] != fmt.Sprint(id) {
+			t.Errorf("policy %s has id %q, want %d (all: %v)", name, ids[name], id, ids)
+		}
+		if id < 500 || id > 599 {
+			t.Errorf("policy %s: id %d outside the range", name, id)
 		}
 	}
-	if !strings.Contains(string(files[0].Data), "    move 501 after 500\n    move 502 after 501\n    move 599 after 502\nend\n") {
+	moves := fmt.Sprintf("    move %d after %d\n    move %d after %d\n    move 599 after %d\nend\n",
+		want["tw-agents.turn-tls"], want["tw-agents.web"], want["tw-block-printer"], want["tw-agents.turn-tls"], want["tw-block-printer"])
+	if !strings.Contains(string(files[0].Data), moves) {
 		t.Errorf("move lines do not pin the IR order:\n%s", files[0].Data)
 	}
-	grown := smallProgram()
-	extra := grown.Rules[0]
-	extra.Name, extra.Origin.Source.Line = "agents.extra", 99
-	grown.Rules = append(grown.Rules, extra)
-	again := policyIDs(t, backendtest.Emit(t, Backend{}, grown, opts)[0].Data)
-	for name, id := range ids {
-		if again[name] != id {
-			t.Errorf("adding a rule moved %s from %s to %s", name, id, again[name])
+	for _, front := range []bool{false, true} {
+		grown := smallProgram()
+		extra := grown.Rules[0]
+		extra.Name, extra.Origin.Source.Line = "agents.extra", 99
+		if front {
+			grown.Rules = append([]ir.Rule{extra}, grown.Rules...)
+		} else {
+			grown.Rules = append(grown.Rules, extra)
+		}
+		grown.Index()
+		again := policyIDs(t, backendtest.Emit(t, Backend{}, grown, opts)[0].Data)
+		for name, id := range ids {
+			if again[name] != id {
+				t.Errorf("adding a rule (front %v) moved %s from %s to %s", front, name, id, again[name])
+			}
+		}
+		if again["tw-agents.extra"] == "" || again["tw-agents.extra"] == "599" {
+			t.Errorf("new rule got id %q", again["tw-agents.extra"])
 		}
 	}
-	if again["tw-agents.extra"] != "503" {
-		t.Errorf("new rule got id %q, want 503", again["tw-agents.extra"])
+	// Without default-rule=emit there is no catch-all policy.
+	if _, ok := policyIDs(t, backendtest.Emit(t, Backend{}, p, backends.Options{})[0].Data)["tw-default"]; ok {
+		t.Error("a default policy without default-rule=emit")
 	}
 }
 
@@ -232,7 +251,7 @@ func TestNameLimits(t *testing.T) {
 		}
 	}
 	p.Index()
-	files := backendtest.Emit(t, Backend{}, p, backends.Options{})
+	files := backendtest.Emit(t, Backend{}, p, backends.Options{Params: map[string]string{"default-rule": "emit"}})
 	cfg, err := Backend{}.Reader().Read(files)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, files[0].Data)
@@ -252,8 +271,8 @@ func TestNameLimits(t *testing.T) {
 	if len(seen) != 7 || !seen["tw-default"] {
 		t.Errorf("policy names %v", seen)
 	}
-	for _, m := range regexp.MustCompile(`(?m)^    edit "([^"]*)"`).FindAllStringSubmatch(string(files[0].Data), -1) {
-		name := m[1]
+	for _, m := range regexp.MustCompile(`(?m)^(?:    edit "([^"]*)"|edit (\S+))$`).FindAllStringSubmatch(string(files[0].Data), -1) {
+		name := m[1] + m[2]
 		if len(name) > objectNameMax {
 			t.Errorf("object name %q is longer than %d", name, objectNameMax)
 		}
@@ -301,12 +320,15 @@ func TestSSLProfile(t *testing.T) {
 	for _, c := range backendtest.Cases(t) {
 		files := backendtest.Emit(t, Backend{}, c.Program, backends.Options{})
 		blocks := policyBlocks(string(files[0].Data))
+		s, _ := parseSettings(backends.Options{})
+		pl, err := buildPlan(c.Program, s)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, r := range c.Program.Rules {
-			var block string
-			for _, b := range blocks {
-				if strings.Contains(b, fmt.Sprintf("    edit %d\n", 10000+i)) {
-					block = b
-				}
+			block := blocks[pl.policies[i].name]
+			if !strings.Contains(block, fmt.Sprintf("    edit %d\n", pl.policies[i].id)) {
+				t.Fatalf("%s: rule %s: no policy block %d", c.Name, r.Name, pl.policies[i].id)
 			}
 			tls := r.Action == ir.Allow && (r.Purpose == ir.PurposeTURNTLS || r.Purpose == ir.PurposeSignalling)
 			if strings.Contains(block, `set ssl-ssh-profile "certificate-inspection"`) != tls {
@@ -361,8 +383,8 @@ func TestFamilies(t *testing.T) {
 			}
 		}
 	}
-	for _, obj := range []string{"edit \"tw-turn.example.com\"\n        set type fqdn\n        set fqdn \"turn.example.com\"",
-		"edit \"tw6-turn.example.com\"\n        set type fqdn\n        set fqdn \"turn.example.com\""} {
+	for _, obj := range []string{"edit tw-turn.example.com\nset type fqdn\nset fqdn \"turn.example.com\"",
+		"edit tw6-turn.example.com\nset type fqdn\nset fqdn \"turn.example.com\""} {
 		if !strings.Contains(string(files[0].Data), obj) {
 			t.Errorf("missing FQDN object %q", obj)
 		}
@@ -395,19 +417,27 @@ func TestFamilies(t *testing.T) {
 // TestReaderMove: the reader orders policies by the move lines, not by id or
 // by the order of the edit blocks.
 func TestReaderMove(t *testing.T) {
-	text := string(backendtest.Emit(t, Backend{}, smallProgram(), backends.Options{})[0].Data)
+	opts := backends.Options{Params: map[string]string{"default-rule": "emit"}}
+	data := backendtest.Emit(t, Backend{}, smallProgram(), opts)[0].Data
+	text := string(data)
+	ids := policyIDs(t, data)
+	web, printerID, def := ids["tw-agents.web"], ids["tw-block-printer"], ids["tw-default"]
 	printer := ir.Packet{FromZone: "agents", ToZone: "internet", Src: netip.MustParseAddr("10.1.0.250"),
 		Dst: netip.MustParseAddr("192.0.2.10"), Proto: ir.TCP, SrcPort: 40000, DstPort: 443}
+	last := fmt.Sprintf("    move %s after %s\nend\n", def, printerID)
+	if !strings.Contains(text, last) {
+		t.Fatalf("no %q in\n%s", last, text)
+	}
 	for _, tc := range []struct {
 		move, rule string
 		action     ir.Action
 	}{
 		{"", "tw-agents.web", ir.Allow},
-		{"    move 10002 before 10000\n", "tw-block-printer", ir.Deny},
-		{"    move 10000 after 10002\n", "tw-block-printer", ir.Deny},
-		{"    move 10999 before 10000\n", "", ir.Deny}, // the default policy first: nothing else is reached
+		{"    move " + printerID + " before " + web + "\n", "tw-block-printer", ir.Deny},
+		{"    move " + web + " after " + printerID + "\n", "tw-block-printer", ir.Deny},
+		{"    move " + def + " before " + web + "\n", "", ir.Deny}, // the default policy first: nothing else is reached
 	} {
-		moved := strings.Replace(text, "    move 10999 after 10002\nend\n", "    move 10999 after 10002\n"+tc.move+"end\n", 1)
+		moved := strings.Replace(text, last, strings.TrimSuffix(last, "end\n")+tc.move+"end\n", 1)
 		cfg, err := Backend{}.Reader().Read([]backends.File{{Name: fileName, Data: []byte(moved)}})
 		if err != nil {
 			t.Fatal(err)
@@ -422,18 +452,21 @@ func TestReaderMove(t *testing.T) {
 // TestReaderRejects: the reader names the line of anything turnwall does not
 // write.
 func TestReaderRejects(t *testing.T) {
-	good := string(backendtest.Emit(t, Backend{}, smallProgram(), backends.Options{})[0].Data)
+	goodData := backendtest.Emit(t, Backend{}, smallProgram(), backends.Options{})[0].Data
+	good := string(goodData)
+	ids := policyIDs(t, goodData)
+	firstMove := fmt.Sprintf("    move %s after %s\n", ids["tw-agents.turn-tls"], ids["tw-agents.web"])
 	for _, tc := range []struct{ edit, want string }{
 		{"config system admin\nend\n" + good, ":1: unknown statement \"config system admin\""},
 		{strings.Replace(good, "        set logtraffic all\n", "        set logtraffic all\n        set nat enable\n", 1), "unknown statement \"set nat enable\""},
-		{strings.Replace(good, "    move 10001 after 10000\n", "    move 10001 after 4242\n", 1), "no such policy"},
+		{strings.Replace(good, firstMove, "    move "+ids["tw-agents.turn-tls"]+" after 4242\n", 1), "no such policy"},
 		{strings.Replace(good, `set schedule "always"`, `set schedule "workhours"`, 1), "schedule"},
 		{strings.Replace(good, "        unset srcaddr6\n", "", 1) + "", ""},
 		{strings.Replace(good, `set dstaddr "tw-provider"`, `set dstaddr "tw-nowhere"`, 1), "unknown address \"tw-nowhere\""},
 		{strings.Replace(good, "set comments \"turnwall ", "set comments \"nobody ", 1), "does not trace"},
 		{strings.Replace(good, "end\n", "", 1), "unknown statement \"config firewall"},
 		{good + "set foo\n", "unknown statement \"set foo\""},
-		{strings.Replace(good, `set member "tw-`, `set member "tw-\`, 1), "interpret"},
+		{strings.Replace(good, `set member tw-`, `set member tw-\`, 1), "interpret"},
 	} {
 		_, err := Backend{}.Reader().Read([]backends.File{{Name: fileName, Data: []byte(tc.edit)}})
 		switch {

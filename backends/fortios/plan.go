@@ -20,6 +20,7 @@ type plan struct {
 	groups6   []group   // config firewall addrgrp6
 	customs   []custom  // config firewall service custom
 	svcGroups []group   // config firewall service group
+	feeds     []feed    // config system external-resource (feeds.go)
 	policies  []policy  // config firewall policy, rules then the default
 }
 
@@ -33,6 +34,7 @@ type group struct {
 	name    string
 	members []string
 	comment string
+	set     string // the IR set of an address group
 }
 
 type custom struct {
@@ -80,10 +82,7 @@ var fqdnName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 
 func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	out := &plan{s: s}
-	zoneIfs := map[string][]string{}
-	for _, z := range p.Zones {
-		zoneIfs[z.Name] = z.Interfaces
-	}
+	zoneIfs := s.zoneInterfaces(p)
 
 	// Names. v4 and v6 objects live in separate FortiOS tables; their names
 	// differ anyway ("tw-" and "tw6-") so that a reader of the policy list
@@ -101,6 +100,22 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	fqdns := map[string]bool{}
 	for i := range p.AddressSets {
 		set := &p.AddressSets[i]
+		if s.feeds.isFeed(set) {
+			for _, fam := range []struct {
+				v4  bool
+				ns  *namespace
+				grp map[string]string
+			}{{true, v4, grp4}, {false, v6, grp6}} {
+				prs := aggregated(set, fam.v4)
+				if len(prs) == 0 {
+					continue
+				}
+				name := fam.ns.name("feed", set.Name)
+				out.feeds = append(out.feeds, feed{name: name, set: set.Name, file: name + ".txt", url: s.feeds.url + name + ".txt", prefixes: prs})
+				fam.grp[set.Name] = name
+			}
+			continue
+		}
 		for _, f := range set.FQDNs {
 			if !fqdnName.MatchString(f) {
 				return nil, fmt.Errorf("address set %q (%s): %q is not a host name FortiOS can resolve", set.Name, set.Origin.Source, f)
@@ -116,11 +131,11 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		comment := cliText(fmt.Sprintf("turnwall %s %s (%s)", set.Origin.Kind, set.Origin.Name, set.Origin.Source), groupCommentMax)
 		if len(set.V4) > 0 || len(set.FQDNs) > 0 {
 			grp4[set.Name] = v4.name("group", set.Name)
-			out.groups4 = append(out.groups4, group{name: grp4[set.Name], comment: comment})
+			out.groups4 = append(out.groups4, group{name: grp4[set.Name], comment: comment, set: set.Name})
 		}
 		if len(set.V6) > 0 || len(set.FQDNs) > 0 {
 			grp6[set.Name] = v6.name("group", set.Name)
-			out.groups6 = append(out.groups6, group{name: grp6[set.Name], comment: comment})
+			out.groups6 = append(out.groups6, group{name: grp6[set.Name], comment: comment, set: set.Name})
 		}
 	}
 	name4, name6 := map[netip.Prefix]string{}, map[netip.Prefix]string{}
@@ -143,6 +158,9 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	g4, g6 := 0, 0
 	for i := range p.AddressSets {
 		set := &p.AddressSets[i]
+		if s.feeds.isFeed(set) {
+			continue
+		}
 		if grp4[set.Name] != "" {
 			for _, pr := range set.V4 {
 				out.groups4[g4].members = append(out.groups4[g4].members, name4[pr.Masked()])
@@ -162,6 +180,8 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			g6++
 		}
 	}
+	nestGroups(out.groups4)
+	nestGroups(out.groups6)
 
 	// Services: one custom service per IR service set and protocol, in one
 	// service group per set. A custom service holds only its protocol's
@@ -197,12 +217,14 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		out.svcGroups = append(out.svcGroups, g)
 	}
 
-	// Policies: rule i takes firstID+i, the default takes lastID (Check
-	// made sure the range holds them all).
+	// Policies: each rule takes an id from its name (allocateIDs), the
+	// default, when emitted, takes lastID (Check made sure the range holds
+	// them all).
 	// A rule called "default" would clean to tw-default, which is reserved.
 	// Policy names must be unique, so a repeated rule name gets a key of its
 	// own (with '#', which the namer replaces and hashes).
 	usedKeys := map[string]bool{}
+	names := make([]string, len(p.Rules))
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		key := r.Name
@@ -210,16 +232,23 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			key = fmt.Sprintf("%s#%d", r.Name, n)
 		}
 		usedKeys[key] = true
+		names[i] = pol.name("rule", key)
+	}
+	ids := allocateIDs(names, s.firstID, s.lastID)
+	for i := range p.Rules {
+		r := &p.Rules[i]
 		pp, err := rulePolicy(p, r, zoneIfs, grp4, grp6, svcGroup)
 		if err != nil {
 			return nil, err
 		}
-		pp.id = s.firstID + uint64(i)
-		pp.name = pol.name("rule", key)
+		pp.id, pp.name = ids[names[i]], names[i]
 		if r.Action == ir.Allow && (r.Purpose == ir.PurposeTURNTLS || r.Purpose == ir.PurposeSignalling) {
 			pp.sslProfile = s.sslProfile
 		}
 		out.policies = append(out.policies, pp)
+	}
+	if !s.place.defaultRule {
+		return out, nil
 	}
 	def, err := defaultPolicy(p, s)
 	if err != nil {
@@ -232,15 +261,24 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 // zoneConstraints: every zone needs interfaces FortiOS can name, and no
 // interface may be in two zones: FortiOS matches a policy on the interface a
 // packet uses, so two zones sharing one could not be told apart.
-func zoneConstraints(p *ir.Program) []backends.Constraint {
+func zoneConstraints(p *ir.Program, ifmap map[string][]string) []backends.Constraint {
 	var out []backends.Constraint
 	zoneOf := map[string]string{}
 	for _, z := range p.Zones {
-		if len(z.Interfaces) == 0 {
+		ifs := z.Interfaces
+		if ifmap != nil {
+			// The interfaces map gives the box's names (placementConstraints
+			// reports a zone it lacks).
+			var ok bool
+			if ifs, ok = ifmap[z.Name]; !ok {
+				continue
+			}
+		}
+		if len(ifs) == 0 {
 			out = append(out, backends.Constraint{At: z.Source, Summary: "zone without interfaces",
 				Detail: fmt.Sprintf("Zone %q has no interface; a FortiOS policy matches interfaces. Give the zone its interfaces.", z.Name)})
 		}
-		for _, name := range z.Interfaces {
+		for _, name := range ifs {
 			if !interfaceName.MatchString(name) || strings.EqualFold(name, anyInterface) {
 				out = append(out, backends.Constraint{At: z.Source, Summary: "interface name",
 					Detail: fmt.Sprintf("Zone %q: %q is not a FortiOS interface name (1-35 letters, digits and . _ / : -, not \"any\").", z.Name, name)})

@@ -22,11 +22,12 @@ type cliReader struct{}
 
 // fgtAddr is one entry of an address table: a subnet, an FQDN, or a group.
 type fgtAddr struct {
-	kind    string // "ipmask", "ipprefix", "fqdn", "group"
-	prefix  netip.Prefix
-	fqdn    string
-	members []string
-	line    int
+	kind     string // "ipmask", "ipprefix", "fqdn", "group", "feed"
+	prefix   netip.Prefix
+	fqdn     string
+	members  []string
+	prefixes []netip.Prefix // a feed's, from its file
+	line     int
 }
 
 // fgtPortRange is one tcp-portrange/udp-portrange item.
@@ -73,6 +74,8 @@ var tableFields = map[string]map[string]bool{
 	"addrgrp6":       {"member": true, "comment": true},
 	"service custom": {"protocol": true, "tcp-portrange": true, "udp-portrange": true},
 	"service group":  {"member": true, "comment": true},
+	// config system external-resource: threat feeds of type address.
+	"external-resource": {"type": true, "resource": true, "refresh-rate": true},
 	"policy": {"name": true, "srcintf": true, "dstintf": true, "action": true, "srcaddr": true, "dstaddr": true,
 		"srcaddr6": true, "dstaddr6": true, "status": true, "schedule": true, "service": true,
 		"utm-status": true, "ssl-ssh-profile": true, "logtraffic": true, "comments": true},
@@ -82,6 +85,7 @@ var tableFields = map[string]map[string]bool{
 var unsettable = map[string]bool{"srcaddr": true, "dstaddr": true, "srcaddr6": true, "dstaddr6": true}
 
 type parser struct {
+	feeds map[string][]netip.Prefix // feed file name -> its prefixes
 	file  string
 	cfg   *fgtConfig
 	table string // "" at top level
@@ -96,8 +100,22 @@ func (p *parser) errf(format string, args ...any) error {
 }
 
 func (cliReader) Read(files []backends.File) (backends.Config, error) {
-	if len(files) != 1 || files[0].Name != "fortios.conf" {
-		return nil, fmt.Errorf("expected the single file fortios.conf")
+	if len(files) == 0 || files[0].Name != "fortios.conf" {
+		return nil, fmt.Errorf("expected fortios.conf first, then feeds/*.txt")
+	}
+	feeds := map[string][]netip.Prefix{}
+	for _, f := range files[1:] {
+		name, ok := strings.CutPrefix(f.Name, "feeds/")
+		if !ok || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("%s: not a feed file (feeds/NAME.txt)", f.Name)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(string(f.Data), "\n"), "\n") {
+			pr, err := netip.ParsePrefix(line)
+			if err != nil || pr != pr.Masked() {
+				return nil, fmt.Errorf("%s:%d: %q is not a prefix", f.Name, i+1, line)
+			}
+			feeds[name] = append(feeds[name], pr)
+		}
 	}
 	cfg := &fgtConfig{
 		addr: map[string]*fgtAddr{
@@ -112,7 +130,7 @@ func (cliReader) Read(files []backends.File) (backends.Config, error) {
 		policies: map[uint64]*fgtPolicy{},
 		zoneIfs:  map[string]map[string]bool{},
 	}
-	p := &parser{file: files[0].Name, cfg: cfg, names: map[string]string{}}
+	p := &parser{file: files[0].Name, cfg: cfg, names: map[string]string{}, feeds: feeds}
 	lines := strings.Split(string(files[0].Data), "\n")
 	if n := len(lines); n > 0 && lines[n-1] == "" {
 		lines = lines[:n-1]
@@ -197,7 +215,11 @@ func (p *parser) tokens(line string) ([]string, error) {
 func (p *parser) statement(w []string) error {
 	switch {
 	case p.table == "":
-		if len(w) >= 3 && w[0] == "config" && w[1] == "firewall" {
+		if len(w) == 3 && w[0] == "config" && w[1] == "system" && w[2] == "external-resource" {
+			p.table = "external-resource"
+			return nil
+		}
+		if len(w) >= 3 && w[0] == "config" && w[1] == "firewall" && w[2] != "external-resource" {
 			table := strings.Join(w[2:], " ")
 			if _, ok := tableFields[table]; ok {
 				p.table = table
@@ -275,9 +297,15 @@ func (p *parser) finish() error {
 		if _, dup := tbl[name]; dup {
 			return p.errf("%s %q defined twice", p.table, name)
 		}
-		typ, err := p.need("type")
+		// The type defaults to ipmask (address) and ipprefix (address6).
+		typ, hasType, err := p.one("type")
 		if err != nil {
 			return err
+		}
+		fieldsBut := len(p.set)
+		if !hasType {
+			typ = want
+			fieldsBut++
 		}
 		a := &fgtAddr{kind: typ, line: p.line}
 		switch typ {
@@ -285,16 +313,22 @@ func (p *parser) finish() error {
 			if a.fqdn, err = p.need("fqdn"); err != nil {
 				return err
 			}
-			if len(p.set) != 2 {
+			if fieldsBut != 2 {
 				return p.errf("fqdn address %q has fields of another type", name)
 			}
 		case want:
 			if want == "ipmask" {
 				v := p.set["subnet"]
-				if len(v) != 2 || len(p.set) != 2 {
-					return p.errf("address %q: expected set subnet ADDRESS MASK", name)
+				if len(v) < 1 || len(v) > 2 || fieldsBut != 2 {
+					return p.errf("address %q: expected set subnet ADDRESS MASK or ADDRESS/BITS", name)
 				}
-				if a.prefix, err = parseSubnet(v[0], v[1]); err != nil {
+				if len(v) == 1 {
+					pr, perr := netip.ParsePrefix(v[0])
+					if perr != nil || !pr.Addr().Is4() {
+						return p.errf("address %q: %q is not an IPv4 prefix", name, v[0])
+					}
+					a.prefix = pr.Masked()
+				} else if a.prefix, err = parseSubnet(v[0], v[1]); err != nil {
 					return p.errf("address %q: %v", name, err)
 				}
 			} else {
@@ -303,7 +337,7 @@ func (p *parser) finish() error {
 					return err
 				}
 				pr, perr := netip.ParsePrefix(v)
-				if perr != nil || !pr.Addr().Is6() || pr.Addr().Is4In6() || len(p.set) != 2 {
+				if perr != nil || !pr.Addr().Is6() || pr.Addr().Is4In6() || fieldsBut != 2 {
 					return p.errf("address6 %q: %q is not an IPv6 prefix", name, v)
 				}
 				a.prefix = pr.Masked()
@@ -355,9 +389,37 @@ func (p *parser) finish() error {
 			return p.errf("service group %q has no member", name)
 		}
 		p.cfg.services[name] = &fgtService{group: true, members: members, line: p.line}
+	case "external-resource":
+		return p.finishFeed(name)
 	case "policy":
 		return p.finishPolicy()
 	}
+	return nil
+}
+
+// finishFeed reads a threat feed of type address: its URL names its file,
+// whose prefixes it matches (in either family's policy fields).
+func (p *parser) finishFeed(name string) error {
+	if _, dup := p.cfg.addr[name]; dup {
+		return p.errf("external-resource %q: the name is taken", name)
+	}
+	if typ, err := p.need("type"); err != nil || typ != "address" {
+		return p.errf("external-resource %q: expected set type address", name)
+	}
+	url, err := p.need("resource")
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(url, "https://") {
+		return p.errf("external-resource %q: resource %q is not https", name, url)
+	}
+	file := url[strings.LastIndexByte(url, '/')+1:]
+	prs, ok := p.feeds[file]
+	if !ok {
+		return p.errf("external-resource %q: no feed file feeds/%s beside the configuration", name, file)
+	}
+	a := &fgtAddr{kind: "feed", prefixes: prs, line: p.line}
+	p.cfg.addr[name], p.cfg.addr6[name] = a, a
 	return nil
 }
 
@@ -590,8 +652,16 @@ func (c *fgtConfig) check() error {
 	for _, tbl := range []map[string]*fgtAddr{c.addr, c.addr6} {
 		for name, a := range tbl {
 			for _, m := range a.members {
-				if tbl[m] == nil || tbl[m].kind == "group" {
+				if tbl[m] == nil {
 					return fmt.Errorf("line %d: group %q: member %q is not an address of its family", a.line, name, m)
+				}
+				if tbl[m].kind == "group" {
+					// One level of nesting: the member group holds addresses.
+					for _, mm := range tbl[m].members {
+						if tbl[mm] == nil || tbl[mm].kind == "group" {
+							return fmt.Errorf("line %d: group %q: member group %q holds %q, which is not an address", a.line, name, m, mm)
+						}
+					}
 				}
 			}
 		}
@@ -742,6 +812,12 @@ func addrMatch(tbl map[string]*fgtAddr, names []string, a netip.Addr, host strin
 		case "ipmask", "ipprefix":
 			if e.prefix.Contains(a) {
 				return true
+			}
+		case "feed":
+			for _, pr := range e.prefixes {
+				if pr.Contains(a) {
+					return true
+				}
 			}
 		}
 		// "none" matches no address (Fortinet: a policy with it never matches,

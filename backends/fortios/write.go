@@ -3,7 +3,6 @@ package fortios
 import (
 	"hash/fnv"
 	"io"
-	"net"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
@@ -21,39 +20,13 @@ func (pl *plan) write(out io.Writer) error {
 		// https://docs.fortinet.com/document/fortigate/7.6.6/cli-reference/148302082).
 		w.Line("execute config-transaction start")
 	}
-	if len(pl.addr4) > 0 {
-		w.Line("config firewall address")
-		for _, a := range pl.addr4 {
-			w.Line("    edit %s", quote(a.name))
-			if a.fqdn != "" {
-				w.Line("        set type fqdn")
-				w.Line("        set fqdn %s", quote(a.fqdn))
-			} else {
-				w.Line("        set type ipmask")
-				mask := net.IP(net.CIDRMask(a.prefix.Bits(), 32)).String()
-				w.Line("        set subnet %s %s", a.prefix.Addr(), mask)
-			}
-			w.Line("    next")
-		}
-		w.Line("end")
-	}
-	if len(pl.addr6) > 0 {
-		w.Line("config firewall address6")
-		for _, a := range pl.addr6 {
-			w.Line("    edit %s", quote(a.name))
-			if a.fqdn != "" {
-				w.Line("        set type fqdn")
-				w.Line("        set fqdn %s", quote(a.fqdn))
-			} else {
-				w.Line("        set type ipprefix")
-				w.Line("        set ip6 %s", a.prefix)
-			}
-			w.Line("    next")
-		}
-		w.Line("end")
-	}
-	writeGroups(w, "config firewall addrgrp", pl.groups4)
-	writeGroups(w, "config firewall addrgrp6", pl.groups6)
+	// Address objects are most of a large policy's output: each is written
+	// as an administrator would, on three short lines without indentation,
+	// its name bare (names are letters, digits and . _ - only; see size.go).
+	writeAddresses(w, "config firewall address", "subnet", pl.addr4)
+	writeAddresses(w, "config firewall address6", "ip6", pl.addr6)
+	writeGroups(w, "config firewall addrgrp", pl.groups4, true)
+	writeGroups(w, "config firewall addrgrp6", pl.groups6, true)
 	if len(pl.customs) > 0 {
 		w.Line("config firewall service custom")
 		for _, c := range pl.customs {
@@ -64,7 +37,18 @@ func (pl *plan) write(out io.Writer) error {
 		}
 		w.Line("end")
 	}
-	writeGroups(w, "config firewall service group", pl.svcGroups)
+	writeGroups(w, "config firewall service group", pl.svcGroups, false)
+	if len(pl.feeds) > 0 {
+		w.Line("config system external-resource")
+		for _, f := range pl.feeds {
+			w.Line("    edit %s", quote(f.name))
+			w.Line("        set type address")
+			w.Line("        set resource %s", quote(f.url))
+			w.Line("        set refresh-rate %d", pl.s.feeds.refresh)
+			w.Line("    next")
+		}
+		w.Line("end")
+	}
 
 	w.Line("config firewall policy")
 	for _, p := range pl.policies {
@@ -73,6 +57,9 @@ func (pl *plan) write(out io.Writer) error {
 	// New policies land at the bottom of the list; `move` pins the IR order
 	// without renumbering (policy ids never change)
 	// (https://community.fortinet.com/t5/FortiGate/Technical-Tip-Using-the-CLI-to-change-the-order-of-the-IPV4/ta-p/197353).
+	if pl.s.place.position != "bottom" && len(pl.policies) > 0 {
+		w.Line("    move %d %s %d", pl.policies[0].id, pl.s.place.position, pl.s.place.anchor)
+	}
 	for i := 1; i < len(pl.policies); i++ {
 		w.Line("    move %d after %d", pl.policies[i].id, pl.policies[i-1].id)
 	}
@@ -113,10 +100,35 @@ func memberLines(members []string) [][]string {
 	return lines
 }
 
+// writeAddresses writes an address table: `set subnet A.B.C.D/N` (type
+// ipmask is the default) or `set ip6 PREFIX` (ipprefix is address6's), or
+// an FQDN object.
+func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
+	if len(addrs) == 0 {
+		return
+	}
+	w.Line("%s", header)
+	for _, a := range addrs {
+		w.Line("edit %s", a.name)
+		if a.fqdn != "" {
+			w.Line("set type fqdn")
+			w.Line("set fqdn %s", quote(a.fqdn))
+		} else {
+			w.Line("set %s %s", field, a.prefix)
+		}
+		w.Line("next")
+	}
+	w.Line("end")
+}
+
 // writeGroups writes address or service groups. `set member` replaces the
 // whole member list, so members dropped from the policy leave the group;
 // `append member` adds the rest of a long list.
-func writeGroups(w *backends.Writer, header string, groups []group) {
+func writeGroups(w *backends.Writer, header string, groups []group, bare bool) {
+	names := quoteAll
+	if bare {
+		names = func(n []string) string { return strings.Join(n, " ") }
+	}
 	if len(groups) == 0 {
 		return
 	}
@@ -125,7 +137,7 @@ func writeGroups(w *backends.Writer, header string, groups []group) {
 		w.Line("    edit %s", quote(g.name))
 		verb := "set"
 		for _, line := range memberLines(g.members) {
-			w.Line("        %s member %s", verb, quoteAll(line))
+			w.Line("        %s member %s", verb, names(line))
 			verb = "append"
 		}
 		if g.comment != "" {
