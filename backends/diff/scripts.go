@@ -67,8 +67,8 @@ func BuildScripts(oldSide, newSide Side, targets []backends.Backend, opts func(b
 // implement-FILE, backout-FILE, install-FILE, remove-FILE.
 func (s Scripts) Files() []backends.File { return s.files }
 
-// commandLines counts the lines of a script that are commands, not
-// comments or blank.
+// commandLines counts the lines of a script that are not comments or
+// blank.
 func commandLines(b []byte) int {
 	n := 0
 	for _, l := range bytes.Split(b, []byte("\n")) {
@@ -97,9 +97,9 @@ func writeScriptsMarkdown(w io.Writer, scripts []Scripts) {
 			files []backends.File
 			lines int
 		}{{"Implementation", s.Implement, s.Lines["implement"]}, {"Backout", s.Backout, s.Lines["backout"]}} {
-			unit := "commands"
+			unit := "lines"
 			if part.lines == 1 {
-				unit = "command"
+				unit = "line"
 			}
 			fmt.Fprintf(w, "\n**%s** (%d %s)\n", part.title, part.lines, unit)
 			for _, f := range part.files {
