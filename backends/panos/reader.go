@@ -172,6 +172,7 @@ func contains(list []string, s string) bool {
 // config is a resolved configuration that decides packets.
 type config struct {
 	vsys       string
+	zoneOf     func(irZone string) string // nil: ZoneName
 	rules      []rule
 	decryption []decryption
 }
@@ -492,11 +493,15 @@ func descriptionSource(desc string) string {
 // mapped with ZoneName; an empty zone is unknown and matches any zone.
 func (c *config) Decide(pkt ir.Packet) backends.Decision {
 	from, to := pkt.FromZone, pkt.ToZone
+	zoneOf := c.zoneOf
+	if zoneOf == nil {
+		zoneOf = ZoneName
+	}
 	if from != "" {
-		from = ZoneName(from)
+		from = zoneOf(from)
 	}
 	if to != "" {
-		to = ZoneName(to)
+		to = zoneOf(to)
 	}
 	for i := range c.rules {
 		r := &c.rules[i]

@@ -187,7 +187,7 @@ func (p *setParser) yesNo(what string) (bool, error) {
 }
 
 func (p *setParser) statement() error {
-	verb, err := p.keyword("set", "move")
+	verb, err := p.keyword("set", "move", "delete")
 	if err != nil {
 		return err
 	}
@@ -197,15 +197,27 @@ func (p *setParser) statement() error {
 		if vsys, err = p.word("vsys name"); err != nil {
 			return err
 		}
+	} else if p.more() && !p.toks[p.pos].quoted && p.toks[p.pos].s == "device-group" {
+		// A Panorama device group: its objects, and rules in its
+		// pre-rulebase.
+		p.pos++
+		dg, err := p.word("device group name")
+		if err != nil {
+			return err
+		}
+		vsys = "device-group " + dg
 	}
 	if p.dev.vsys == "" {
 		p.dev.vsys = vsys
 	} else if p.dev.vsys != vsys {
 		return fmt.Errorf("statement for %s in a file for %s", vsys, p.dev.vsys)
 	}
-	if verb == "move" {
+	switch verb {
+	case "move":
 		err = p.move()
-	} else {
+	case "delete":
+		err = p.delete()
+	default:
 		err = p.set()
 	}
 	if err == nil && p.more() {
@@ -214,8 +226,17 @@ func (p *setParser) statement() error {
 	return err
 }
 
+// rulebaseKeyword is "rulebase" on a firewall, "pre-rulebase" in a
+// Panorama device group.
+func (p *setParser) rulebaseKeyword() string {
+	if strings.HasPrefix(p.dev.vsys, "device-group ") {
+		return "pre-rulebase"
+	}
+	return "rulebase"
+}
+
 func (p *setParser) set() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", "rulebase")
+	what, err := p.keyword("address", "address-group", "service", "service-group", p.rulebaseKeyword())
 	if err != nil {
 		return err
 	}
@@ -440,7 +461,7 @@ func (p *setParser) setRule(r *rRule, keys ruleKeys) error {
 }
 
 func (p *setParser) move() error {
-	if _, err := p.keyword("rulebase"); err != nil {
+	if _, err := p.keyword(p.rulebaseKeyword()); err != nil {
 		return err
 	}
 	base, err := p.keyword("security", "decryption")
