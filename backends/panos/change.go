@@ -119,6 +119,19 @@ func renderSteps(steps []step, where place) ([]byte, error) {
 //  5. group members removed, then removed groups, services and objects,
 //     when nothing refers to them any more.
 func changeSteps(old, new *plan) []step {
+	if len(old.rules) > 0 && len(new.rules) > 0 && !inPlaceSafe(old, new) {
+		return swapSteps(old, new)
+	}
+	return inPlaceSteps(old, new)
+}
+
+// inPlaceSteps changes objects, groups and rules where they are. With
+// inPlaceSafe (or with no rules on one side) no packet both versions decide
+// alike is decided otherwise at any step: every rule whose match changes
+// grows to the union of its old and new match first (objects, groups and
+// rules top to bottom), then shrinks to the new (rules bottom to top,
+// groups), and all such rules share one action.
+func inPlaceSteps(old, new *plan) []step {
 	var out []step
 	where := new.place
 	rb := where.rulebase()
@@ -140,11 +153,8 @@ func changeSteps(old, new *plan) []step {
 	for _, s := range old.services {
 		oldSvc[s.name] = s
 	}
-	for _, s := range new.services {
+	setService := func(s service) {
 		o, ok := oldSvc[s.name]
-		if ok && o == s {
-			continue
-		}
 		args := []string{"protocol", s.proto, "port", s.port}
 		if s.sourcePort != "" {
 			args = append(args, "source-port", s.sourcePort)
@@ -152,6 +162,17 @@ func changeSteps(old, new *plan) []step {
 		add("set", []string{"service", s.name}, args...)
 		if ok && o.sourcePort != "" && s.sourcePort == "" {
 			add("delete", []string{"service", s.name, "protocol", s.proto, "source-port"})
+		}
+	}
+	var narrowed []service
+	for _, s := range new.services {
+		o, ok := oldSvc[s.name]
+		switch {
+		case ok && o == s:
+		case ok && serviceWithin(s, o):
+			narrowed = append(narrowed, s) // set when it shrinks, below
+		default:
+			setService(s)
 		}
 	}
 
@@ -333,6 +354,9 @@ func changeSteps(old, new *plan) []step {
 				add("delete", []string{kind, g.name})
 			}
 		}
+	}
+	for _, s := range narrowed {
+		setService(s)
 	}
 	shrink("address-group", "static", groupOrder(old, old.groups, addrFields), new.groups)
 	shrink("service-group", "members", groupOrder(old, old.svcGroups, svcFields), new.svcGroups)

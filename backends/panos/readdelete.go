@@ -174,3 +174,110 @@ func (d *device) users(name string, groups map[string]*rGroup, kind string, keys
 	}
 	return ""
 }
+
+// rename implements configure-mode `rename PATH NAME to NEWNAME` for an
+// address, group, service or rule: the entry keeps its content and place,
+// and every reference to it follows (PAN-OS renames references with the
+// object). The new name must be free.
+func (p *setParser) rename() error {
+	what, err := p.keyword("address", "address-group", "service", "service-group", p.rulebaseKeyword())
+	if err != nil {
+		return err
+	}
+	d := p.dev
+	var base string
+	if what == p.rulebaseKeyword() {
+		if base, err = p.keyword("security", "decryption"); err != nil {
+			return err
+		}
+		if _, err := p.keyword("rules"); err != nil {
+			return err
+		}
+	}
+	from, err := p.name("name")
+	if err != nil {
+		return err
+	}
+	if _, err := p.keyword("to"); err != nil {
+		return err
+	}
+	to, err := p.name("new name")
+	if err != nil {
+		return err
+	}
+	if base != "" {
+		rb := &d.security
+		if base == "decryption" {
+			rb = &d.decryption
+		}
+		r := rb.byName[from]
+		if r == nil {
+			return fmt.Errorf("rename of %s rule %q, which does not exist", base, from)
+		}
+		if rb.byName[to] != nil {
+			return fmt.Errorf("rename to %q: a %s rule of that name exists", to, base)
+		}
+		delete(rb.byName, from)
+		r.name = to
+		rb.byName[to] = r
+		return nil
+	}
+	taken := func(name string) bool {
+		if what == "address" || what == "address-group" {
+			return d.addresses[name] != nil || d.groups[name] != nil
+		}
+		return d.services[name] != nil || d.svcGroups[name] != nil
+	}
+	if taken(to) {
+		return fmt.Errorf("rename to %q: the name is taken", to)
+	}
+	switch what {
+	case "address":
+		if d.addresses[from] == nil {
+			return fmt.Errorf("rename of address %q, which does not exist", from)
+		}
+		d.addresses[to] = d.addresses[from]
+		delete(d.addresses, from)
+	case "address-group":
+		if d.groups[from] == nil {
+			return fmt.Errorf("rename of address-group %q, which does not exist", from)
+		}
+		d.groups[to] = d.groups[from]
+		delete(d.groups, from)
+	case "service":
+		if d.services[from] == nil {
+			return fmt.Errorf("rename of service %q, which does not exist", from)
+		}
+		d.services[to] = d.services[from]
+		delete(d.services, from)
+	case "service-group":
+		if d.svcGroups[from] == nil {
+			return fmt.Errorf("rename of service-group %q, which does not exist", from)
+		}
+		d.svcGroups[to] = d.svcGroups[from]
+		delete(d.svcGroups, from)
+	}
+	groups, keys := d.groups, []string{"source", "destination"}
+	if what == "service" || what == "service-group" {
+		groups, keys = d.svcGroups, []string{"service"}
+	}
+	for _, g := range groups {
+		for i, m := range g.members {
+			if m == from {
+				g.members[i] = to
+			}
+		}
+	}
+	for _, rb := range []*rulebase{&d.security, &d.decryption} {
+		for _, r := range rb.order {
+			for _, k := range keys {
+				for i, m := range r.lists[k] {
+					if m == from {
+						r.lists[k][i] = to
+					}
+				}
+			}
+		}
+	}
+	return nil
+}

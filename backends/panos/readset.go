@@ -187,7 +187,7 @@ func (p *setParser) yesNo(what string) (bool, error) {
 }
 
 func (p *setParser) statement() error {
-	verb, err := p.keyword("set", "move", "delete")
+	verb, err := p.keyword("set", "move", "delete", "rename")
 	if err != nil {
 		return err
 	}
@@ -217,6 +217,8 @@ func (p *setParser) statement() error {
 		err = p.move()
 	case "delete":
 		err = p.delete()
+	case "rename":
+		err = p.rename()
 	default:
 		err = p.set()
 	}
