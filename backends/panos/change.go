@@ -119,10 +119,36 @@ func renderSteps(steps []step, where place) ([]byte, error) {
 //  5. group members removed, then removed groups, services and objects,
 //     when nothing refers to them any more.
 func changeSteps(old, new *plan) []step {
-	if len(old.rules) > 0 && len(new.rules) > 0 && !inPlaceSafe(old, new) {
+	steps := inPlaceSteps(old, new)
+	if len(old.rules) > 0 && len(new.rules) > 0 && !inPlaceSafe(old, new) && decisive(steps, old) > 1 {
 		return swapSteps(old, new)
 	}
-	return inPlaceSteps(old, new)
+	return steps
+}
+
+// decisive counts the steps that can change how a packet is decided: not
+// the creation of an object or service nothing refers to yet, the deletion
+// of one nothing refers to any more, the decryption rule, or a rule's
+// description or logging. A change of one decisive step is atomic, safe
+// whatever it touches (a range added to or removed from one group).
+func decisive(steps []step, old *plan) int {
+	oldSvc := map[string]bool{}
+	for _, s := range old.services {
+		oldSvc[s.name] = true
+	}
+	n := 0
+	for _, s := range steps {
+		switch {
+		case s.path[0] == "address":
+		case s.path[0] == "service" && s.verb == "delete" && len(s.path) == 2:
+		case s.path[0] == "service" && s.verb == "set" && !oldSvc[s.path[1]]:
+		case len(s.path) > 1 && s.path[1] == "decryption":
+		case len(s.path) > 1 && s.path[1] == "security" && s.verb == "set" && len(s.args) > 0 && (s.args[0] == "description" || s.args[0] == "log-end"):
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // inPlaceSteps changes objects, groups and rules where they are. With
@@ -199,9 +225,10 @@ func inPlaceSteps(old, new *plan) []step {
 		}
 		for _, g := range newGs {
 			o, ok := olds[g.name]
+			in := setOf(o)
 			var added []string
 			for _, m := range g.members {
-				if !ok || !contains(o, m) {
+				if !ok || !in[m] {
 					added = append(added, m)
 				}
 			}
@@ -343,8 +370,9 @@ func inPlaceSteps(old, new *plan) []step {
 			if !ok {
 				continue
 			}
+			in := setOf(n)
 			for _, m := range g.members {
-				if !contains(n, m) {
+				if !in[m] {
 					add("delete", []string{kind, g.name, listKey, m})
 				}
 			}
@@ -412,4 +440,13 @@ func stableSort(s []memberList, less func(a, b memberList) bool) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// setOf indexes a list, so that big groups are compared in linear time.
+func setOf(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, x := range list {
+		m[x] = true
+	}
+	return m
 }

@@ -39,11 +39,11 @@ func NewModel(opts backends.Options) (*Model, error) {
 	return m, nil
 }
 
-// Apply implements backends.BoxModel. Every command must leave a
+// Apply implements backends.BoxModel. With step, every command must leave a
 // configuration a commit accepts (every reference resolved, no empty group),
 // so that the model can decide packets in between; the first command that
-// does not is an error naming its line, and the model keeps the commands
-// before it.
+// does not is an error naming it, and the model keeps the commands before
+// it. Without step only the end result must be one a commit accepts.
 func (m *Model) Apply(commands []byte, step func(backends.Config)) error {
 	p := &setParser{dev: m.dev}
 	for i, text := range strings.Split(string(commands), "\n") {
@@ -60,13 +60,17 @@ func (m *Model) Apply(commands []byte, step func(backends.Config)) error {
 		if err != nil {
 			return fmt.Errorf("command %d: %v", i+1, err)
 		}
+		if step == nil {
+			continue
+		}
 		cfg, err := m.resolve()
 		if err != nil {
 			return fmt.Errorf("command %d (%s): leaves a configuration a commit refuses: %v", i+1, text, err)
 		}
-		if step != nil {
-			step(cfg)
-		}
+		step(cfg)
+	}
+	if _, err := m.resolve(); err != nil {
+		return fmt.Errorf("the commands leave a configuration a commit refuses: %v", err)
 	}
 	return nil
 }

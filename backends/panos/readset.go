@@ -335,8 +335,13 @@ func (p *setParser) setGroup(groups map[string]*rGroup, listKey string) error {
 			return err
 		}
 		if key == listKey {
+			in := make(map[string]bool, len(g.members))
+			for _, m := range g.members {
+				in[m] = true
+			}
 			for _, m := range v {
-				if !contains(g.members, m) {
+				if !in[m] {
+					in[m] = true
 					g.members = append(g.members, m)
 				}
 			}

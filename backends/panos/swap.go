@@ -36,13 +36,14 @@ func inPlaceSafe(old, new *plan) bool {
 			if !ok {
 				continue
 			}
+			oldIn, newIn := setOf(om), setOf(g.members)
 			for _, m := range g.members {
-				if !contains(om, m) {
+				if !oldIn[m] {
 					grows[g.name] = true
 				}
 			}
 			for _, m := range om {
-				if !contains(g.members, m) {
+				if !newIn[m] {
 					shrinks[g.name] = true
 				}
 			}
@@ -358,8 +359,9 @@ func sameMembers(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
 	}
+	in := setOf(b)
 	for _, m := range a {
-		if !contains(b, m) {
+		if !in[m] {
 			return false
 		}
 	}
