@@ -45,7 +45,7 @@ func NewModel(opts backends.Options) (*Model, error) {
 // does not is an error naming it, and the model keeps the commands before
 // it. Without step only the end result must be one a commit accepts.
 func (m *Model) Apply(commands []byte, step func(backends.Config)) error {
-	p := &setParser{dev: m.dev}
+	p := &setParser{dev: m.dev, changes: true}
 	for i, text := range strings.Split(string(commands), "\n") {
 		m.line++
 		p.line = m.line

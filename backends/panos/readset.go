@@ -61,6 +61,9 @@ func tokenize(line string) ([]token, error) {
 // before/after moves, a vsys scope).
 type setParser struct {
 	dev  *device
+	// changes admits delete and rename (the box model); a snapshot has
+	// neither, so the reader refuses them.
+	changes bool
 	line int
 	toks []token
 	pos  int
@@ -187,7 +190,11 @@ func (p *setParser) yesNo(what string) (bool, error) {
 }
 
 func (p *setParser) statement() error {
-	verb, err := p.keyword("set", "move", "delete", "rename")
+	verbs := []string{"set", "move"}
+	if p.changes {
+		verbs = append(verbs, "delete", "rename")
+	}
+	verb, err := p.keyword(verbs...)
 	if err != nil {
 		return err
 	}
