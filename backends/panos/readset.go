@@ -60,13 +60,13 @@ func tokenize(line string) ([]token, error) {
 // turnwall emits plus the obvious neighbours (several set lines per object,
 // before/after moves, a vsys scope).
 type setParser struct {
-	dev  *device
+	dev *device
 	// changes admits delete and rename (the box model); a snapshot has
 	// neither, so the reader refuses them.
 	changes bool
-	line int
-	toks []token
-	pos  int
+	line    int
+	toks    []token
+	pos     int
 }
 
 func parseSet(file string, data []byte) (*device, error) {
