@@ -53,13 +53,13 @@ func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.F
 		if err != nil {
 			return nil, err
 		}
-		return []backends.File{{Name: "panos-change.xml", Data: data}}, nil
+		return append([]backends.File{{Name: "panos-change.xml", Data: data}}, feedFiles(plans[1])...), nil
 	}
 	data, err := renderSteps(steps, where)
 	if err != nil {
 		return nil, err
 	}
-	return []backends.File{{Name: "panos-change.set", Data: data}}, nil
+	return append([]backends.File{{Name: "panos-change.set", Data: data}}, feedFiles(plans[1])...), nil
 }
 
 // step is one configure-mode command in structured form, rendered as a set
@@ -139,7 +139,7 @@ func decisive(steps []step, old *plan) int {
 	n := 0
 	for _, s := range steps {
 		switch {
-		case s.path[0] == "address":
+		case s.path[0] == "address", s.path[0] == "external-list":
 		case s.path[0] == "service" && s.verb == "delete" && len(s.path) == 2:
 		case s.path[0] == "service" && s.verb == "set" && !oldSvc[s.path[1]]:
 		case len(s.path) > 1 && s.path[1] == "decryption":
@@ -201,6 +201,8 @@ func inPlaceSteps(old, new *plan) []step {
 			setService(s)
 		}
 	}
+
+	feedSteps(old, new, add)
 
 	// 2. groups grow.
 	groupOrder := func(pl *plan, groups []memberList, fields func(r securityRule) []string) []memberList {
@@ -406,7 +408,34 @@ func inPlaceSteps(old, new *plan) []step {
 			add("delete", []string{"address", a.name})
 		}
 	}
+	feedDeletes(old, new, add)
 	return out
+}
+
+// feedSteps creates or updates the External Dynamic Lists of new.
+func feedSteps(old, new *plan, add func(verb string, path []string, args ...string)) {
+	olds := map[string]feed{}
+	for _, f := range old.feeds {
+		olds[f.name] = f
+	}
+	for _, f := range new.feeds {
+		if o, ok := olds[f.name]; !ok || o.url != f.url || o.refresh != f.refresh {
+			add("set", []string{"external-list", f.name}, feedArgs(f)...)
+		}
+	}
+}
+
+// feedDeletes deletes the External Dynamic Lists new no longer has.
+func feedDeletes(old, new *plan, add func(verb string, path []string, args ...string)) {
+	news := map[string]bool{}
+	for _, f := range new.feeds {
+		news[f.name] = true
+	}
+	for _, f := range old.feeds {
+		if !news[f.name] {
+			add("delete", []string{"external-list", f.name})
+		}
+	}
 }
 
 // ruleArgs is a whole security rule after its name.

@@ -2,6 +2,7 @@ package panos
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -71,6 +72,25 @@ func (m *Model) Apply(commands []byte, step func(backends.Config)) error {
 	}
 	if _, err := m.resolve(); err != nil {
 		return fmt.Errorf("the commands leave a configuration a commit refuses: %v", err)
+	}
+	return nil
+}
+
+// Feed gives the model the content of feed files (panos-feed-NAME.txt), as
+// the firewall fetches them from the feed URL; other files are ignored.
+func (m *Model) Feed(files []backends.File) error {
+	if m.dev.feedData == nil {
+		m.dev.feedData = map[string][]netip.Prefix{}
+	}
+	for _, f := range files {
+		if !strings.HasPrefix(f.Name, "panos-feed-") {
+			continue
+		}
+		pfs, err := parseFeedFile(f.Name, f.Data)
+		if err != nil {
+			return err
+		}
+		m.dev.feedData[f.Name] = pfs
 	}
 	return nil
 }
@@ -151,6 +171,13 @@ func (m *Model) canonical(owned bool) string {
 			return strings.Join(ms, " ")
 		})
 	}
+	names = names[:0]
+	for n := range d.edls {
+		names = append(names, n)
+	}
+	objects("external-list", names, func(n string) string {
+		return "ip url " + d.edls[n].url + " recurring " + d.edls[n].refresh
+	})
 	groupLines("address-group", d.groups)
 	names = names[:0]
 	for n := range d.services {

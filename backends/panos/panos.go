@@ -50,7 +50,8 @@ func (Backend) Formats() []string { return []string{FormatSet, FormatXML} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{paramVsys, paramPrefix, paramObjectPrefix, paramZones, paramPosition, paramDeviceGroup, paramDefaultRule}
+	return []backends.Param{paramVsys, paramPrefix, paramObjectPrefix, paramZones, paramPosition, paramDeviceGroup, paramDefaultRule,
+		paramModel, paramFeedAbove, paramFeedSets, paramFeedURL, paramFeedRefresh}
 }
 
 // Emit implements backends.Backend.
@@ -81,19 +82,19 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 		if err != nil {
 			return nil, err
 		}
-		return []backends.File{{Name: "panos.xml", Data: data}}, nil
+		return append([]backends.File{{Name: "panos.xml", Data: data}}, feedFiles(pl)...), nil
 	}
 	data, err := renderSet(nil, pl)
 	if err != nil {
 		return nil, err
 	}
-	return []backends.File{{Name: "panos.set", Data: data}}, nil
+	return append([]backends.File{{Name: "panos.set", Data: data}}, feedFiles(pl)...), nil
 }
 
 // Check implements backends.Checker: PAN-OS names are case-insensitive, so
 // two zones whose names differ only in case are one zone on the firewall.
 func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
-	out := checkPlace(p, opts)
+	out := append(checkPlace(p, opts), checkLimits(p, opts)...)
 	seen := map[string]string{}
 	for _, z := range p.Zones {
 		name, ok := ZoneName(z.Name), true

@@ -35,6 +35,8 @@ type place struct {
 	where        string            // top, bottom, before, after
 	ref          string            // the rule of before/after
 	defaultRule  bool
+	feed         feedPlace
+	model        *modelLimits // nil: no model given
 }
 
 var (
@@ -64,6 +66,7 @@ func parsePlace(opts backends.Options) (place, error) {
 	if pl.deviceGroup != "" && !dgPattern.MatchString(pl.deviceGroup) {
 		return pl, fmt.Errorf("--param panos.device-group=%q: expected a device group name of letters, digits, '.', '_' or '-' (31 at most)", pl.deviceGroup)
 	}
+	var err error
 	switch d := opts.Get(paramDefaultRule); d {
 	case "none":
 	case "emit":
@@ -86,6 +89,12 @@ func parsePlace(opts backends.Options) (place, error) {
 		return pl, fmt.Errorf("--param panos.position=%q: expected top, bottom, before:RULE or after:RULE", pos)
 	}
 	pl.where, pl.ref = where, ref
+	if pl.feed, err = parseFeeds(opts); err != nil {
+		return pl, err
+	}
+	if pl.model, err = parseModel(opts); err != nil {
+		return pl, err
+	}
 	if z := opts.Get(paramZones); z != "" {
 		pl.zones = map[string]string{}
 		for _, pair := range strings.Split(z, ",") {

@@ -24,6 +24,7 @@ type plan struct {
 	svcGroups []memberList
 	rules     []securityRule // policy rules in IR order, then the default rule
 	decrypt   *decryptionRule
+	feeds     []feed // external dynamic lists standing for big address sets
 }
 
 type address struct {
@@ -35,6 +36,7 @@ type address struct {
 type memberList struct {
 	name    string
 	members []string
+	set     string // the IR set of an address group
 }
 
 type service struct {
@@ -140,9 +142,14 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	var fqdns []string
 	seenPrefix := map[netip.Prefix]bool{}
 	seenFQDN := map[string]bool{}
+	fed := map[string]bool{}
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
 		if !usedAddr[s.Name] {
+			continue
+		}
+		if where.feeds(s) {
+			fed[s.Name] = true
 			continue
 		}
 		for _, pf := range append(append([]netip.Prefix(nil), s.V4...), s.V6...) {
@@ -191,7 +198,16 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 		if !usedAddr[s.Name] {
 			continue
 		}
-		g := memberList{name: addrNS.name("group", s.Name)}
+		if fed[s.Name] {
+			f, err := newFeed(s, addrNS.name("feed", "feed-"+s.Name), where)
+			if err != nil {
+				return nil, err
+			}
+			groupName[s.Name] = f.name
+			pl.feeds = append(pl.feeds, f)
+			continue
+		}
+		g := memberList{name: addrNS.name("group", s.Name), set: s.Name}
 		// Members are distinct by construction (IR prefixes are a minimal
 		// cover; FQDNs are deduplicated); the map only guards against
 		// two spellings of one name, in linear time for big sets.

@@ -11,12 +11,25 @@ import (
 // is an error, as is deleting an object or group something still refers to
 // (PAN-OS refuses both).
 func (p *setParser) delete() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", p.rulebaseKeyword())
+	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword())
 	if err != nil {
 		return err
 	}
 	d := p.dev
 	switch what {
+	case "external-list":
+		name, err := p.name("external list name")
+		if err != nil {
+			return err
+		}
+		if d.edls[name] == nil {
+			return fmt.Errorf("delete of external-list %q, which does not exist", name)
+		}
+		if by := d.addressUsers(name); by != "" {
+			return fmt.Errorf("external-list %q cannot be deleted: %s refers to it", name, by)
+		}
+		delete(d.edls, name)
+		return nil
 	case "address":
 		name, err := p.name("address name")
 		if err != nil {

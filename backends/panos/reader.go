@@ -25,10 +25,21 @@ func (Backend) Reader() backends.Reader { return reader{} }
 type reader struct{}
 
 func (reader) Read(files []backends.File) (backends.Config, error) {
-	if len(files) != 1 {
-		return nil, fmt.Errorf("expected one file (panos.set or panos.xml), got %d", len(files))
+	if len(files) == 0 {
+		return nil, fmt.Errorf("expected panos.set or panos.xml (and its feed files), got no file")
 	}
 	f := files[0]
+	feeds := map[string][]netip.Prefix{}
+	for _, ff := range files[1:] {
+		if !strings.HasPrefix(ff.Name, "panos-feed-") || !strings.HasSuffix(ff.Name, ".txt") {
+			return nil, fmt.Errorf("%s: expected one configuration and feed files panos-feed-NAME.txt", ff.Name)
+		}
+		pfs, err := parseFeedFile(ff.Name, ff.Data)
+		if err != nil {
+			return nil, err
+		}
+		feeds[ff.Name] = pfs
+	}
 	var dev *device
 	var err error
 	if strings.HasSuffix(f.Name, ".xml") || (!strings.HasSuffix(f.Name, ".set") && strings.HasPrefix(strings.TrimSpace(string(f.Data)), "<")) {
@@ -39,6 +50,7 @@ func (reader) Read(files []backends.File) (backends.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	dev.feedData = feeds
 	return dev.resolve(f.Name)
 }
 
@@ -51,6 +63,8 @@ type device struct {
 	svcGroups  map[string]*rGroup
 	security   rulebase
 	decryption rulebase
+	edls       map[string]*rEDL
+	feedData   map[string][]netip.Prefix // feed file name -> its prefixes
 }
 
 type rAddress struct {
@@ -98,6 +112,7 @@ func newDevice() *device {
 		groups:     map[string]*rGroup{},
 		services:   map[string]*rService{},
 		svcGroups:  map[string]*rGroup{},
+		edls:       map[string]*rEDL{},
 		security:   rulebase{byName: map[string]*rRule{}},
 		decryption: rulebase{byName: map[string]*rRule{}},
 	}
@@ -234,6 +249,14 @@ func (d *device) resolve(file string) (*config, error) {
 		}
 		if len(g.members) == 0 {
 			return nil, errAt(g.line, "service group %q has no members", name)
+		}
+	}
+	for name, e := range d.edls {
+		if _, clash := d.addresses[name]; clash || d.groups[name] != nil {
+			return nil, errAt(e.line, "external list %q has the name of an address or group", name)
+		}
+		if e.url == "" || e.refresh == "" {
+			return nil, errAt(e.line, "external list %q needs a url and a recurring refresh", name)
 		}
 	}
 	for name, a := range d.addresses {
@@ -383,6 +406,16 @@ func (d *device) addrMatch(members []string) (addrMatch, error) {
 				if err := walk(member, depth+1); err != nil {
 					return err
 				}
+			}
+			return nil
+		}
+		if e, ok := d.edls[name]; ok && depth == 0 {
+			pfs, err := d.feedPrefixes(name, e)
+			if err != nil {
+				return err
+			}
+			for _, pf := range pfs {
+				b.AddPrefix(pf)
 			}
 			return nil
 		}

@@ -245,11 +245,13 @@ func (p *setParser) rulebaseKeyword() string {
 }
 
 func (p *setParser) set() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", p.rulebaseKeyword())
+	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword())
 	if err != nil {
 		return err
 	}
 	switch what {
+	case "external-list":
+		return p.setExternalList()
 	case "address":
 		return p.setAddress()
 	case "address-group":

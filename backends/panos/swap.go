@@ -188,6 +188,7 @@ func swapSteps(old, new *plan) []step {
 			add("set", []string{"address", a.name}, a.kind, a.value)
 		}
 	}
+	feedSteps(old, new, add)
 	// stable name -> the copy the new rules use, in the address and the
 	// service namespace
 	tempAddr, tempSvc := map[string]string{}, map[string]string{}
@@ -339,6 +340,7 @@ func swapSteps(old, new *plan) []step {
 			add("delete", []string{"address", a.name})
 		}
 	}
+	feedDeletes(old, new, add)
 	return out
 }
 
