@@ -336,3 +336,26 @@ func mergePorts(rs []ir.PortRange) []ir.PortRange {
 	}
 	return out
 }
+
+// Hostile names and descriptions change no line of a change script's
+// structure (install, change, removal), and the box model still applies it.
+func TestChangeHostile(t *testing.T) {
+	opts := backends.Options{Params: placed}
+	for _, c := range backendtest.Cases(t) {
+		hostile, benign := backendtest.HostilePair(c.Program)
+		hostileNext, benignNext := backendtest.HostilePair(mutate(c.Program, rand.New(rand.NewPCG(3, 3)), 2))
+		for _, pair := range [][4]*ir.Program{{nil, hostile, nil, benign}, {hostile, hostileNext, benign, benignNext}, {hostile, nil, benign, nil}} {
+			h, b := script(t, pair[0], pair[1], opts), script(t, pair[2], pair[3], opts)
+			if hl, bl := backendtest.CountLines(h), backendtest.CountLines(b); hl != bl {
+				t.Fatalf("%s: hostile text changed the script's structure: %d lines against %d", c.Name, hl, bl)
+			}
+			if r, ok := backendtest.BidiFree(h); !ok {
+				t.Fatalf("%s: hostile text put %U into the script", c.Name, r)
+			}
+		}
+		m := box(t, hostile, opts)
+		if err := m.Apply(script(t, hostile, nil, opts), nil); err != nil || m.Owned() != "" {
+			t.Fatalf("%s: hostile removal: %v\n%s", c.Name, err, m.Owned())
+		}
+	}
+}
