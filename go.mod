@@ -3,6 +3,7 @@ module github.com/turnwall/turnwall
 go 1.26.8
 
 require (
+	github.com/PaloAltoNetworks/pango v0.10.2
 	github.com/agext/levenshtein v1.2.1
 	github.com/apparentlymart/go-cidr v1.1.1
 	github.com/google/nftables v0.3.0

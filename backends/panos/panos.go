@@ -49,7 +49,10 @@ func (Backend) Description() string {
 func (Backend) Formats() []string { return []string{FormatSet, FormatXML} }
 
 // Params implements backends.Backend.
-func (Backend) Params() []backends.Param { return []backends.Param{paramVsys, paramPrefix} }
+func (Backend) Params() []backends.Param {
+	return []backends.Param{paramVsys, paramPrefix, paramObjectPrefix, paramZones, paramPosition, paramDeviceGroup, paramDefaultRule,
+		paramModel, paramFeedAbove, paramFeedSets, paramFeedURL, paramFeedRefresh}
+}
 
 // Emit implements backends.Backend.
 func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, error) {
@@ -63,39 +66,45 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if format != FormatSet && format != FormatXML {
 		return nil, fmt.Errorf("panos target has no format %q (set, xml)", opts.Format)
 	}
-	vsys := opts.Get(paramVsys)
-	if !vsysPattern.MatchString(vsys) {
-		return nil, fmt.Errorf("--param panos.vsys=%q: expected a virtual system name such as vsys1", vsys)
+	where, err := parsePlace(opts)
+	if err != nil {
+		return nil, err
 	}
-	prefix := opts.Get(paramPrefix)
-	if !prefixPattern.MatchString(prefix) {
-		return nil, fmt.Errorf("--param panos.rule-prefix=%q: use at most 16 letters, digits, '.', '_' or '-', starting with a letter or digit", prefix)
-	}
-	pl, err := buildPlan(p, vsys, prefix)
+	pl, err := buildPlan(p, where)
 	if err != nil {
 		return nil, err
 	}
 	if format == FormatXML {
+		if where.deviceGroup != "" {
+			return nil, fmt.Errorf("--param panos.device-group=%q: the xml form is written for a firewall's vsys; use the set form for a Panorama device group", where.deviceGroup)
+		}
 		data, err := renderXML(pl)
 		if err != nil {
 			return nil, err
 		}
-		return []backends.File{{Name: "panos.xml", Data: data}}, nil
+		return append([]backends.File{{Name: "panos.xml", Data: data}}, feedFiles(pl)...), nil
 	}
-	data, err := renderSet(pl)
+	data, err := renderSet(nil, pl)
 	if err != nil {
 		return nil, err
 	}
-	return []backends.File{{Name: "panos.set", Data: data}}, nil
+	return append([]backends.File{{Name: "panos.set", Data: data}}, feedFiles(pl)...), nil
 }
 
 // Check implements backends.Checker: PAN-OS names are case-insensitive, so
 // two zones whose names differ only in case are one zone on the firewall.
-func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
-	var out []backends.Constraint
+func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
+	out := append(checkPlace(p, opts), checkLimits(p, opts)...)
 	seen := map[string]string{}
 	for _, z := range p.Zones {
-		key := strings.ToLower(ZoneName(z.Name))
+		name, ok := ZoneName(z.Name), true
+		if where, err := parsePlace(opts); err == nil {
+			name, ok = where.zone(z.Name)
+		}
+		if !ok {
+			continue
+		}
+		key := strings.ToLower(name)
 		if other, dup := seen[key]; dup {
 			out = append(out, backends.Constraint{At: z.Source, Summary: "zone names collide",
 				Detail: fmt.Sprintf("Zones %q and %q are the same PAN-OS zone: PAN-OS names are case-insensitive. Rename one.", other, z.Name)})

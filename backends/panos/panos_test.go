@@ -12,13 +12,18 @@ import (
 
 var _ backends.Traceable = Backend{}
 
+// snapshot asks for the whole-box snapshot: turnwall's rules closed by the
+// policy's default rule, so the re-read output decides every packet as the
+// IR does.
+var snapshot = map[string]string{"default-rule": "emit"}
+
 // CheckHostile passes silently when Emit rejects the hostile program, so make
 // sure it is emitted (in both forms) and the injection test really ran.
 func TestHostileIsEmitted(t *testing.T) {
 	for _, c := range backendtest.Cases(t) {
 		hostile, _ := backendtest.HostilePair(c.Program)
 		for _, format := range []string{FormatSet, FormatXML} {
-			if _, err := (Backend{}).Emit(hostile, backends.Options{Format: format}); err != nil {
+			if _, err := (Backend{}).Emit(hostile, backends.Options{Format: format, Params: snapshot}); err != nil {
 				t.Errorf("%s (%s): hostile program rejected, so CheckHostile checked nothing: %v", c.Name, format, err)
 			}
 		}
@@ -27,11 +32,11 @@ func TestHostileIsEmitted(t *testing.T) {
 }
 
 func TestSetForm(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{}, backendtest.EquivOptions{})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{Params: snapshot}, backendtest.EquivOptions{})
 }
 
 func TestXMLForm(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{Format: FormatXML}, backendtest.EquivOptions{})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{Format: FormatXML, Params: snapshot}, backendtest.EquivOptions{})
 }
 
 // smallProgram is a hand-built policy with every feature the emitter handles:
@@ -82,7 +87,7 @@ func TestSmallProgram(t *testing.T) {
 	p := smallProgram()
 	for _, format := range []string{FormatSet, FormatXML} {
 		t.Run(format, func(t *testing.T) {
-			opts := backends.Options{Format: format}
+			opts := backends.Options{Format: format, Params: snapshot}
 			files := backendtest.Emit(t, Backend{}, p, opts)
 			cfg, err := Backend{}.Reader().Read(files)
 			if err != nil {
@@ -112,21 +117,24 @@ func TestSmallProgram(t *testing.T) {
 }
 
 func TestSetSyntax(t *testing.T) {
-	out := emit(t, smallProgram(), backends.Options{})
+	out := emit(t, smallProgram(), backends.Options{Params: snapshot})
 	for _, want := range []string{
-		"set address net-10.20.0.0_16 ip-netmask 10.20.0.0/16\n",
-		"set address net6-fd00-20--_48 ip-netmask fd00:20::/48\n",
-		"set address host-198.51.100.10 ip-netmask 198.51.100.10/32\n",
-		"set address host6-2001-db8--10 ip-netmask 2001:db8::10/128\n",
-		"set address fqdn-stun.example.net fqdn stun.example.net\n",
-		"set address-group agents static [ net-10.20.0.0_16 net6-fd00-20--_48 ]\n",
-		"set service relay-out-udp protocol udp port 0-65535 source-port 49152-65535\n",
-		"set service turn-tls-tcp protocol tcp port 443,5349\n",
-		"set service-group all members [ all-udp all-tcp ]\n",
-		`set rulebase security rules tw-block-printer from any to internet source printer destination provider source-user any application any service all action deny log-end yes rule-type universal description "[policy.hcl:10] no printing to the cloud"` + "\n",
+		"set address tw-net-10.20.0.0_16 ip-netmask 10.20.0.0/16\n",
+		"set address tw-net6-fd00-20--_48 ip-netmask fd00:20::/48\n",
+		"set address tw-host-198.51.100.10 ip-netmask 198.51.100.10/32\n",
+		"set address tw-host6-2001-db8--10 ip-netmask 2001:db8::10/128\n",
+		"set address tw-fqdn-stun.example.net fqdn stun.example.net\n",
+		"set address-group tw-agents static [ tw-net-10.20.0.0_16 tw-net6-fd00-20--_48 ]\n",
+		"set service tw-relay-out-udp protocol udp port 0-65535 source-port 49152-65535\n",
+		"set service tw-turn-tls-tcp protocol tcp port 443,5349\n",
+		"set service-group tw-all members [ tw-all-udp tw-all-tcp ]\n",
+		`set rulebase security rules tw-block-printer from any to internet source tw-printer destination tw-provider source-user any application any service tw-all action deny log-end yes rule-type universal description "[policy.hcl:10] no printing to the cloud"` + "\n",
 		`set rulebase security rules tw-default-deny from any to any source any destination any source-user any application any service any action deny log-end yes rule-type universal description "turnwall default of policy lab: deny`,
-		"move rulebase security rules tw-block-printer bottom\nmove rulebase security rules tw-signalling bottom\n",
-		"move rulebase security rules tw-default-deny bottom\n",
+		"move rulebase security rules tw-block-printer bottom\n",
+		"move rulebase security rules tw-signalling after tw-block-printer\n",
+		"move rulebase security rules tw-default-deny after tw-relay-out\n",
+		// the log flag: the signalling rule does not ask for logging
+		`set rulebase security rules tw-signalling from agents to internet source tw-agents destination tw-provider source-user any application any service tw-https action allow log-end no `,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -143,7 +151,7 @@ func TestSetSyntax(t *testing.T) {
 func TestDecryptionRule(t *testing.T) {
 	for _, format := range []string{FormatSet, FormatXML} {
 		t.Run(format, func(t *testing.T) {
-			files := backendtest.Emit(t, Backend{}, smallProgram(), backends.Options{Format: format})
+			files := backendtest.Emit(t, Backend{}, smallProgram(), backends.Options{Format: format, Params: snapshot})
 			cfg, err := Backend{}.Reader().Read(files)
 			if err != nil {
 				t.Fatal(err)
@@ -158,8 +166,8 @@ func TestDecryptionRule(t *testing.T) {
 			}
 			// Destinations: the TURN/TLS relay and the signalling endpoints,
 			// not the relay-out or deny rules' destinations only.
-			if got := strings.Join(d.destinations, " "); got != "provider relay" {
-				t.Errorf("decryption destinations %q, want %q", got, "provider relay")
+			if got := strings.Join(d.destinations, " "); got != "tw-provider tw-relay" {
+				t.Errorf("decryption destinations %q, want %q", got, "tw-provider tw-relay")
 			}
 			if !strings.Contains(d.description, "TLS inspection breaks TURN/TLS") {
 				t.Errorf("description does not say why: %q", d.description)
@@ -173,10 +181,10 @@ func TestDecryptionRule(t *testing.T) {
 	// In the set form the rule is moved to the top of the decryption
 	// rulebase, after it is created: a no-decrypt rule below a decrypt rule
 	// would never be reached.
-	out := emit(t, smallProgram(), backends.Options{})
+	out := emit(t, smallProgram(), backends.Options{Params: snapshot})
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	n := len(lines)
-	if !strings.HasPrefix(lines[n-2], "set rulebase decryption rules tw-no-decrypt-turn-tls from any to any source any destination [ provider relay ] service any category any action no-decrypt type ssl-forward-proxy description ") ||
+	if !strings.HasPrefix(lines[n-2], "set rulebase decryption rules tw-no-decrypt-turn-tls from any to any source any destination [ tw-provider tw-relay ] service any category any action no-decrypt type ssl-forward-proxy description ") ||
 		lines[n-1] != "move rulebase decryption rules tw-no-decrypt-turn-tls top" {
 		t.Errorf("decryption rule placement:\n%s\n%s", lines[n-2], lines[n-1])
 	}
@@ -204,7 +212,7 @@ func TestDecryptionRule(t *testing.T) {
 func TestNoDecryptionRuleWithoutTLS(t *testing.T) {
 	p := smallProgram()
 	p.Rules = p.Rules[:1] // the deny rule only
-	out := emit(t, p, backends.Options{})
+	out := emit(t, p, backends.Options{Params: snapshot})
 	if strings.Contains(out, "decryption") {
 		t.Errorf("no TURN/TLS or signalling rule, yet a decryption rule:\n%s", out)
 	}
@@ -216,7 +224,7 @@ func TestDescriptionEscaping(t *testing.T) {
 	p.Rules[0].Origin.Source.File = "we[ir]d\".hcl"
 	p.Policy.Name = "lab\"\nset address evil ip-netmask 0.0.0.0/0"
 	for _, format := range []string{FormatSet, FormatXML} {
-		out := emit(t, p, backends.Options{Format: format})
+		out := emit(t, p, backends.Options{Format: format, Params: snapshot})
 		for _, line := range strings.Split(out, "\n") {
 			if strings.HasPrefix(strings.TrimSpace(line), "set rulebase security rules evil") ||
 				strings.HasPrefix(strings.TrimSpace(line), "set address evil") ||
@@ -224,12 +232,12 @@ func TestDescriptionEscaping(t *testing.T) {
 				t.Errorf("%s: user text started a statement: %q", format, line)
 			}
 		}
-		benign := emit(t, smallProgram(), backends.Options{Format: format})
+		benign := emit(t, smallProgram(), backends.Options{Format: format, Params: snapshot})
 		if a, b := strings.Count(out, "\n"), strings.Count(benign, "\n"); a != b {
 			t.Errorf("%s: %d lines with hostile text, %d without", format, a, b)
 		}
 	}
-	out := emit(t, p, backends.Options{})
+	out := emit(t, p, backends.Options{Params: snapshot})
 	want := `description "[weird.hcl:10] a quoted  backslash set rulebase security rules evil action allow x _n_ </description><entry name=evil>"`
 	want = strings.ReplaceAll(want, "  ", " ")
 	if !strings.Contains(out, want) {
@@ -248,7 +256,7 @@ func TestDescriptionEscaping(t *testing.T) {
 func TestDescriptionLimit(t *testing.T) {
 	p := smallProgram()
 	p.Rules[0].Comment = strings.Repeat("long comment ", 200)
-	out := emit(t, p, backends.Options{})
+	out := emit(t, p, backends.Options{Params: snapshot})
 	cfg, err := Backend{}.Reader().Read([]backends.File{{Name: "panos.set", Data: []byte(out)}})
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +297,7 @@ func TestNameLimits(t *testing.T) {
 	p.Index()
 
 	for _, format := range []string{FormatSet, FormatXML} {
-		files := backendtest.Emit(t, Backend{}, p, backends.Options{Format: format})
+		files := backendtest.Emit(t, Backend{}, p, backends.Options{Format: format, Params: snapshot})
 		cfg, err := Backend{}.Reader().Read(files)
 		if err != nil {
 			t.Fatal(err)
@@ -297,7 +305,7 @@ func TestNameLimits(t *testing.T) {
 		backendtest.CheckEquivalent(t, p, cfg, backendtest.EquivOptions{CheckSource: true}, 2000)
 	}
 
-	out := emit(t, p, backends.Options{})
+	out := emit(t, p, backends.Options{Params: snapshot})
 	dev, err := parseSet("panos.set", []byte(out))
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +346,7 @@ func TestNameLimits(t *testing.T) {
 		}
 	}
 	// Stable between runs: a fresh emit gives the same names.
-	if again := emit(t, p, backends.Options{}); again != out {
+	if again := emit(t, p, backends.Options{Params: snapshot}); again != out {
 		t.Error("names differ between two runs")
 	}
 	if z := ZoneName(p.Zones[0].Name); !strings.Contains(out, " from "+z+" ") {
@@ -374,18 +382,18 @@ func TestParams(t *testing.T) {
 func TestEmitRejects(t *testing.T) {
 	p := smallProgram()
 	p.AddressSets[3].FQDNs = []string{"stun.example.net\nset address x"}
-	if _, err := (Backend{}).Emit(p, backends.Options{}); err == nil {
+	if _, err := (Backend{}).Emit(p, backends.Options{Params: snapshot}); err == nil {
 		t.Error("an fqdn with a newline was accepted")
 	}
 	p = smallProgram()
 	p.Rules[0].Dst = "missing"
-	if _, err := (Backend{}).Emit(p, backends.Options{}); err == nil {
+	if _, err := (Backend{}).Emit(p, backends.Options{Params: snapshot}); err == nil {
 		t.Error("a rule on a set that is not in the program was accepted")
 	}
 }
 
 func TestReaderRejects(t *testing.T) {
-	good := emit(t, smallProgram(), backends.Options{})
+	good := emit(t, smallProgram(), backends.Options{Params: snapshot})
 	goodXML := emit(t, smallProgram(), backends.Options{Format: FormatXML})
 	cases := []struct {
 		name, file, data, want string
@@ -479,7 +487,7 @@ func TestManySeeds(t *testing.T) {
 	const seeds = 30
 	for _, c := range backendtest.Cases(t) {
 		for _, format := range []string{FormatSet, FormatXML} {
-			files := backendtest.Emit(t, Backend{}, c.Program, backends.Options{Format: format})
+			files := backendtest.Emit(t, Backend{}, c.Program, backends.Options{Format: format, Params: snapshot})
 			cfg, err := Backend{}.Reader().Read(files)
 			if err != nil {
 				t.Fatal(err)

@@ -17,12 +17,14 @@ import (
 // are a straight walk over it.
 type plan struct {
 	vsys      string
+	place     place
 	addresses []address
 	groups    []memberList // address groups
 	services  []service
 	svcGroups []memberList
 	rules     []securityRule // policy rules in IR order, then the default rule
 	decrypt   *decryptionRule
+	feeds     []feed // external dynamic lists standing for big address sets
 }
 
 type address struct {
@@ -34,6 +36,7 @@ type address struct {
 type memberList struct {
 	name    string
 	members []string
+	set     string // the IR set of an address group
 }
 
 type service struct {
@@ -70,24 +73,29 @@ const maxPortList = 1023
 // final dot is accepted in the IR and left out of the object.
 var fqdnPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
 
-func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
-	pl := &plan{vsys: vsys}
+func buildPlan(p *ir.Program, where place) (*plan, error) {
+	pl := &plan{vsys: where.vsys, place: where}
 
 	zones := map[string]string{} // lower-cased PAN-OS zone -> IR zone
 	zone := func(z string) (string, error) {
 		if z == "" {
 			return "any", nil
 		}
-		t := ZoneName(z)
+		t, ok := where.zone(z)
+		if !ok {
+			return "", fmt.Errorf("zone %q is missing from the zone map (--param panos.zones): add %s=PANZONE", z, z)
+		}
 		if other, ok := zones[strings.ToLower(t)]; ok && other != z {
 			return "", fmt.Errorf("zones %q and %q both map to the PAN-OS zone name %q; rename one", other, z, t)
 		}
 		zones[strings.ToLower(t)] = z
 		return t, nil
 	}
-	for _, z := range p.Zones {
-		if _, err := zone(z.Name); err != nil {
-			return nil, err
+	if where.zones == nil {
+		for _, z := range p.Zones {
+			if _, err := zone(z.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -129,14 +137,19 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 
 	// Address objects: one per distinct prefix or FQDN, shared by the groups,
 	// named after their value so that the name says what the object holds.
-	addrNS := newNamespace(objectRules())
+	addrNS := newNamespace(prefixed(objectRules(), where.objectPrefix))
 	var v4, v6 []netip.Prefix
 	var fqdns []string
 	seenPrefix := map[netip.Prefix]bool{}
 	seenFQDN := map[string]bool{}
+	fed := map[string]bool{}
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
 		if !usedAddr[s.Name] {
+			continue
+		}
+		if where.feeds(s) {
+			fed[s.Name] = true
 			continue
 		}
 		for _, pf := range append(append([]netip.Prefix(nil), s.V4...), s.V6...) {
@@ -185,7 +198,16 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		if !usedAddr[s.Name] {
 			continue
 		}
-		g := memberList{name: addrNS.name("group", s.Name)}
+		if fed[s.Name] {
+			f, err := newFeed(s, addrNS.name("feed", "feed-"+s.Name), where)
+			if err != nil {
+				return nil, err
+			}
+			groupName[s.Name] = f.name
+			pl.feeds = append(pl.feeds, f)
+			continue
+		}
+		g := memberList{name: addrNS.name("group", s.Name), set: s.Name}
 		// Members are distinct by construction (IR prefixes are a minimal
 		// cover; FQDNs are deduplicated); the map only guards against
 		// two spellings of one name, in linear time for big sets.
@@ -208,7 +230,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 
 	// Services: one object per protocol entry (and per 1023-character chunk of
 	// ports), gathered in one service group per IR service set.
-	svcNS := newNamespace(objectRules("application-default", "service-http", "service-https"))
+	svcNS := newNamespace(prefixed(objectRules("application-default", "service-http", "service-https"), where.objectPrefix))
 	svcGroupName := map[string]string{}
 	for _, s := range p.Services {
 		if !usedSvc[s.Name] {
@@ -254,8 +276,10 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 	// Security rules in IR order. Every rule is universal (intrazone and
 	// interzone alike, as the IR's zone match), uses explicit services with
 	// application any (application-default would pin ssl to tcp/443 and deny
-	// TURN/TLS on 5349), and logs at session end, PAN-OS's own default.
-	ruleNS := newNamespace(ruleRules(prefix))
+	// TURN/TLS on 5349), and logs at session end when the policy rule asks
+	// for logging (log-end no otherwise, so the log flag means the same on
+	// every target).
+	ruleNS := newNamespace(ruleRules(where.rulePrefix))
 	for _, k := range kept {
 		r := k.r
 		pl.rules = append(pl.rules, securityRule{
@@ -266,7 +290,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 			destination: groupName[r.Dst],
 			service:     svcGroupName[r.Service],
 			action:      string(r.Action),
-			logEnd:      true,
+			logEnd:      r.Log,
 			description: ruleDescription(*r),
 		})
 	}
@@ -277,19 +301,24 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 	// ... and deny all interzone traffic",
 	// https://docs.paloaltonetworks.com/pan-os/9-0/pan-os-web-interface-help/policies/policies-security/security-policy-overview).
 	// The policy's default applies within a zone too, so an explicit
-	// universal any-to-any rule closes the rulebase.
+	// universal any-to-any rule closes the rulebase, when asked for
+	// (default-rule=emit): on a box with a rulebase of its own it would
+	// override what the box already allows, so by default the packets no
+	// turnwall rule matches are left to the box.
 	action := p.Policy.DefaultAction
 	if action != ir.Allow && action != ir.Deny {
 		return nil, fmt.Errorf("policy %q: unknown default action %q", p.Policy.Name, action)
 	}
-	pl.rules = append(pl.rules, securityRule{
-		name: ruleNS.name("default", "default-"+string(action)),
-		from: "any", to: "any", source: "any", destination: "any", service: "any",
-		action: string(action),
-		logEnd: p.Policy.LogDefault,
-		description: fmt.Sprintf("turnwall default of policy %s: %s every connection no rule above matches, within a zone too (%s)",
-			cleanText(p.Policy.Name, 200), action, sourceTag(p.Policy.Source)),
-	})
+	if where.defaultRule {
+		pl.rules = append(pl.rules, securityRule{
+			name: ruleNS.name("default", "default-"+string(action)),
+			from: "any", to: "any", source: "any", destination: "any", service: "any",
+			action: string(action),
+			logEnd: p.Policy.LogDefault,
+			description: fmt.Sprintf("turnwall default of policy %s: %s every connection no rule above matches, within a zone too (%s)",
+				cleanText(p.Policy.Name, 200), action, sourceTag(p.Policy.Source)),
+		})
+	}
 
 	// TURN/TLS must not be decrypted: SSL forward proxy re-signs the relay's
 	// certificate and expects HTTP inside, which breaks TURN over TLS, and
@@ -314,6 +343,12 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 		}
 	}
 	return pl, nil
+}
+
+// prefixed sets the ownership prefix of a namespace's names.
+func prefixed(r naming.Rules, prefix string) naming.Rules {
+	r.Prefix = prefix
+	return r
 }
 
 // ruleRules: rule names are unique per vsys, and PAN-OS reserves the names of

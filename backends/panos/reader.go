@@ -25,10 +25,21 @@ func (Backend) Reader() backends.Reader { return reader{} }
 type reader struct{}
 
 func (reader) Read(files []backends.File) (backends.Config, error) {
-	if len(files) != 1 {
-		return nil, fmt.Errorf("expected one file (panos.set or panos.xml), got %d", len(files))
+	if len(files) == 0 {
+		return nil, fmt.Errorf("expected panos.set or panos.xml (and its feed files), got no file")
 	}
 	f := files[0]
+	feeds := map[string][]netip.Prefix{}
+	for _, ff := range files[1:] {
+		if !strings.HasPrefix(ff.Name, "panos-feed-") || !strings.HasSuffix(ff.Name, ".txt") {
+			return nil, fmt.Errorf("%s: expected one configuration and feed files panos-feed-NAME.txt", ff.Name)
+		}
+		pfs, err := parseFeedFile(ff.Name, ff.Data)
+		if err != nil {
+			return nil, err
+		}
+		feeds[ff.Name] = pfs
+	}
 	var dev *device
 	var err error
 	if strings.HasSuffix(f.Name, ".xml") || (!strings.HasSuffix(f.Name, ".set") && strings.HasPrefix(strings.TrimSpace(string(f.Data)), "<")) {
@@ -39,6 +50,7 @@ func (reader) Read(files []backends.File) (backends.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	dev.feedData = feeds
 	return dev.resolve(f.Name)
 }
 
@@ -51,6 +63,8 @@ type device struct {
 	svcGroups  map[string]*rGroup
 	security   rulebase
 	decryption rulebase
+	edls       map[string]*rEDL
+	feedData   map[string][]netip.Prefix // feed file name -> its prefixes
 }
 
 type rAddress struct {
@@ -98,6 +112,7 @@ func newDevice() *device {
 		groups:     map[string]*rGroup{},
 		services:   map[string]*rService{},
 		svcGroups:  map[string]*rGroup{},
+		edls:       map[string]*rEDL{},
 		security:   rulebase{byName: map[string]*rRule{}},
 		decryption: rulebase{byName: map[string]*rRule{}},
 	}
@@ -172,6 +187,7 @@ func contains(list []string, s string) bool {
 // config is a resolved configuration that decides packets.
 type config struct {
 	vsys       string
+	zoneOf     func(irZone string) string // nil: ZoneName
 	rules      []rule
 	decryption []decryption
 }
@@ -233,6 +249,14 @@ func (d *device) resolve(file string) (*config, error) {
 		}
 		if len(g.members) == 0 {
 			return nil, errAt(g.line, "service group %q has no members", name)
+		}
+	}
+	for name, e := range d.edls {
+		if _, clash := d.addresses[name]; clash || d.groups[name] != nil {
+			return nil, errAt(e.line, "external list %q has the name of an address or group", name)
+		}
+		if e.url == "" || e.refresh == "" {
+			return nil, errAt(e.line, "external list %q needs a url and a recurring refresh", name)
 		}
 	}
 	for name, a := range d.addresses {
@@ -385,6 +409,16 @@ func (d *device) addrMatch(members []string) (addrMatch, error) {
 			}
 			return nil
 		}
+		if e, ok := d.edls[name]; ok && depth == 0 {
+			pfs, err := d.feedPrefixes(name, e)
+			if err != nil {
+				return err
+			}
+			for _, pf := range pfs {
+				b.AddPrefix(pf)
+			}
+			return nil
+		}
 		if pf, err := netip.ParsePrefix(name); err == nil {
 			b.AddPrefix(pf.Masked())
 			return nil
@@ -492,11 +526,15 @@ func descriptionSource(desc string) string {
 // mapped with ZoneName; an empty zone is unknown and matches any zone.
 func (c *config) Decide(pkt ir.Packet) backends.Decision {
 	from, to := pkt.FromZone, pkt.ToZone
+	zoneOf := c.zoneOf
+	if zoneOf == nil {
+		zoneOf = ZoneName
+	}
 	if from != "" {
-		from = ZoneName(from)
+		from = zoneOf(from)
 	}
 	if to != "" {
-		to = ZoneName(to)
+		to = zoneOf(to)
 	}
 	for i := range c.rules {
 		r := &c.rules[i]

@@ -60,10 +60,13 @@ func tokenize(line string) ([]token, error) {
 // turnwall emits plus the obvious neighbours (several set lines per object,
 // before/after moves, a vsys scope).
 type setParser struct {
-	dev  *device
-	line int
-	toks []token
-	pos  int
+	dev *device
+	// changes admits delete and rename (the box model); a snapshot has
+	// neither, so the reader refuses them.
+	changes bool
+	line    int
+	toks    []token
+	pos     int
 }
 
 func parseSet(file string, data []byte) (*device, error) {
@@ -187,7 +190,11 @@ func (p *setParser) yesNo(what string) (bool, error) {
 }
 
 func (p *setParser) statement() error {
-	verb, err := p.keyword("set", "move")
+	verbs := []string{"set", "move"}
+	if p.changes {
+		verbs = append(verbs, "delete", "rename")
+	}
+	verb, err := p.keyword(verbs...)
 	if err != nil {
 		return err
 	}
@@ -197,15 +204,29 @@ func (p *setParser) statement() error {
 		if vsys, err = p.word("vsys name"); err != nil {
 			return err
 		}
+	} else if p.more() && !p.toks[p.pos].quoted && p.toks[p.pos].s == "device-group" {
+		// A Panorama device group: its objects, and rules in its
+		// pre-rulebase.
+		p.pos++
+		dg, err := p.word("device group name")
+		if err != nil {
+			return err
+		}
+		vsys = "device-group " + dg
 	}
 	if p.dev.vsys == "" {
 		p.dev.vsys = vsys
 	} else if p.dev.vsys != vsys {
 		return fmt.Errorf("statement for %s in a file for %s", vsys, p.dev.vsys)
 	}
-	if verb == "move" {
+	switch verb {
+	case "move":
 		err = p.move()
-	} else {
+	case "delete":
+		err = p.delete()
+	case "rename":
+		err = p.rename()
+	default:
 		err = p.set()
 	}
 	if err == nil && p.more() {
@@ -214,12 +235,23 @@ func (p *setParser) statement() error {
 	return err
 }
 
+// rulebaseKeyword is "rulebase" on a firewall, "pre-rulebase" in a
+// Panorama device group.
+func (p *setParser) rulebaseKeyword() string {
+	if strings.HasPrefix(p.dev.vsys, "device-group ") {
+		return "pre-rulebase"
+	}
+	return "rulebase"
+}
+
 func (p *setParser) set() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", "rulebase")
+	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword())
 	if err != nil {
 		return err
 	}
 	switch what {
+	case "external-list":
+		return p.setExternalList()
 	case "address":
 		return p.setAddress()
 	case "address-group":
@@ -312,8 +344,13 @@ func (p *setParser) setGroup(groups map[string]*rGroup, listKey string) error {
 			return err
 		}
 		if key == listKey {
+			in := make(map[string]bool, len(g.members))
+			for _, m := range g.members {
+				in[m] = true
+			}
 			for _, m := range v {
-				if !contains(g.members, m) {
+				if !in[m] {
+					in[m] = true
 					g.members = append(g.members, m)
 				}
 			}
@@ -440,7 +477,7 @@ func (p *setParser) setRule(r *rRule, keys ruleKeys) error {
 }
 
 func (p *setParser) move() error {
-	if _, err := p.keyword("rulebase"); err != nil {
+	if _, err := p.keyword(p.rulebaseKeyword()); err != nil {
 		return err
 	}
 	base, err := p.keyword("security", "decryption")

@@ -244,7 +244,7 @@ func (x *xmlReader) config(root *node) error {
 	}
 	x.dev.vsys = names[0]
 	vsys := ents[0]
-	if err := x.container(vsys, []string{"name"}, "address", "address-group", "service", "service-group", "rulebase"); err != nil {
+	if err := x.container(vsys, []string{"name"}, "address", "external-list", "address-group", "service", "service-group", "rulebase"); err != nil {
 		return err
 	}
 	if err := x.unique(vsys); err != nil {
@@ -255,6 +255,8 @@ func (x *xmlReader) config(root *node) error {
 		switch c.name {
 		case "address":
 			err = x.addresses(c)
+		case "external-list":
+			err = x.externalLists(c)
 		case "address-group":
 			err = x.groups(c, x.dev.groups, "static")
 		case "service":
@@ -487,6 +489,50 @@ func (x *xmlReader) rule(e *node, r *rRule, keys ruleKeys) error {
 				r.description = v
 			}
 		}
+	}
+	return nil
+}
+
+// externalLists reads <external-list><entry name=N><type><ip><recurring>
+// <hourly/></recurring><url>U</url></ip></type></entry>.
+func (x *xmlReader) externalLists(n *node) error {
+	ents, names, err := x.entries(n)
+	if err != nil {
+		return err
+	}
+	for i, e := range ents {
+		if err := x.container(e, []string{"name"}, "type", "description"); err != nil {
+			return err
+		}
+		typ := only(e, "type")
+		if typ == nil {
+			return x.errAt(e, "external list %q has no <type>", names[i])
+		}
+		if err := x.container(typ, nil, "ip"); err != nil {
+			return err
+		}
+		ip := only(typ, "ip")
+		if ip == nil {
+			return x.errAt(typ, "external list %q: only type ip is modelled", names[i])
+		}
+		if err := x.container(ip, nil, "url", "recurring", "description"); err != nil {
+			return err
+		}
+		r := &rEDL{line: e.line}
+		for _, c := range ip.children {
+			switch c.name {
+			case "url":
+				if r.url, err = x.leaf(c); err != nil {
+					return err
+				}
+			case "recurring":
+				if len(c.children) != 1 {
+					return x.errAt(c, "<recurring> needs one interval")
+				}
+				r.refresh = c.children[0].name
+			}
+		}
+		x.dev.edls[names[i]] = r
 	}
 	return nil
 }

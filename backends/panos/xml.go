@@ -31,6 +31,15 @@ func renderXML(pl *plan) ([]byte, error) {
 		}
 		v.Address = append(v.Address, e)
 	}
+	for _, f := range pl.feeds {
+		e := xExternalList{Name: f.name}
+		e.Type.IP.URL = f.url
+		e.Type.IP.Recurring = xRecurring{XMLName: xml.Name{Local: "recurring"}, Every: xml.Name{Local: f.refresh}}
+		if v.ExternalList == nil {
+			v.ExternalList = &xExternalLists{}
+		}
+		v.ExternalList.Entries = append(v.ExternalList.Entries, e)
+	}
 	for _, g := range pl.groups {
 		v.AddressGroup = append(v.AddressGroup, xAddressGroup{Name: g.name, Static: g.members})
 	}
@@ -102,6 +111,7 @@ type xVsysList struct {
 type xVsys struct {
 	Name         string          `xml:"name,attr"`
 	Address      []xAddress      `xml:"address>entry,omitempty"`
+	ExternalList *xExternalLists `xml:"external-list,omitempty"`
 	AddressGroup []xAddressGroup `xml:"address-group>entry,omitempty"`
 	Service      []xService      `xml:"service>entry,omitempty"`
 	ServiceGroup []xServiceGroup `xml:"service-group>entry,omitempty"`
@@ -183,4 +193,40 @@ type xDecryptionRule struct {
 // xDecryptionType selects SSL forward proxy: <type><ssl-forward-proxy/></type>.
 type xDecryptionType struct {
 	SSLForwardProxy struct{} `xml:"ssl-forward-proxy"`
+}
+
+type xExternalLists struct {
+	Entries []xExternalList `xml:"entry"`
+}
+
+// xExternalList is an External Dynamic List of type ip:
+// <type><ip><recurring><hourly/></recurring><url>URL</url></ip></type>.
+type xExternalList struct {
+	Name string `xml:"name,attr"`
+	Type struct {
+		IP struct {
+			Recurring xRecurring `xml:"recurring"`
+			URL       string     `xml:"url"`
+		} `xml:"ip"`
+	} `xml:"type"`
+}
+
+// xRecurring holds one empty element named after the refresh interval.
+type xRecurring struct {
+	XMLName xml.Name
+	Every   xml.Name
+}
+
+func (r xRecurring) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	inner := xml.StartElement{Name: r.Every}
+	if err := e.EncodeToken(inner); err != nil {
+		return err
+	}
+	if err := e.EncodeToken(inner.End()); err != nil {
+		return err
+	}
+	return e.EncodeToken(start.End())
 }
