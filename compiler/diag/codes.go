@@ -33,6 +33,10 @@ const (
 	SIPForWebRTC      Code = "TW209"
 	WideProviderRange Code = "TW210"
 	ShadowedRule      Code = "TW211"
+	// QoS lints (the qos block).
+	QoSTCP443ByPort Code = "TW215"
+	QoSNotAllowed   Code = "TW216"
+	QoSOverlap      Code = "TW217"
 )
 
 // CodeInfo documents one code.
@@ -74,4 +78,7 @@ var Catalogue = []CodeInfo{
 	{SIPForWebRTC, "sip-for-webrtc", "SIP (5060/5061) is opened for an agents group marked WebRTC-only. Pure WebRTC agents signal over HTTPS/WSS and need no SIP. Remove the rule or set `webrtc_only = false`."},
 	{WideProviderRange, "wide-provider-range", "A provider range is wider than /8 (IPv4) or /16 (IPv6), or any-any. That opens far more than the platform. Use the provider's published ranges."},
 	{ShadowedRule, "shadowed-rule", "A rule can never match because earlier rules cover all it matches. Remove it, or narrow the earlier rule."},
+	{QoSTCP443ByPort, "qos-tcp-443-by-port", "A QoS class marks TCP 443 to any destination (or one wider than /8, /16 for IPv6). TCP 443 is also every agent's web browsing, so that prioritises browsing as much as the TURN/TLS fallback. Mark TCP 443 only towards the provider's or relay's addresses: name provider.NAME or relay.NAME in `flows`."},
+	{QoSNotAllowed, "qos-not-allowed", "A QoS class names a block (or a purpose) for which the policy allows no flow, so the class marks nothing there. Name blocks whose flows the policy allows, or fix `purposes`."},
+	{QoSOverlap, "qos-overlap", "A QoS class selects flows an earlier class already marks. A flow takes the first class that names it; narrow the purposes of one class."},
 }

@@ -83,6 +83,9 @@ func (e *evaluator) decode() *Policy {
 	for _, b := range cfg.Rules {
 		pol.Rules = append(pol.Rules, e.rule(b))
 	}
+	for _, b := range e.uniqueClasses(cfg.QoS) {
+		pol.QoS = append(pol.QoS, e.qosClass(b))
+	}
 	return pol
 }
 

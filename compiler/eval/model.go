@@ -27,6 +27,7 @@ type Policy struct {
 	Relays    []*Relay
 	Platforms []*Platform
 	Rules     []*Rule
+	QoS       []*QoSClass // the qos block's classes, in declaration order
 }
 
 // Block is what every evaluated block has: its name and where it and its

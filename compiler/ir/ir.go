@@ -128,6 +128,8 @@ type Program struct {
 	Providers   []Provider   `json:"providers"`
 	Relays      []Relay      `json:"relays"`
 	Platforms   []Platform   `json:"platforms"`
+	// QoS holds the policy's traffic classes (qos.go); nil without a qos block.
+	QoS []QoSClass `json:"qos,omitempty"`
 
 	addrIndex map[string]*AddressSet
 	svcIndex  map[string]*ServiceSet

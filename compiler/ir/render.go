@@ -79,6 +79,7 @@ func (p *Program) WriteText(w io.Writer) error {
 			fmt.Fprintf(bw, "  tenant-realm %s\n", strconv.Quote(pl.TenantRealm))
 		}
 	}
+	p.writeQoSText(bw)
 	return bw.Flush()
 }
 

@@ -30,6 +30,7 @@ func Run(p *ir.Program, root string) hcl.Diagnostics {
 	c.sipForWebRTC()
 	c.wideRanges()
 	c.shadowed()
+	c.qos()
 	return c.diags
 }
 

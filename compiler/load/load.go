@@ -41,6 +41,8 @@ type Config struct {
 	Relays    []*Block
 	Platforms []*Block
 	Rules     []*Block
+	// QoS holds the classes of every qos block, in file and block order.
+	QoS []*Block
 }
 
 // Block is one labelled block with its attributes and nested blocks.
@@ -283,6 +285,10 @@ func (cfg *Config) addFile(f *hcl.File) hcl.Diagnostics {
 			}
 			continue
 		}
+		if hb.Type == TypeQoS {
+			diags = append(diags, cfg.addQoS(hb)...)
+			continue
+		}
 		b, d := decodeBlock(hb)
 		diags = append(diags, d...)
 		if b == nil {
@@ -367,7 +373,7 @@ func checkName(typ, name string, rng hcl.Range) hcl.Diagnostics {
 
 func (cfg *Config) checkDuplicates() hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, list := range [][]*Block{cfg.Variables, cfg.Zones, cfg.Agents, cfg.Providers, cfg.Relays, cfg.Platforms, cfg.Rules} {
+	for _, list := range [][]*Block{cfg.Variables, cfg.Zones, cfg.Agents, cfg.Providers, cfg.Relays, cfg.Platforms, cfg.Rules, cfg.QoS} {
 		seen := map[string]*Block{}
 		for _, b := range list {
 			if prev, ok := seen[b.Name]; ok {

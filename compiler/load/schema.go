@@ -13,6 +13,8 @@ const (
 	TypeRelay    = "relay"
 	TypePlatform = "platform"
 	TypeRule     = "rule"
+	TypeQoS      = "qos"
+	TypeClass    = "class" // a qos block's classes
 )
 
 // ReferenceableTypes are block types an expression can refer to as TYPE.NAME.
@@ -29,8 +31,12 @@ var fileSchema = &hcl.BodySchema{
 		{Type: TypeRelay, LabelNames: []string{"name"}},
 		{Type: TypePlatform, LabelNames: []string{"name"}},
 		{Type: TypeRule, LabelNames: []string{"name"}},
+		{Type: TypeQoS},
 	},
 }
+
+// qosSchema is a qos block's body: classes only.
+var qosSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: TypeClass, LabelNames: []string{"name"}}}}
 
 // blockSchemas holds each block type's body schema. One schema per type, beside
 // the decode function that uses it.
@@ -67,6 +73,9 @@ var blockSchemas = map[string]*hcl.BodySchema{
 		{Name: "use_turn"}, {Name: "preferred_transport"}, {Name: "ice_check_priority"},
 		{Name: "tcp_fallback"}, {Name: "turn_server_override"}, {Name: "tenant_realm"},
 		{Name: "description"},
+	}},
+	TypeClass: {Attributes: []hcl.AttributeSchema{
+		{Name: "flows"}, {Name: "purposes"}, {Name: "dscp"}, {Name: "replies"}, {Name: "description"},
 	}},
 	TypeRule: {Attributes: []hcl.AttributeSchema{
 		{Name: "from", Required: true}, {Name: "to", Required: true},
