@@ -170,6 +170,9 @@ type EquivOptions struct {
 	// CheckSource: the deciding rule's comment must trace to the same policy
 	// line as the IR rule.
 	CheckSource bool
+	// QoSClassOnly: the target classes and queues QoS flows but cannot
+	// write DSCP (Cisco ASA); CheckQoS compares classes only.
+	QoSClassOnly bool
 }
 
 // CheckEquivalent asserts that cfg decides every generated packet as p.Allows.
@@ -228,6 +231,7 @@ func CheckTarget(t *testing.T, b backends.Traceable, opts backends.Options, eq E
 			withSource := eq
 			withSource.CheckSource = true
 			CheckEquivalent(t, c.Program, cfg, withSource, 4000)
+			CheckQoS(t, c.Program, cfg, eq, 2000, true)
 		})
 		t.Run(c.Name+"/hostile", func(t *testing.T) {
 			CheckHostile(t, b, opts, eq, c.Program)
@@ -272,4 +276,5 @@ func CheckHostile(t *testing.T, b backends.Traceable, opts backends.Options, eq 
 		t.Fatalf("re-reading the hostile output: %v", err)
 	}
 	CheckEquivalent(t, hostile, cfg, eq, 1500)
+	CheckQoS(t, hostile, cfg, eq, 500, false)
 }

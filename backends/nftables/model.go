@@ -61,7 +61,10 @@ type Chain struct {
 	Name   string
 	Hook   string // "forward" for the base chain
 	Policy string // base chain policy
-	Rules  []Rule
+	// Priority of a base chain: "filter" when empty, or "mangle" (the QoS
+	// marking chain, which runs before the filter chains of the hook).
+	Priority string
+	Rules    []Rule
 }
 
 // Rule is one nftables rule. Empty fields match everything.
@@ -79,6 +82,12 @@ type Rule struct {
 	Verdict  string // accept, drop, or "jump CHAIN"
 	Comment  string
 	IRRule   string // the IR rule this implements; empty for plumbing
+	// CtDir matches the packet's conntrack direction ("original" or
+	// "reply"); MarkDSCP sets the IP (Family 4) or IPv6 (Family 6) DSCP
+	// field to DSCP (qos.go).
+	CtDir    string
+	MarkDSCP bool
+	DSCP     uint8
 }
 
 // Limits from nft and the kernel: object names up to 255 bytes (not starting
@@ -118,7 +127,6 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 
 	// Address sets: one per IR set and family that has addresses, and one
 	// per family for FQDN members (filled by a resolver).
-	type famSets struct{ v4, v6, fq4, fq6 string }
 	setsOf := map[string]famSets{}
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
@@ -218,12 +226,17 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 	}
 	pc.Rules = append(pc.Rules, def)
 	rs.Chains = []Chain{base, pc}
+	if qc := qosChain(p, setsOf, ifaces); qc != nil {
+		rs.Chains = append(rs.Chains, *qc)
+	}
 
 	// Keep only the sets a rule uses (the relays' peer lists, for example,
 	// are for the relay, not the gateway).
 	used := map[string]bool{}
-	for _, r := range pc.Rules {
-		used[r.SrcSet], used[r.DstSet] = true, true
+	for _, c := range rs.Chains {
+		for _, r := range c.Rules {
+			used[r.SrcSet], used[r.DstSet] = true, true
+		}
 	}
 	kept := rs.Sets[:0]
 	for _, s := range rs.Sets {
@@ -234,6 +247,9 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 	rs.Sets = kept
 	return rs, nil
 }
+
+// famSets are the nftables sets of one IR address set.
+type famSets struct{ v4, v6, fq4, fq6 string }
 
 // ifname keeps an interface name safe inside double quotes.
 func ifname(s string) string {

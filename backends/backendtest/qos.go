@@ -1,0 +1,62 @@
+package backendtest
+
+import (
+	"testing"
+
+	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/compiler/ir"
+)
+
+// CheckQoS asserts that cfg marks (or classes) every generated packet as
+// p.QoSFor says: each packet of the property test, and its reverse, both as
+// the first direction of a connection and as a reply. className: compare the
+// target's class names with the IR's, and the sources the comments trace to
+// (not for hostile twins, whose names and files a target rewrites). A program without a qos block is skipped; a target
+// whose re-read configuration cannot say how it marks fails.
+func CheckQoS(t *testing.T, p *ir.Program, cfg backends.Config, opts EquivOptions, max int, className bool) {
+	t.Helper()
+	if len(p.QoS) == 0 {
+		return
+	}
+	qc, ok := cfg.(backends.QoSConfig)
+	if !ok {
+		t.Fatalf("the policy has a qos block but the re-read %T cannot say how it marks packets", cfg)
+	}
+	var pkts []ir.Packet
+	for seed := uint64(11); len(pkts) < max && seed <= 18; seed++ {
+		pkts = append(pkts, Packets(p, seed, max-len(pkts))...)
+	}
+	failures, marked := 0, 0
+	for _, base := range pkts {
+		base.DstHost = ""
+		for _, pkt := range []ir.Packet{base, base.Reverse()} {
+			for _, reply := range []bool{false, true} {
+				q := pkt
+				if opts.IgnoreEgressZone {
+					q.ToZone = ""
+				}
+				want := backends.QoSDecision{DSCP: -1}
+				if c := p.QoSFor(q, reply); c != nil {
+					want = backends.QoSDecision{Class: c.Name, DSCP: int(c.DSCP), Source: c.Origin.Source.String()}
+					if opts.QoSClassOnly {
+						want.DSCP = -1
+					}
+					marked++
+				}
+				got := qc.QoS(pkt, reply)
+				if !className {
+					got.Class, want.Class, got.Source, want.Source = "", "", "", ""
+				}
+				if got != want {
+					t.Errorf("%s reply=%t: target marks %+v, IR says %+v", describe(pkt), reply, got, want)
+					if failures++; failures == 10 {
+						t.Fatal("too many differences")
+					}
+				}
+			}
+		}
+	}
+	if marked == 0 {
+		t.Fatalf("no generated packet is in a QoS class: the test proves nothing")
+	}
+}
