@@ -173,6 +173,10 @@ type EquivOptions struct {
 	// QoSClassOnly: the target classes and queues QoS flows but cannot
 	// write DSCP (Cisco ASA); CheckQoS compares classes only.
 	QoSClassOnly bool
+	// QoSSession: the target classes and marks sessions, not directions
+	// (PAN-OS): a session takes the class of its first packet, whatever a
+	// class's replies say, and the DSCP marking of the rule that allows it.
+	QoSSession bool
 }
 
 // CheckEquivalent asserts that cfg decides every generated packet as p.Allows.

@@ -36,7 +36,12 @@ func CheckQoS(t *testing.T, p *ir.Program, cfg backends.Config, opts EquivOption
 					q.ToZone = ""
 				}
 				want := backends.QoSDecision{DSCP: -1}
-				if c := p.QoSFor(q, reply); c != nil {
+				if opts.QoSSession {
+					want = sessionQoS(p, q, reply)
+					if want.DSCP >= 0 || want.Class != "" {
+						marked++
+					}
+				} else if c := p.QoSFor(q, reply); c != nil {
 					want = backends.QoSDecision{Class: c.Name, DSCP: int(c.DSCP), Source: c.Origin.Source.String()}
 					if opts.QoSClassOnly {
 						want.DSCP = -1
@@ -59,4 +64,28 @@ func CheckQoS(t *testing.T, p *ir.Program, cfg backends.Config, opts EquivOption
 	if marked == 0 {
 		t.Fatalf("no generated packet is in a QoS class: the test proves nothing")
 	}
+}
+
+// sessionQoS is what a target that acts on sessions does: the class of the
+// session's first packet (all classes mark both directions), and the DSCP
+// of the class of the rule that allows the session.
+func sessionQoS(p *ir.Program, pkt ir.Packet, reply bool) backends.QoSDecision {
+	out := backends.QoSDecision{DSCP: -1}
+	s := pkt
+	if reply {
+		s = pkt.Reverse()
+	}
+	if c := p.QoSFor(s, false); c != nil {
+		out.Class, out.Source = c.Name, c.Origin.Source.String()
+	}
+	if v := p.Allows(s); v.Allowed() && v.Rule != nil {
+		for i := range p.QoS {
+			for _, r := range p.QoS[i].Rules {
+				if r == v.Rule.Name {
+					out.DSCP = int(p.QoS[i].DSCP)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -27,11 +27,11 @@ func TestHostileIsEmitted(t *testing.T) {
 }
 
 func TestSetForm(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{}, backendtest.EquivOptions{})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{}, backendtest.EquivOptions{QoSSession: true})
 }
 
 func TestXMLForm(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{Format: FormatXML}, backendtest.EquivOptions{})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{Format: FormatXML}, backendtest.EquivOptions{QoSSession: true})
 }
 
 // smallProgram is a hand-built policy with every feature the emitter handles:

@@ -23,6 +23,7 @@ type plan struct {
 	svcGroups []memberList
 	rules     []securityRule // policy rules in IR order, then the default rule
 	decrypt   *decryptionRule
+	qos       *qosPlan // the qos block (qos.go); nil without one
 }
 
 type address struct {
@@ -52,6 +53,8 @@ type securityRule struct {
 	action      string // "allow" or "deny"
 	logEnd      bool
 	description string
+	irRule      string // the IR rule; empty for the default rule
+	dscp        string // QoS marking (qos.go); empty for none
 }
 
 type decryptionRule struct {
@@ -273,6 +276,7 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 			action:      string(r.Action),
 			logEnd:      true,
 			description: ruleDescription(*r),
+			irRule:      r.Name,
 		})
 	}
 
@@ -317,6 +321,9 @@ func buildPlan(p *ir.Program, vsys, prefix string) (*plan, error) {
 			description: fmt.Sprintf("turnwall policy %s: never decrypt TURN/TLS and WebRTC signalling; TLS inspection breaks TURN/TLS, which also falls back to TCP 443 (%s)",
 				cleanText(p.Policy.Name, 200), sourceTag(p.Policy.Source)),
 		}
+	}
+	if err := buildQoS(p, pl, prefix); err != nil {
+		return nil, err
 	}
 	return pl, nil
 }

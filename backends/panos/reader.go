@@ -51,6 +51,7 @@ type device struct {
 	svcGroups  map[string]*rGroup
 	security   rulebase
 	decryption rulebase
+	qos        *rQoS // QoS profile, QoS rules and markings (qos.go)
 }
 
 type rAddress struct {
@@ -174,6 +175,7 @@ type config struct {
 	vsys       string
 	rules      []rule
 	decryption []decryption
+	qos        *cQoS // qos.go
 }
 
 type rule struct {
@@ -260,6 +262,9 @@ func (d *device) resolve(file string) (*config, error) {
 			return nil, errAt(r.line, "decryption rule %q: %v", r.name, err)
 		}
 		c.decryption = append(c.decryption, dr)
+	}
+	if err := d.resolveQoS(c, errAt); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -215,7 +215,7 @@ func (p *setParser) statement() error {
 }
 
 func (p *setParser) set() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", "rulebase")
+	what, err := p.keyword("address", "address-group", "service", "service-group", "rulebase", "network")
 	if err != nil {
 		return err
 	}
@@ -228,8 +228,10 @@ func (p *setParser) set() error {
 		return p.setService()
 	case "service-group":
 		return p.setGroup(p.dev.svcGroups, "members")
+	case "network":
+		return p.setNetworkQoS()
 	}
-	base, err := p.keyword("security", "decryption")
+	base, err := p.keyword("security", "decryption", "qos")
 	if err != nil {
 		return err
 	}
@@ -239,6 +241,12 @@ func (p *setParser) set() error {
 	name, err := p.name("rule name")
 	if err != nil {
 		return err
+	}
+	if base == "qos" {
+		return p.setQoSRule(name)
+	}
+	if base == "security" && p.more() && p.toks[p.pos].s == "qos" && !p.toks[p.pos].quoted {
+		return p.setMarking(name)
 	}
 	if base == "security" {
 		return p.setRule(p.dev.security.rule(name, p.line), securityKeys)
@@ -443,7 +451,7 @@ func (p *setParser) move() error {
 	if _, err := p.keyword("rulebase"); err != nil {
 		return err
 	}
-	base, err := p.keyword("security", "decryption")
+	base, err := p.keyword("security", "decryption", "qos")
 	if err != nil {
 		return err
 	}
@@ -467,6 +475,9 @@ func (p *setParser) move() error {
 	rb := &p.dev.security
 	if base == "decryption" {
 		rb = &p.dev.decryption
+	}
+	if base == "qos" {
+		rb = &p.dev.qosState().rules
 	}
 	return rb.move(name, where, ref)
 }

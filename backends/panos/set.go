@@ -53,6 +53,7 @@ func renderSet(pl *plan) ([]byte, error) {
 	for _, r := range pl.rules {
 		w.Line("move %srulebase security rules %s bottom", scope, r.name)
 	}
+	renderQoSSet(w, pl, scope)
 	if d := pl.decrypt; d != nil {
 		// Decryption rule: from/to/source/destination/service/category,
 		// action no-decrypt, type ssl-forward-proxy (pan-os-codegen
