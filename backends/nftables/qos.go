@@ -16,10 +16,11 @@ const QoSChain = "qos_mark"
 // mangle priority (before the filter chains), one rule per class, marked
 // rule, direction, family and protocol. Each sets the DSCP field and
 // accepts, which ends this chain only (the policy chains still decide), so
-// a packet takes the first class that matches it, as in the IR. Original
-// direction rules match the flow as the policy rule does; reply rules match
-// it reversed (ct direction reply, addresses, zones and ports swapped). It
-// returns nil when the policy has no qos block.
+// a connection takes the first class that matches it, as in the IR.
+// Original direction rules match the flow as the policy rule does; reply
+// rules match it reversed (ct direction reply, addresses, zones and ports
+// swapped), and set no DSCP for a class with replies = false. It returns
+// nil when the policy has no qos block.
 func qosChain(p *ir.Program, setsOf map[string]famSets, ifaces map[string][]string) *Chain {
 	if len(p.QoS) == 0 {
 		return nil
@@ -35,11 +36,7 @@ func qosChain(p *ir.Program, setsOf map[string]famSets, ifaces map[string][]stri
 			}
 			comment := naming.Comment("qos:"+cl.Name+":"+r.Name, `"\ `, maxComment-len(source)-1) + " " + source
 			src, dst := setsOf[r.Src], setsOf[r.Dst]
-			dirs := []string{"original"}
-			if cl.Replies {
-				dirs = append(dirs, "reply")
-			}
-			for _, dir := range dirs {
+			for _, dir := range []string{"original", "reply"} {
 				for _, d := range []struct {
 					fam      int
 					src, dst string
@@ -51,6 +48,12 @@ func qosChain(p *ir.Program, setsOf map[string]famSets, ifaces map[string][]stri
 						rule := Rule{CtDir: dir, IIF: ifaces[r.FromZone], OIF: ifaces[r.ToZone], Family: d.fam,
 							SrcSet: d.src, DstSet: d.dst, Proto: e.Proto, SPorts: e.SrcPorts, DPorts: e.Ports,
 							Counter: true, MarkDSCP: true, DSCP: cl.DSCP, Verdict: "accept", Comment: comment}
+						if dir == "reply" && !cl.Replies {
+							// The class leaves its replies alone; the rule
+							// still ends the chain for them, so that they
+							// take no later class either.
+							rule.MarkDSCP, rule.DSCP = false, 0
+						}
 						if dir == "reply" {
 							rule.IIF, rule.OIF = rule.OIF, rule.IIF
 							rule.SrcSet, rule.DstSet = rule.DstSet, rule.SrcSet

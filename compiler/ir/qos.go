@@ -49,10 +49,12 @@ func (pkt Packet) Reverse() Packet {
 }
 
 // QoSFor returns the class whose DSCP a packet leaves the gateway with, or
-// nil when no class marks it. reply says the packet travels against its
-// connection: pkt is then the reply (its source is the server), matched
-// against the rules' reversed direction. It is the reference semantics every
-// backend's QoS output is tested against.
+// nil when no class marks it. A connection takes the first class (in the
+// policy's order) one of whose rules matches its first packet. reply says
+// pkt travels against its connection (its source is the server): the class
+// is then the one of the connection (pkt reversed), and marks pkt only when
+// the class marks replies. It is the reference semantics every backend's
+// QoS output is tested against.
 func (p *Program) QoSFor(pkt Packet, reply bool) *QoSClass {
 	if pkt.Src.Is4() != pkt.Dst.Is4() {
 		return nil
@@ -62,13 +64,20 @@ func (p *Program) QoSFor(pkt Packet, reply bool) *QoSClass {
 		fwd = pkt.Reverse()
 	}
 	fwd.DstHost = ""
+	c := p.SessionClass(fwd)
+	if c == nil || reply && !c.Replies {
+		return nil
+	}
+	return c
+}
+
+// SessionClass returns the class of a connection whose first packet is
+// pkt: the first class one of whose rules matches it, or nil.
+func (p *Program) SessionClass(pkt Packet) *QoSClass {
 	for i := range p.QoS {
 		c := &p.QoS[i]
-		if reply && !c.Replies {
-			continue
-		}
 		for _, name := range c.Rules {
-			if r := p.Rule(name); r != nil && p.Matches(r, fwd) {
+			if r := p.Rule(name); r != nil && p.Matches(r, pkt) {
 				return c
 			}
 		}
