@@ -20,6 +20,7 @@ type plan struct {
 	customs   []custom  // config firewall service custom
 	svcGroups []group   // config firewall service group
 	policies  []policy  // config firewall policy, rules then the default
+	qos       *qosPlan  // traffic shapers and shaping policies (qos.go)
 }
 
 type address struct {
@@ -229,6 +230,9 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		return nil, err
 	}
 	out.policies = append(out.policies, def)
+	if out.qos, err = buildQoS(p, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
