@@ -245,6 +245,7 @@ type emitter struct {
 	netGroups map[string]*groupPlan // IR address set name -> group
 	svcGroups map[string]*groupPlan // IR service name -> group
 	fqdnObjs  map[string]*groupPlan // "v4 name" -> object
+	qos       *qosPlan              // the qos block (qos.go)
 }
 
 // groupPlan is an object or object group: its ASA name and definition lines.
@@ -315,7 +316,7 @@ func (e *emitter) plan() error {
 		a.name = e.prefix + zoneNamer.Name(z.Name) + "-" + hash8(aclContent(a.items))
 		e.acls = append(e.acls, a)
 	}
-	return nil
+	return e.planQoS()
 }
 
 // first is the namer's rule for a name's first character: a letter when the
@@ -655,5 +656,6 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 			w.Line("clear configure access-list %s", n)
 		}
 	}
+	e.writeQoS(w)
 	return w.Err
 }

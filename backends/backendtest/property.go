@@ -177,6 +177,11 @@ type EquivOptions struct {
 	// (PAN-OS): a session takes the class of its first packet, whatever a
 	// class's replies say, and the DSCP marking of the rule that allows it.
 	QoSSession bool
+	// QoSPerPacket: the target classes packets, not connections, by ACLs
+	// on the egress interface (Cisco ASA): a packet takes the first class
+	// one of whose rules matches it in their first direction, or reversed
+	// when the class marks replies; the ingress zone is not checked.
+	QoSPerPacket bool
 }
 
 // CheckEquivalent asserts that cfg decides every generated packet as p.Allows.

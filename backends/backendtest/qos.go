@@ -32,11 +32,17 @@ func CheckQoS(t *testing.T, p *ir.Program, cfg backends.Config, opts EquivOption
 		for _, pkt := range []ir.Packet{base, base.Reverse()} {
 			for _, reply := range []bool{false, true} {
 				q := pkt
-				if opts.IgnoreEgressZone {
-					q.ToZone = ""
-				}
 				want := backends.QoSDecision{DSCP: -1}
-				if opts.QoSSession {
+				if opts.QoSPerPacket {
+					q.FromZone = ""
+					if c := perPacketQoS(p, q); c != nil {
+						want = backends.QoSDecision{Class: c.Name, DSCP: int(c.DSCP), Source: c.Origin.Source.String()}
+						if opts.QoSClassOnly {
+							want.DSCP = -1
+						}
+						marked++
+					}
+				} else if opts.QoSSession {
 					want = sessionQoS(p, q, reply)
 					if want.DSCP >= 0 || want.Class != "" {
 						marked++
@@ -88,4 +94,23 @@ func sessionQoS(p *ir.Program, pkt ir.Packet, reply bool) backends.QoSDecision {
 		}
 	}
 	return out
+}
+
+// perPacketQoS is what a target that classes packets does: the first class
+// one of whose rules matches pkt, or matches it reversed when the class
+// marks replies.
+func perPacketQoS(p *ir.Program, pkt ir.Packet) *ir.QoSClass {
+	if pkt.Src.Is4() != pkt.Dst.Is4() {
+		return nil
+	}
+	rev := pkt.Reverse()
+	for i := range p.QoS {
+		c := &p.QoS[i]
+		for _, r := range p.QoSRules(c) {
+			if p.Matches(r, pkt) || c.Replies && p.Matches(r, rev) {
+				return c
+			}
+		}
+	}
+	return nil
 }
