@@ -44,7 +44,7 @@ relay "corp" {
 
 rule "web" {
   from = agents.floor3
-  to   = ["0.0.0.0/0"]
+  to   = ["192.0.2.0/24"]
   tcp  = [80, 443]
 }
 
