@@ -133,6 +133,7 @@ type Program struct {
 
 	addrIndex map[string]*AddressSet
 	svcIndex  map[string]*ServiceSet
+	ruleIndex map[string]int // qos.go: Rule
 }
 
 // Policy holds the policy-wide settings.
@@ -291,6 +292,10 @@ func (p *Program) Index() {
 	p.svcIndex = make(map[string]*ServiceSet, len(p.Services))
 	for i := range p.Services {
 		p.svcIndex[p.Services[i].Name] = &p.Services[i]
+	}
+	p.ruleIndex = make(map[string]int, len(p.Rules))
+	for i := len(p.Rules) - 1; i >= 0; i-- {
+		p.ruleIndex[p.Rules[i].Name] = i
 	}
 }
 

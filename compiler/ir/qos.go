@@ -85,8 +85,11 @@ func (p *Program) SessionClass(pkt Packet) *QoSClass {
 	return nil
 }
 
-// Rule returns the named rule, or nil.
+// Rule returns the named rule (the first of that name), or nil.
 func (p *Program) Rule(name string) *Rule {
+	if i, ok := p.ruleIndex[name]; ok && i < len(p.Rules) && p.Rules[i].Name == name {
+		return &p.Rules[i]
+	}
 	for i := range p.Rules {
 		if p.Rules[i].Name == name {
 			return &p.Rules[i]
