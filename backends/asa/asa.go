@@ -248,6 +248,7 @@ type emitter struct {
 	netGroups map[string]*groupPlan // IR address set name -> group
 	svcGroups map[string]*groupPlan // IR service name -> group
 	fqdnObjs  map[string]*groupPlan // "v4 name" -> object
+	qos       *qosPlan              // the qos block (qos.go)
 }
 
 // groupPlan is an object or object group: its ASA name and definition lines.
@@ -299,7 +300,7 @@ func (e *emitter) plan() error {
 		a.name = e.prefix + zoneNamer.Name(z.Name) + "-" + hash8(aclContent(a.items))
 		e.acls = append(e.acls, a)
 	}
-	return nil
+	return e.planQoS()
 }
 
 // first is the namer's rule for a name's first character: a letter when the
@@ -638,6 +639,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 			w.Line("clear configure access-list %s", n)
 		}
 	}
+	e.writeQoS(w)
 	return w.Err
 }
 

@@ -17,7 +17,7 @@ var _ backends.Traceable = Backend{}
 // TestASA: golden files, determinism, the property test against ir.Allows on
 // the re-read output (egress zone left to routing), and the hostile test.
 func TestASA(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{}, backendtest.EquivOptions{IgnoreEgressZone: true})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{}, backendtest.EquivOptions{IgnoreEgressZone: true, QoSPerPacket: true, QoSClassOnly: true})
 }
 
 // TestHostileNames: backendtest.CheckHostile gives every zone hostile

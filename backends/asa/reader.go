@@ -48,7 +48,10 @@ func (cfgReader) Read(files []backends.File) (backends.Config, error) {
 	if err := rd.finish(); err != nil {
 		return nil, fmt.Errorf("%s: %v", rd.file, err)
 	}
-	return &device{zones: rd.zones, binding: rd.binding, acls: rd.acls}, nil
+	if err := rd.finishQoS(); err != nil {
+		return nil, fmt.Errorf("%s: %v", rd.file, err)
+	}
+	return &device{zones: rd.zones, binding: rd.binding, acls: rd.acls, qos: rd.qos}, nil
 }
 
 // addrSet is a network object or group flattened to what it matches.
@@ -184,6 +187,7 @@ type parser struct {
 	bindAt  map[string]int      // lower-cased nameif -> line
 	zones   map[string][]string // zone name -> nameifs, from the zone map comments
 	zoneAt  map[string]int
+	qos     *asaQoS // class-maps, policy-maps, priority queues (qos.go)
 }
 
 var (
@@ -244,6 +248,8 @@ func (rd *parser) line(n int, l string) error {
 		return rd.bind(n, f[1], f[4])
 	case len(f) == 4 && f[0] == "clear" && f[1] == "configure" && f[2] == "access-list":
 		return rd.clear(f[3])
+	case len(f) >= 2 && qosStatements[f[0]]:
+		return rd.qosLine(n, f)
 	}
 	return fmt.Errorf("unknown statement %q", l)
 }
@@ -347,6 +353,8 @@ func (rd *parser) sub(n int, f []string) error {
 		}
 		rd.svcs[rd.modeName].entries = append(rd.svcs[rd.modeName].entries, e)
 		return nil
+	case "class-map", "policy-map":
+		return rd.qosSub(n, f)
 	}
 	return fmt.Errorf("unexpected indented line")
 }
@@ -772,6 +780,7 @@ type device struct {
 	zones   map[string][]string
 	binding map[string]string
 	acls    map[string]*accessList
+	qos     *asaQoS
 }
 
 var sourceRE = regexp.MustCompile(`^(\S+:\d+|generated)$`)

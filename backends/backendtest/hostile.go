@@ -167,6 +167,17 @@ func rename(base *ir.Program, f func(int, string) string, keepInterfaces bool) *
 		c.Origin = origin(pl.Origin)
 		p.Platforms = append(p.Platforms, c)
 	}
+	for _, c := range base.QoS {
+		q := c
+		q.Name = name("qos:" + c.Name)
+		q.Description = text(c.Description)
+		q.Rules = nil
+		for _, r := range c.Rules {
+			q.Rules = append(q.Rules, name("rule:"+r))
+		}
+		q.Origin = origin(c.Origin)
+		p.QoS = append(p.QoS, q)
+	}
 	p.Index()
 	return p
 }

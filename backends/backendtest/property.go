@@ -170,6 +170,18 @@ type EquivOptions struct {
 	// CheckSource: the deciding rule's comment must trace to the same policy
 	// line as the IR rule.
 	CheckSource bool
+	// QoSClassOnly: the target classes and queues QoS flows but cannot
+	// write DSCP (Cisco ASA); CheckQoS compares classes only.
+	QoSClassOnly bool
+	// QoSSession: the target classes and marks sessions, not directions
+	// (PAN-OS): a session takes the class of its first packet, whatever a
+	// class's replies say, and the DSCP marking of the rule that allows it.
+	QoSSession bool
+	// QoSPerPacket: the target classes packets, not connections, by ACLs
+	// on the egress interface (Cisco ASA): a packet takes the first class
+	// one of whose rules matches it in their first direction, or reversed
+	// when the class marks replies; the ingress zone is not checked.
+	QoSPerPacket bool
 }
 
 // CheckEquivalent asserts that cfg decides every generated packet as p.Allows.
@@ -228,6 +240,7 @@ func CheckTarget(t *testing.T, b backends.Traceable, opts backends.Options, eq E
 			withSource := eq
 			withSource.CheckSource = true
 			CheckEquivalent(t, c.Program, cfg, withSource, 4000)
+			CheckQoS(t, c.Program, cfg, eq, 2000, true)
 		})
 		t.Run(c.Name+"/hostile", func(t *testing.T) {
 			CheckHostile(t, b, opts, eq, c.Program)
@@ -275,4 +288,5 @@ func CheckHostile(t *testing.T, b backends.Traceable, opts backends.Options, eq 
 		t.Fatalf("re-reading the hostile output: %v", err)
 	}
 	CheckEquivalent(t, hostile, cfg, eq, 1500)
+	CheckQoS(t, hostile, cfg, eq, 500, false)
 }

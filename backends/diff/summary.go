@@ -83,6 +83,7 @@ func Summarize(oldP, newP *ir.Program, oldD, newD hcl.Diagnostics) *Summary {
 	if oldP.Policy.LogDefault != newP.Policy.LogDefault {
 		s.Policy = append(s.Policy, fmt.Sprintf("log_default: %t -> %t", oldP.Policy.LogDefault, newP.Policy.LogDefault))
 	}
+	s.Policy = append(s.Policy, qosChanges(oldP, newP)...) // qos.go
 
 	oldRules, newRules := map[string]*ir.Rule{}, map[string]*ir.Rule{}
 	for i := range oldP.Rules {

@@ -22,6 +22,7 @@ type plan struct {
 	svcGroups []group   // config firewall service group
 	feeds     []feed    // config system external-resource (feeds.go)
 	policies  []policy  // config firewall policy, rules then the default
+	qos       *qosPlan  // traffic shapers and shaping policies (qos.go)
 }
 
 type address struct {
@@ -247,14 +248,17 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		}
 		out.policies = append(out.policies, pp)
 	}
-	if !s.place.defaultRule {
-		return out, nil
+	if s.place.defaultRule {
+		def, err := defaultPolicy(p, s)
+		if err != nil {
+			return nil, err
+		}
+		out.policies = append(out.policies, def)
 	}
-	def, err := defaultPolicy(p, s)
-	if err != nil {
+	var err error
+	if out.qos, err = buildQoS(p, out); err != nil {
 		return nil, err
 	}
-	out.policies = append(out.policies, def)
 	return out, nil
 }
 

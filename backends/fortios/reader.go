@@ -64,6 +64,7 @@ type fgtConfig struct {
 	policies map[uint64]*fgtPolicy
 	order    []uint64
 	zoneIfs  map[string]map[string]bool // IR zone -> its interfaces, from the policy comments
+	qos      fgtQoS                     // qos.go
 }
 
 // tables turnwall writes, and the fields each accepts in an edit block.
@@ -79,6 +80,8 @@ var tableFields = map[string]map[string]bool{
 	"policy": {"name": true, "srcintf": true, "dstintf": true, "action": true, "srcaddr": true, "dstaddr": true,
 		"srcaddr6": true, "dstaddr6": true, "status": true, "schedule": true, "service": true,
 		"utm-status": true, "ssl-ssh-profile": true, "logtraffic": true, "comments": true},
+	"shaper traffic-shaper": shaperFields,  // qos.go
+	"shaping-policy":        shapingFields, // qos.go
 }
 
 // Fields `unset` may name.
@@ -169,6 +172,9 @@ func (cliReader) Read(files []backends.File) (backends.Config, error) {
 	if transaction {
 		return nil, p.errf("execute config-transaction start has no commit")
 	}
+	if err := cfg.checkQoS(); err != nil {
+		return nil, fmt.Errorf("%s: %v", p.file, err)
+	}
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("%s: %v", p.file, err)
 	}
@@ -243,6 +249,8 @@ func (p *parser) statement(w []string) error {
 			return nil
 		case len(w) == 4 && w[0] == "move" && p.table == "policy":
 			return p.move(w)
+		case len(w) == 4 && w[0] == "move" && p.table == "shaping-policy":
+			return p.moveShaping(w)
 		}
 		return p.errf("unknown statement %q in config firewall %s", strings.Join(w, " "), p.table)
 	}
@@ -253,7 +261,8 @@ func (p *parser) statement(w []string) error {
 	case len(w) >= 3 && w[0] == "append" && w[1] == "member" && len(p.set["member"]) > 0:
 		p.set["member"] = append(p.set["member"], w[2:]...)
 		return nil
-	case len(w) == 2 && w[0] == "unset" && p.table == "policy" && unsettable[w[1]]:
+	case len(w) == 2 && w[0] == "unset" && (p.table == "policy" || p.table == "shaping-policy") && unsettable[w[1]],
+		len(w) == 2 && w[0] == "unset" && p.table == "shaping-policy" && w[1] == "traffic-shaper-reverse":
 		delete(p.set, w[1])
 		return nil
 	case len(w) == 1 && w[0] == "next":
@@ -393,6 +402,10 @@ func (p *parser) finish() error {
 		return p.finishFeed(name)
 	case "policy":
 		return p.finishPolicy()
+	case "shaper traffic-shaper":
+		return p.finishShaper()
+	case "shaping-policy":
+		return p.finishShaping()
 	}
 	return nil
 }

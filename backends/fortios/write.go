@@ -64,6 +64,7 @@ func (pl *plan) write(out io.Writer) error {
 		w.Line("    move %d after %d", pl.policies[i].id, pl.policies[i-1].id)
 	}
 	w.Line("end")
+	writeQoS(w, pl.qos)
 	if pl.s.workspace {
 		w.Line("execute config-transaction commit")
 	}

@@ -64,7 +64,10 @@ type Chain struct {
 	Name   string
 	Hook   string // "forward" for the base chain
 	Policy string // base chain policy
-	Rules  []Rule
+	// Priority of a base chain: "filter" when empty, or "mangle" (the QoS
+	// marking chain, which runs before the filter chains of the hook).
+	Priority string
+	Rules    []Rule
 }
 
 // Rule is one nftables rule. Empty fields match everything.
@@ -87,6 +90,12 @@ type Rule struct {
 	// never sets it; it marks such rules read back from the kernel, so that
 	// they differ from the current order and get replaced.
 	AddrsFirst bool
+	// CtDir matches the packet's conntrack direction ("original" or
+	// "reply"); MarkDSCP sets the IP (Family 4) or IPv6 (Family 6) DSCP
+	// field to DSCP (qos.go).
+	CtDir    string
+	MarkDSCP bool
+	DSCP     uint8
 }
 
 // Limits from nft and the kernel: object names up to 255 bytes (not starting
@@ -130,7 +139,6 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 
 	// Address sets: one per IR set and family that has addresses, and one
 	// per family for FQDN members (filled by a resolver).
-	type famSets struct{ v4, v6, fq4, fq6 string }
 	setsOf := map[string]famSets{}
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
@@ -236,12 +244,17 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 	}
 	pc.Rules = append(pc.Rules, def)
 	rs.Chains = []Chain{base, pc}
+	if qc := qosChain(p, setsOf, ifaces); qc != nil {
+		rs.Chains = append(rs.Chains, *qc)
+	}
 
 	// Keep only the sets a rule uses (the relays' peer lists, for example,
 	// are for the relay, not the gateway).
 	used := map[string]bool{}
-	for _, r := range pc.Rules {
-		used[r.SrcSet], used[r.DstSet] = true, true
+	for _, c := range rs.Chains {
+		for _, r := range c.Rules {
+			used[r.SrcSet], used[r.DstSet] = true, true
+		}
 	}
 	kept := rs.Sets[:0]
 	for _, s := range rs.Sets {
@@ -252,6 +265,9 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 	rs.Sets = kept
 	return rs, nil
 }
+
+// famSets are the nftables sets of one IR address set.
+type famSets struct{ v4, v6, fq4, fq6 string }
 
 // ifname keeps an interface name safe inside double quotes.
 func ifname(s string) string {

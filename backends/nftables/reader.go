@@ -35,6 +35,8 @@ type nftRule struct {
 	ct           []string
 	verdict      string
 	comment      string
+	ctdir        string // ct direction original|reply
+	dscp         int    // DSCP set by the rule; -1 when none
 }
 
 type nftConfig struct {
@@ -43,6 +45,7 @@ type nftConfig struct {
 	chains map[string][]nftRule
 	base   string
 	policy string
+	qos    string // the marking chain (priority mangle), if any
 }
 
 func (reader) Read(files []backends.File) (backends.Config, error) {
@@ -121,6 +124,8 @@ func (reader) Read(files []backends.File) (backends.Config, error) {
 			switch {
 			case line == "}":
 				chain = ""
+			case line == "type filter hook forward priority mangle; policy accept;":
+				c.qos = chain
 			case strings.HasPrefix(line, "type filter hook forward priority filter; policy "):
 				c.base = chain
 				c.policy = strings.TrimSuffix(strings.TrimPrefix(line, "type filter hook forward priority filter; policy "), ";")
@@ -238,7 +243,7 @@ func parseRule(line string) (nftRule, error) {
 	if err != nil {
 		return nftRule{}, err
 	}
-	var r nftRule
+	r := nftRule{dscp: -1}
 	next := func(i int) (string, error) {
 		if i+1 >= len(toks) {
 			return "", fmt.Errorf("%q needs a value", toks[i])
@@ -264,6 +269,18 @@ func parseRule(line string) (nftRule, error) {
 			}
 			i++
 		case "ip", "ip6":
+			if i+3 < len(toks) && toks[i+1] == "dscp" && toks[i+2] == "set" {
+				v, ok := parseDSCP(toks[i+3])
+				if !ok || r.dscp >= 0 {
+					return r, fmt.Errorf("bad %s dscp set %s", t, toks[i+3])
+				}
+				if fam := map[string]int{"ip": 4, "ip6": 6}[t]; r.family != fam {
+					return r, fmt.Errorf("%s dscp set in a rule of family %d", t, r.family)
+				}
+				r.dscp = int(v)
+				i += 3
+				continue
+			}
 			if i+2 >= len(toks) || (toks[i+1] != "saddr" && toks[i+1] != "daddr") || !strings.HasPrefix(toks[i+2], "@") {
 				return r, fmt.Errorf("expected %s saddr|daddr @set", t)
 			}
@@ -306,6 +323,11 @@ func parseRule(line string) (nftRule, error) {
 			r.proto = toks[i+2]
 			i += 2
 		case "ct":
+			if i+2 < len(toks) && toks[i+1] == "direction" && (toks[i+2] == "original" || toks[i+2] == "reply") {
+				r.ctdir = toks[i+2]
+				i += 2
+				continue
+			}
 			if i+2 >= len(toks) || toks[i+1] != "state" {
 				return r, fmt.Errorf("expected ct state")
 			}

@@ -47,7 +47,11 @@ func (rs *Ruleset) Text() []byte {
 	for i, c := range rs.Chains {
 		w.Line("\tchain %s {", c.Name)
 		if c.Hook != "" {
-			w.Line("\t\ttype filter hook %s priority filter; policy %s;", c.Hook, c.Policy)
+			prio := c.Priority
+			if prio == "" {
+				prio = "filter"
+			}
+			w.Line("\t\ttype filter hook %s priority %s; policy %s;", c.Hook, prio, c.Policy)
 		}
 		for _, r := range c.Rules {
 			w.Line("\t\t%s", r.Text())
@@ -67,6 +71,9 @@ func (rs *Ruleset) Text() []byte {
 // lookups (the order of a rule's matches never changes what it decides).
 func (r Rule) Text() string {
 	var parts []string
+	if r.CtDir != "" {
+		parts = append(parts, "ct direction "+r.CtDir)
+	}
 	if !r.AddrsFirst {
 		parts = r.protoText(parts)
 	}
@@ -97,6 +104,9 @@ func (r Rule) Text() string {
 	}
 	if r.Log != "" {
 		parts = append(parts, "log prefix "+strconv.Quote(r.Log))
+	}
+	if r.MarkDSCP {
+		parts = append(parts, addr+" dscp set "+DSCPText(r.DSCP))
 	}
 	parts = append(parts, r.Verdict)
 	if r.Comment != "" {

@@ -8,6 +8,7 @@
 package panos
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -87,6 +88,16 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	data, err := renderSet(nil, pl)
 	if err != nil {
 		return nil, err
+	}
+	if pl.qos != nil {
+		// The QoS profile and policy follow the objects and rules they use.
+		var buf bytes.Buffer
+		w := &backends.Writer{W: &buf}
+		renderQoSSet(w, pl, where.scope())
+		if w.Err != nil {
+			return nil, w.Err
+		}
+		data = append(data, buf.Bytes()...)
 	}
 	return append([]backends.File{{Name: "panos.set", Data: data}}, feedFiles(pl)...), nil
 }

@@ -32,11 +32,11 @@ func TestHostileIsEmitted(t *testing.T) {
 }
 
 func TestSetForm(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{Params: snapshot}, backendtest.EquivOptions{})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{Params: snapshot}, backendtest.EquivOptions{QoSSession: true})
 }
 
 func TestXMLForm(t *testing.T) {
-	backendtest.CheckTarget(t, Backend{}, backends.Options{Format: FormatXML, Params: snapshot}, backendtest.EquivOptions{})
+	backendtest.CheckTarget(t, Backend{}, backends.Options{Format: FormatXML, Params: snapshot}, backendtest.EquivOptions{QoSSession: true})
 }
 
 // smallProgram is a hand-built policy with every feature the emitter handles:

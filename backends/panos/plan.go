@@ -24,7 +24,8 @@ type plan struct {
 	svcGroups []memberList
 	rules     []securityRule // policy rules in IR order, then the default rule
 	decrypt   *decryptionRule
-	feeds     []feed // external dynamic lists standing for big address sets
+	feeds     []feed   // external dynamic lists standing for big address sets
+	qos       *qosPlan // the qos block (qos.go); nil without one
 }
 
 type address struct {
@@ -55,6 +56,8 @@ type securityRule struct {
 	action      string // "allow" or "deny"
 	logEnd      bool
 	description string
+	irRule      string // the IR rule; empty for the default rule
+	dscp        string // QoS marking (qos.go); empty for none
 }
 
 type decryptionRule struct {
@@ -292,6 +295,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			action:      string(r.Action),
 			logEnd:      r.Log,
 			description: ruleDescription(*r),
+			irRule:      r.Name,
 		})
 	}
 
@@ -341,6 +345,9 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			description: fmt.Sprintf("turnwall policy %s: never decrypt TURN/TLS and WebRTC signalling; TLS inspection breaks TURN/TLS, which also falls back to TCP 443 (%s)",
 				cleanText(p.Policy.Name, 200), sourceTag(p.Policy.Source)),
 		}
+	}
+	if err := buildQoS(p, pl, where.rulePrefix); err != nil {
+		return nil, err
 	}
 	return pl, nil
 }

@@ -65,6 +65,7 @@ type device struct {
 	decryption rulebase
 	edls       map[string]*rEDL
 	feedData   map[string][]netip.Prefix // feed file name -> its prefixes
+	qos        *rQoS                     // QoS profile, QoS rules and markings (qos.go)
 }
 
 type rAddress struct {
@@ -190,6 +191,7 @@ type config struct {
 	zoneOf     func(irZone string) string // nil: ZoneName
 	rules      []rule
 	decryption []decryption
+	qos        *cQoS // qos.go
 }
 
 type rule struct {
@@ -284,6 +286,9 @@ func (d *device) resolve(file string) (*config, error) {
 			return nil, errAt(r.line, "decryption rule %q: %v", r.name, err)
 		}
 		c.decryption = append(c.decryption, dr)
+	}
+	if err := d.resolveQoS(c, errAt); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -245,7 +245,7 @@ func (p *setParser) rulebaseKeyword() string {
 }
 
 func (p *setParser) set() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword())
+	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword(), "network")
 	if err != nil {
 		return err
 	}
@@ -260,8 +260,10 @@ func (p *setParser) set() error {
 		return p.setService()
 	case "service-group":
 		return p.setGroup(p.dev.svcGroups, "members")
+	case "network":
+		return p.setNetworkQoS()
 	}
-	base, err := p.keyword("security", "decryption")
+	base, err := p.keyword("security", "decryption", "qos")
 	if err != nil {
 		return err
 	}
@@ -271,6 +273,12 @@ func (p *setParser) set() error {
 	name, err := p.name("rule name")
 	if err != nil {
 		return err
+	}
+	if base == "qos" {
+		return p.setQoSRule(name)
+	}
+	if base == "security" && p.more() && p.toks[p.pos].s == "qos" && !p.toks[p.pos].quoted {
+		return p.setMarking(name)
 	}
 	if base == "security" {
 		return p.setRule(p.dev.security.rule(name, p.line), securityKeys)
@@ -480,7 +488,7 @@ func (p *setParser) move() error {
 	if _, err := p.keyword(p.rulebaseKeyword()); err != nil {
 		return err
 	}
-	base, err := p.keyword("security", "decryption")
+	base, err := p.keyword("security", "decryption", "qos")
 	if err != nil {
 		return err
 	}
@@ -504,6 +512,9 @@ func (p *setParser) move() error {
 	rb := &p.dev.security
 	if base == "decryption" {
 		rb = &p.dev.decryption
+	}
+	if base == "qos" {
+		rb = &p.dev.qosState().rules
 	}
 	return rb.move(name, where, ref)
 }

@@ -225,11 +225,16 @@ func (x *xmlReader) config(root *node) error {
 		return x.errAt(devices, "expected one <entry name=\"localhost.localdomain\"> in <devices>")
 	}
 	dev := ents[0]
-	if err := x.container(dev, []string{"name"}, "vsys"); err != nil {
+	if err := x.container(dev, []string{"name"}, "vsys", "network"); err != nil {
 		return err
 	}
 	if err := x.unique(dev); err != nil {
 		return err
+	}
+	if nw := only(dev, "network"); nw != nil {
+		if err := x.networkQoS(nw); err != nil {
+			return err
+		}
 	}
 	vsysList := only(dev, "vsys")
 	if vsysList == nil {
@@ -407,7 +412,7 @@ func (x *xmlReader) services(n *node) error {
 }
 
 func (x *xmlReader) rulebase(n *node) error {
-	if err := x.container(n, nil, "security", "decryption"); err != nil {
+	if err := x.container(n, nil, "security", "decryption", "qos"); err != nil {
 		return err
 	}
 	if err := x.unique(n); err != nil {
@@ -432,7 +437,21 @@ func (x *xmlReader) rulebase(n *node) error {
 		if c.name == "decryption" {
 			rb, keys = &x.dev.decryption, decryptionKeys
 		}
+		if c.name == "qos" {
+			for i, e := range ents {
+				if err := x.qosRule(e, names[i]); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		for i, e := range ents {
+			if c.name == "security" {
+				var err error
+				if e, err = x.marking(e, names[i]); err != nil {
+					return err
+				}
+			}
 			if err := x.rule(e, rb.rule(names[i], e.line), keys); err != nil {
 				return err
 			}

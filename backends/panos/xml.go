@@ -62,7 +62,7 @@ func renderXML(pl *plan) ([]byte, error) {
 			Source: []string{r.source}, Destination: []string{r.destination},
 			SourceUser: []string{"any"}, Application: []string{"any"}, Service: []string{r.service},
 			Action: r.action, LogEnd: yesNo(r.logEnd), RuleType: "universal",
-			Description: r.description,
+			Description: r.description, QoS: ruleQoSXML(r),
 		})
 	}
 	if d := pl.decrypt; d != nil {
@@ -74,6 +74,8 @@ func renderXML(pl *plan) ([]byte, error) {
 		}}}
 	}
 	doc := xConfig{Devices: xDevices{Entry: xDevice{Name: "localhost.localdomain", Vsys: xVsysList{Entry: v}}}}
+	renderQoSXML(pl, &doc.Devices.Entry, &v.Rulebase)
+	doc.Devices.Entry.Vsys.Entry = v
 
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
@@ -100,8 +102,9 @@ type xDevices struct {
 }
 
 type xDevice struct {
-	Name string    `xml:"name,attr"`
-	Vsys xVsysList `xml:"vsys"`
+	Name    string    `xml:"name,attr"`
+	Vsys    xVsysList `xml:"vsys"`
+	Network *xNetwork `xml:"network,omitempty"` // QoS profile and interfaces (qos.go)
 }
 
 type xVsysList struct {
@@ -152,6 +155,7 @@ type xServiceGroup struct {
 type xRulebase struct {
 	Security   xSecurity    `xml:"security"`
 	Decryption *xDecryption `xml:"decryption,omitempty"`
+	QoS        *xQoSRules   `xml:"qos,omitempty"` // qos.go
 }
 
 type xSecurity struct {
@@ -159,18 +163,19 @@ type xSecurity struct {
 }
 
 type xSecurityRule struct {
-	Name        string   `xml:"name,attr"`
-	From        []string `xml:"from>member"`
-	To          []string `xml:"to>member"`
-	Source      []string `xml:"source>member"`
-	Destination []string `xml:"destination>member"`
-	SourceUser  []string `xml:"source-user>member"`
-	Application []string `xml:"application>member"`
-	Service     []string `xml:"service>member"`
-	Action      string   `xml:"action"`
-	LogEnd      string   `xml:"log-end"`
-	RuleType    string   `xml:"rule-type"`
-	Description string   `xml:"description"`
+	Name        string    `xml:"name,attr"`
+	From        []string  `xml:"from>member"`
+	To          []string  `xml:"to>member"`
+	Source      []string  `xml:"source>member"`
+	Destination []string  `xml:"destination>member"`
+	SourceUser  []string  `xml:"source-user>member"`
+	Application []string  `xml:"application>member"`
+	Service     []string  `xml:"service>member"`
+	Action      string    `xml:"action"`
+	LogEnd      string    `xml:"log-end"`
+	RuleType    string    `xml:"rule-type"`
+	Description string    `xml:"description"`
+	QoS         *xRuleQoS `xml:"qos,omitempty"` // DSCP marking (qos.go)
 }
 
 type xDecryption struct {

@@ -36,6 +36,10 @@ const (
 	BroadPeers        Code = "TW212"
 	TargetConstraint  Code = "TW213"
 	DefaultAllow      Code = "TW214"
+	// QoS lints (the qos block).
+	QoSTCP443ByPort Code = "TW215"
+	QoSNotAllowed   Code = "TW216"
+	QoSOverlap      Code = "TW217"
 )
 
 // CodeInfo documents one code.
@@ -80,4 +84,7 @@ var Catalogue = []CodeInfo{
 	{BroadPeers, "broad-peers", "A relay's peers include a prefix wider than /8 (IPv4) or /16 (IPv6), or private addresses (RFC 1918, CGNAT, ULA) that are no agents or provider range of the policy. A TURN relay reaching them is an open proxy into the network (SSRF). Both relays refuse metadata, loopback and link-local addresses and the special-purpose ranges a broad prefix only covers; name the peers the relay serves instead."},
 	{TargetConstraint, "target-constraint", "A target cannot carry what the policy says (an interface name longer than 15 bytes, zone names that differ only in case, more rules or zones than the target numbers, a value with spaces in a coturn file). The detail names the target. Fix the policy, or leave that target out."},
 	{DefaultAllow, "default-allow", "default_action = \"allow\" makes every target add an allow-everything rule in the policy's scope: on a gateway or a vendor box that already has a rulebase it overrides what the box decides (DNS, CRM, web browsing) for the agents' zones. Use \"deny\", or set acknowledge_default_allow = true in the policy block to say this is meant."},
+	{QoSTCP443ByPort, "qos-tcp-443-by-port", "A QoS class marks TCP 443 to any destination (or one wider than /8, /16 for IPv6). TCP 443 is also every agent's web browsing, so that prioritises browsing as much as the TURN/TLS fallback. Mark TCP 443 only towards the provider's or relay's addresses: name provider.NAME or relay.NAME in `flows`."},
+	{QoSNotAllowed, "qos-not-allowed", "A QoS class names a block (or a purpose) for which the policy allows no flow, so the class marks nothing there. Name blocks whose flows the policy allows, or fix `purposes`."},
+	{QoSOverlap, "qos-overlap", "A QoS class selects flows an earlier class already marks. A flow takes the first class that names it; narrow the purposes of one class."},
 }

@@ -99,6 +99,9 @@ func (e *evaluator) decode() *Policy {
 		seenDevice[b.Name] = b
 		pol.Devices = append(pol.Devices, e.device(b))
 	}
+	for _, b := range e.uniqueClasses(cfg.QoS) {
+		pol.QoS = append(pol.QoS, e.qosClass(b))
+	}
 	return pol
 }
 

@@ -88,6 +88,10 @@ func Evaluate(cfg *load.Config, opts Options) (*Policy, hcl.Diagnostics) {
 		e.checkRefs(blockExprs(b))
 		e.evalBlockAttrs(b)
 	}
+	for _, b := range cfg.QoS {
+		e.checkRefs(blockExprs(b))
+		e.evalBlockAttrs(b)
+	}
 	pol := e.decode()
 	return pol, e.diags
 }

@@ -33,6 +33,7 @@ type Policy struct {
 	Platforms []*Platform
 	Rules     []*Rule
 	Devices   []*Device
+	QoS       []*QoSClass // the qos block's classes, in declaration order
 }
 
 // Block is what every evaluated block has: its name and where it and its

@@ -149,9 +149,12 @@ type Program struct {
 	// relative to it. It is where the policy was compiled, not part of the
 	// IR's output.
 	Root string `json:"-"`
+	// QoS holds the policy's traffic classes (qos.go); nil without a qos block.
+	QoS []QoSClass `json:"qos,omitempty"`
 
 	addrIndex map[string]*AddressSet
 	svcIndex  map[string]*ServiceSet
+	ruleIndex map[string]int // qos.go: Rule
 }
 
 // Policy holds the policy-wide settings.
@@ -337,6 +340,10 @@ func (p *Program) Index() {
 	p.svcIndex = make(map[string]*ServiceSet, len(p.Services))
 	for i := range p.Services {
 		p.svcIndex[p.Services[i].Name] = &p.Services[i]
+	}
+	p.ruleIndex = make(map[string]int, len(p.Rules))
+	for i := len(p.Rules) - 1; i >= 0; i-- {
+		p.ruleIndex[p.Rules[i].Name] = i
 	}
 }
 

@@ -91,6 +91,7 @@ func (p *Program) WriteText(w io.Writer) error {
 			fmt.Fprintf(bw, "  %s %s\n", k, strconv.Quote(d.Settings[k]))
 		}
 	}
+	p.writeQoSText(bw)
 	return bw.Flush()
 }
 

@@ -37,6 +37,7 @@ func Run(p *ir.Program, root string) hcl.Diagnostics {
 	c.broadPeers()
 	c.shadowed()
 	c.defaultAllow()
+	c.qos()
 	return c.diags
 }
 

@@ -42,6 +42,8 @@ type Config struct {
 	Platforms []*Block
 	Rules     []*Block
 	Devices   []*Block
+	// QoS holds the classes of every qos block, in file and block order.
+	QoS []*Block
 }
 
 // Block is one labelled block with its attributes and nested blocks.
@@ -284,6 +286,10 @@ func (cfg *Config) addFile(f *hcl.File) hcl.Diagnostics {
 			}
 			continue
 		}
+		if hb.Type == TypeQoS {
+			diags = append(diags, cfg.addQoS(hb)...)
+			continue
+		}
 		b, d := decodeBlock(hb)
 		diags = append(diags, d...)
 		if b == nil {
@@ -378,7 +384,7 @@ func checkName(typ, name string, rng hcl.Range) hcl.Diagnostics {
 
 func (cfg *Config) checkDuplicates() hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, list := range [][]*Block{cfg.Variables, cfg.Zones, cfg.Agents, cfg.Providers, cfg.Relays, cfg.Platforms, cfg.Rules} {
+	for _, list := range [][]*Block{cfg.Variables, cfg.Zones, cfg.Agents, cfg.Providers, cfg.Relays, cfg.Platforms, cfg.Rules, cfg.QoS} {
 		seen := map[string]*Block{}
 		for _, b := range list {
 			if prev, ok := seen[b.Name]; ok {

@@ -17,6 +17,8 @@ const (
 	// on a box that already holds a configuration. Its attributes are the
 	// target's parameters (any names: the target checks them).
 	TypeDevice = "device"
+	TypeQoS    = "qos"
+	TypeClass  = "class" // a qos block's classes
 )
 
 // ReferenceableTypes are block types an expression can refer to as TYPE.NAME.
@@ -34,8 +36,12 @@ var fileSchema = &hcl.BodySchema{
 		{Type: TypePlatform, LabelNames: []string{"name"}},
 		{Type: TypeRule, LabelNames: []string{"name"}},
 		{Type: TypeDevice, LabelNames: []string{"target"}},
+		{Type: TypeQoS},
 	},
 }
+
+// qosSchema is a qos block's body: classes only.
+var qosSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: TypeClass, LabelNames: []string{"name"}}}}
 
 // blockSchemas holds each block type's body schema. One schema per type, beside
 // the decode function that uses it.
@@ -73,6 +79,9 @@ var blockSchemas = map[string]*hcl.BodySchema{
 		{Name: "use_turn"}, {Name: "preferred_transport"}, {Name: "ice_check_priority"},
 		{Name: "tcp_fallback"}, {Name: "turn_server_override"}, {Name: "tenant_realm"},
 		{Name: "description"},
+	}},
+	TypeClass: {Attributes: []hcl.AttributeSchema{
+		{Name: "flows"}, {Name: "purposes"}, {Name: "dscp"}, {Name: "replies"}, {Name: "description"},
 	}},
 	TypeRule: {Attributes: []hcl.AttributeSchema{
 		{Name: "from", Required: true}, {Name: "to", Required: true},

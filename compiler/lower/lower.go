@@ -156,6 +156,7 @@ func Lower(pol *eval.Policy) (*ir.Program, hcl.Diagnostics) {
 		return rules[i].Name < rules[j].Name
 	})
 	l.prog.Rules = rules
+	l.prog.QoS = l.qos()
 	l.prog.Index()
 	return l.prog, l.diags
 }

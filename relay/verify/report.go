@@ -32,6 +32,10 @@ type Report struct {
 	Incomplete   string   `json:"incomplete,omitempty"`
 	Groups       []Group  `json:"groups"`
 	Seconds      float64  `json:"seconds"`
+	// Marks are the DSCP values read on the wire for the qos block's flows
+	// (qos.go); MarksFail counts those that differ from the policy.
+	Marks     []MarkCell `json:"marks,omitempty"`
+	MarksFail int        `json:"marks_failed,omitempty"`
 }
 
 // Group is the part of a report about one agents group.
@@ -124,6 +128,7 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	writeMarks(w, r)
 	fmt.Fprintf(w, "%d of %d flows, %d of %d ICE server checks, %d of %d calls as expected",
 		r.Ran-r.Failed, r.Flows, r.Servers-r.ServersFail, r.Servers, r.Calls-r.CallsFail, r.Calls)
 	if r.Browsers > 0 {

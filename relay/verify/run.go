@@ -111,6 +111,10 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 	if len(cells) < len(flows) {
 		rep.Incomplete = fmt.Sprintf("%d of %d flows not run (%v)", len(flows)-len(cells), len(flows), ctx.Err())
 	}
+	if mf := l.MarkFlows(flows); len(mf) > 0 && rep.Incomplete == "" {
+		progress(fmt.Sprintf("QoS: reading the DSCP of %s on the wire, both directions", count(len(mf), "flow")))
+		rep.Marks = l.RunMarks(ctx, mf)
+	}
 	checks := map[string][]ServerCheck{}
 	var calls []CallResult
 	var browsers map[string]*BrowserResult
@@ -227,6 +231,12 @@ func (rep *Report) collect(agents []*Host, cells []Cell, checks map[string][]Ser
 		if !b.OK {
 			rep.BrowsersFail++
 			trouble(fmt.Sprintf("agents %q, Chromium: %s", h.Block, b.Trouble))
+		}
+	}
+	for _, m := range rep.Marks {
+		if !m.OK {
+			rep.MarksFail++
+			trouble(markTrouble(m))
 		}
 	}
 	if rep.PolicyErrors > 0 {

@@ -253,9 +253,13 @@ func (e *encoder) addChain(c nftables.Chain) error {
 		default:
 			return fmt.Errorf("chain %s: unknown policy %q", c.Name, c.Policy)
 		}
+		prio, ok := priorities[c.Priority]
+		if !ok {
+			return fmt.Errorf("chain %s: unknown priority %q", c.Name, c.Priority)
+		}
 		hook := a.nest(unix.NFTA_CHAIN_HOOK)
 		a.u32(unix.NFTA_HOOK_HOOKNUM, num)
-		a.u32(unix.NFTA_HOOK_PRIORITY, 0) // priority filter
+		a.u32(unix.NFTA_HOOK_PRIORITY, uint32(prio))
 		a.end(hook)
 		a.u32(unix.NFTA_CHAIN_POLICY, policy)
 		a.str(unix.NFTA_CHAIN_TYPE, "filter")
@@ -335,6 +339,13 @@ func (e *encoder) ruleExprs(r nftables.Rule) ([]expr.Any, []anonSet, error) {
 	var out []expr.Any
 	var anons []anonSet
 	var err error
+	if r.CtDir != "" {
+		x, err := ctDirection(r.CtDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, x...)
+	}
 	steps := []func(nftables.Rule, []expr.Any, *[]anonSet) ([]expr.Any, error){e.protoExprs, e.ifaceExprs, e.addrExprs}
 	if r.AddrsFirst {
 		steps = []func(nftables.Rule, []expr.Any, *[]anonSet) ([]expr.Any, error){e.ifaceExprs, e.addrExprs, e.protoExprs}
@@ -367,6 +378,13 @@ func (e *encoder) ruleExprs(r nftables.Rule) ([]expr.Any, []anonSet, error) {
 	}
 	if r.Log != "" {
 		out = append(out, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(r.Log)})
+	}
+	if r.MarkDSCP {
+		x, err := setDSCP(r.Family, r.DSCP)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, x...)
 	}
 	v, err := verdict(r.Verdict)
 	if err != nil {

@@ -284,6 +284,16 @@ func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error
 			}
 		case *expr.Ct:
 			i++
+			if x.Key == expr.CtKeyDIRECTION {
+				data, err := cmp(expr.CmpOpEq, 1)
+				if err != nil {
+					return err
+				}
+				if r.CtDir, err = ctDirName(data[0]); err != nil {
+					return err
+				}
+				continue
+			}
 			if x.Key != expr.CtKeySTATE {
 				return fmt.Errorf("matches ct key %d", x.Key)
 			}
@@ -300,6 +310,11 @@ func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error
 				if mask&c.bit != 0 {
 					r.CtState = append(r.CtState, c.name)
 				}
+			}
+		case *expr.Payload:
+			// The only payload outside a match: a DSCP write (qos.go).
+			if err := d.dscp(r, ex, &i); err != nil {
+				return err
 			}
 		case *expr.Counter:
 			i++

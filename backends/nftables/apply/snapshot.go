@@ -328,7 +328,9 @@ func parseChain(b []byte) (nftables.Chain, string, error) {
 			c.Hook = name
 		}
 	}
-	if c.Hook == "" || int32(be32(h[unix.NFTA_HOOK_PRIORITY])) != 0 || len(h[unix.NFTA_HOOK_DEV]) > 0 || cstr(a[unix.NFTA_CHAIN_TYPE]) != "filter" {
+	prio, known := priorityName(int32(be32(h[unix.NFTA_HOOK_PRIORITY])))
+	c.Priority = prio
+	if c.Hook == "" || !known || len(h[unix.NFTA_HOOK_DEV]) > 0 || cstr(a[unix.NFTA_CHAIN_TYPE]) != "filter" {
 		return c, tbl, fmt.Errorf("base chain %s of a kind turnwall does not write (hook %d, priority %d, type %q)", c.Name, num, int32(be32(h[unix.NFTA_HOOK_PRIORITY])), cstr(a[unix.NFTA_CHAIN_TYPE]))
 	}
 	switch be32(a[unix.NFTA_CHAIN_POLICY]) {
