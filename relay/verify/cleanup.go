@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/turnwall/turnwall/relay/netns"
 )
@@ -172,10 +173,22 @@ func removeStateOf(pid int) ([]string, error) {
 			// ip netns del unmounts the bind mount and removes the file;
 			// the namespace (and its nftables tables) goes with its last
 			// reference.
-			if err := (&netns.NS{Name: n}).Close(); err != nil {
-				if _, gone := os.Lstat(filepath.Join(netnsDir, n)); errors.Is(gone, os.ErrNotExist) {
-					continue // removed meanwhile by another tool
+			// A process of the killed verify (a turnserver on its way out)
+			// may still hold the namespace for a moment: try a few times.
+			var err error
+			for try := 0; try < 5; try++ {
+				if err = (&netns.NS{Name: n}).Close(); err == nil {
+					break
 				}
+				if _, gone := os.Lstat(filepath.Join(netnsDir, n)); errors.Is(gone, os.ErrNotExist) {
+					break // removed meanwhile by another tool
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if _, gone := os.Lstat(filepath.Join(netnsDir, n)); err != nil && errors.Is(gone, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
