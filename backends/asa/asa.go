@@ -89,7 +89,9 @@ func (Backend) Description() string {
 func (Backend) Formats() []string { return []string{"cli"} }
 
 // Params implements backends.Backend.
-func (Backend) Params() []backends.Param { return []backends.Param{paramReplaces, paramPrefix} }
+func (Backend) Params() []backends.Param {
+	return []backends.Param{paramReplaces, paramPrefix, paramACL, paramPosition, paramDefaultRule}
+}
 
 // Limits from the ASA documentation (see the package comment).
 const (
@@ -125,7 +127,11 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
 		return nil, err
 	}
-	e := &emitter{p: p, prefix: prefix}
+	if placed(opts) {
+		// Placement in the box's own ACLs: the snapshot is the first install.
+		return Backend{}.Change(nil, p, opts)
+	}
+	e := &emitter{p: p, prefix: prefix, noDefault: opts.Get(paramDefaultRule) == "none"}
 	if err := e.plan(); err != nil {
 		return nil, err
 	}
@@ -240,6 +246,12 @@ func hash8(lines []string) string {
 type emitter struct {
 	p      *ir.Program
 	prefix string
+	// stable: names without content hashes (placement mode: groups are
+	// edited in place by change scripts).
+	stable bool
+	// noDefault: no final any-any ACE for a deny default (the ASA's implicit
+	// deny does the same).
+	noDefault bool
 
 	zones []ir.Zone
 	acls  []*aclPlan
@@ -359,7 +371,7 @@ func (e *emitter) planObjects() error {
 				g.fqdns = append(g.fqdns, key)
 			}
 		}
-		g.name = e.prefix + e.objNames.Name("net-"+s.Name) + "-" + hash8(g.lines)
+		g.name = e.prefix + e.objNames.Name("net-"+s.Name) + e.version(g.lines)
 		e.netGroups[s.Name] = g
 	}
 	for _, s := range e.p.Services {
@@ -374,10 +386,19 @@ func (e *emitter) planObjects() error {
 				}
 			}
 		}
-		g.name = e.prefix + e.objNames.Name("svc-"+s.Name) + "-" + hash8(g.lines)
+		g.name = e.prefix + e.objNames.Name("svc-"+s.Name) + e.version(g.lines)
 		e.svcGroups[s.Name] = g
 	}
 	return nil
+}
+
+// version is a group name's suffix: a hash of its lines in a snapshot, none
+// in placement mode.
+func (e *emitter) version(lines []string) string {
+	if e.stable {
+		return ""
+	}
+	return "-" + hash8(lines)
 }
 
 // portArgs renders a port list as service-object arguments, one per range:
@@ -456,6 +477,11 @@ func (e *emitter) planACL(z ir.Zone) *aclPlan {
 			usedSvc[r.Service] = true
 			a.svcs = append(a.svcs, r.Service)
 		}
+	}
+	if e.noDefault && p.Policy.DefaultAction == ir.Deny {
+		// default-rule=none: the ASA denies what no ACE permits.
+		a.items = append(a.items, ": default deny: the ASA's implicit deny at the end of the ACL (default-rule=emit writes deny ip any any)")
+		return a
 	}
 	def := "deny"
 	if p.Policy.DefaultAction == ir.Allow {
@@ -644,7 +670,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 // Check implements backends.Checker: an ASA ACL is bound to interfaces, so
 // every zone needs nameifs of its own (case-insensitive, one inbound ACL
 // each).
-func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
 	if len(p.Zones) == 0 {
 		return []backends.Constraint{{At: p.Policy.Source, Summary: "no zones",
 			Detail: "The policy has no zones; an ASA ACL is bound to interfaces. Declare the zones and their interfaces."}}
@@ -668,5 +694,5 @@ func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
 			owner[strings.ToLower(i)] = z.Name
 		}
 	}
-	return out
+	return append(out, checkPlacement(p, opts)...)
 }
