@@ -478,8 +478,13 @@ func (e *emitter) planACL(z ir.Zone) *aclPlan {
 			a.svcs = append(a.svcs, r.Service)
 		}
 	}
-	if e.noDefault && p.Policy.DefaultAction == ir.Deny {
-		// default-rule=none: the ASA denies what no ACE permits.
+	hasACE := false
+	for _, it := range a.items {
+		hasACE = hasACE || strings.HasPrefix(it, "extended ")
+	}
+	if e.noDefault && p.Policy.DefaultAction == ir.Deny && hasACE {
+		// default-rule=none: the ASA denies what no ACE permits (an ACL
+		// without any ACE cannot be bound, so it keeps the explicit deny).
 		a.items = append(a.items, ": default deny: the ASA's implicit deny at the end of the ACL (default-rule=emit writes deny ip any any)")
 		return a
 	}
