@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,6 +29,8 @@ type site struct {
 	bind   string
 	prefix *Model // box with only the lines above the block
 	suffix *Model // box with only the lines below it
+	pre    backends.Config
+	suf    backends.Config
 	empty  *Model // the whole site, without turnwall
 }
 
@@ -65,6 +68,7 @@ func newSite(t testing.TB, zones []ir.Zone) *site {
 	s.prefix = s.box(t, s.above+s.bind)
 	s.suffix = s.box(t, siteObjects+s.below+s.bind)
 	s.empty = s.box(t, s.above+s.below+s.bind)
+	s.pre, s.suf = s.prefix.Config(), s.suffix.Config()
 	return s
 }
 
@@ -80,6 +84,9 @@ func (s *site) box(t testing.TB, text string) *Model {
 func (s *site) params(defaultRule string) map[string]string {
 	var acl []string
 	for z, a := range s.acls {
+		if strings.ContainsAny(z, `,:" `) || z != strings.TrimSpace(z) {
+			z = strconv.Quote(z)
+		}
 		acl = append(acl, z+":"+a)
 	}
 	sort.Strings(acl)
@@ -91,7 +98,7 @@ func (s *site) params(defaultRule string) map[string]string {
 // routing), else p's default when default-rule=emit, else the box's lines
 // below.
 func (s *site) ref(p *ir.Program, emitDefault bool, pkt ir.Packet) ir.Action {
-	if d := s.prefix.Config().Decide(pkt); d.Rule != "" {
+	if d := s.pre.Decide(pkt); d.Rule != "" {
 		return d.Action
 	}
 	if p != nil {
@@ -106,7 +113,7 @@ func (s *site) ref(p *ir.Program, emitDefault bool, pkt ir.Packet) ir.Action {
 			return p.Policy.DefaultAction
 		}
 	}
-	return s.suffix.Config().Decide(pkt).Action
+	return s.suf.Decide(pkt).Action
 }
 
 func change(t testing.TB, old, new *ir.Program, params map[string]string) []byte {

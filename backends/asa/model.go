@@ -136,7 +136,7 @@ func (m *Model) sub(f []string) error {
 	}
 	kind, name := m.mode, m.modeOf
 	o := m.objs[name]
-	scratch := m.parser()
+	scratch := m.parserFor(refs(f))
 	if kind == "object network" {
 		if _, err := scratch.networkObject(f); err != nil {
 			return err
@@ -170,14 +170,23 @@ func (m *Model) sub(f []string) error {
 	}
 	line := strings.Join(f, " ")
 	at := -1
-	for i, l := range o.lines {
-		if l == line {
-			at = i
+	if o.index == nil {
+		o.index = map[string]bool{}
+		for _, l := range o.lines {
+			o.index[l] = true
+		}
+	}
+	if o.index[line] {
+		for i, l := range o.lines {
+			if l == line {
+				at = i
+			}
 		}
 	}
 	switch {
 	case !remove && at < 0:
 		o.lines = append(o.lines, line)
+		o.index[line] = true
 	case remove && at < 0:
 		return fmt.Errorf("%s has no member %q", name, line)
 	case remove:
@@ -185,6 +194,7 @@ func (m *Model) sub(f []string) error {
 			return fmt.Errorf("cannot remove the last member of %s, which %s uses", name, m.usedBy(name))
 		}
 		o.lines = append(o.lines[:at:at], o.lines[at+1:]...)
+		delete(o.index, line)
 	}
 	return nil
 }
@@ -302,7 +312,7 @@ func (m *Model) aclAdd(l string, f []string) error {
 			}
 		}
 		// The ACE must compile against the objects as they are now.
-		scratch := m.parser()
+		scratch := m.parserFor(refs(rest))
 		if _, err := scratch.ace(0, rest[1:]); err != nil {
 			return err
 		}
@@ -343,10 +353,38 @@ func (m *Model) aclRemove(l string, f []string) error {
 
 // parser returns a reader parser holding the model's objects, to read a
 // member or an ACE against them.
-func (m *Model) parser() *parser {
+func (m *Model) parser() *parser { return m.parserFor(m.sortedObjs()) }
+
+// parserFor returns a parser holding the named objects and the objects they
+// name.
+func (m *Model) parserFor(names []string) *parser {
 	rd := &parser{kinds: map[string]string{}, objs: map[string]*addrSet{}, svcs: map[string]*svcSet{},
 		inUse: map[string]int{}, acls: map[string]*accessList{}, binding: map[string]string{}, zones: map[string][]string{}}
-	names := m.sortedObjs()
+	{
+		seen := map[string]bool{}
+		var all []string
+		var walk func(n string)
+		walk = func(n string) {
+			o, ok := m.objs[n]
+			if !ok || seen[n] {
+				return
+			}
+			seen[n] = true
+			all = append(all, n)
+			if o.kind == "object-group network" {
+				for _, l := range o.lines {
+					if f := strings.Fields(l); f[0] == "group-object" || (len(f) == 3 && f[1] == "object") {
+						walk(f[len(f)-1])
+					}
+				}
+			}
+		}
+		for _, n := range names {
+			walk(n)
+		}
+		sort.Strings(all)
+		names = all
+	}
 	nested := func(o *ownedObj) bool {
 		for _, l := range o.lines {
 			if strings.HasPrefix(l, "group-object ") {

@@ -22,7 +22,7 @@ var (
 	paramACL = backends.Param{
 		Name: "acl",
 		Help: "ZONE:ACL,...: insert into each zone's existing inbound ACL (show running-config access-group) " +
-			"instead of binding ACLs of turnwall's own; every zone needs one",
+			"instead of binding ACLs of turnwall's own; every zone needs one (a zone name holding , : or \" Go-quoted)",
 	}
 	paramPosition = backends.Param{
 		Name:    "position",
@@ -59,13 +59,30 @@ func parsePlacement(opts backends.Options) (*placement, error) {
 	if err := checkPrefix(pl.prefix); err != nil {
 		return nil, err
 	}
-	for _, item := range strings.Split(opts.Get(paramACL), ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
+	rest := opts.Get(paramACL)
+	for rest != "" {
+		// A zone name holding ',', ':' or '"' is given Go-quoted.
+		var item, zone, acl string
+		ok := false
+		rest = strings.TrimLeft(rest, " ,")
+		if rest == "" {
+			break
 		}
-		zone, acl, ok := strings.Cut(item, ":")
-		zone, acl = strings.TrimSpace(zone), strings.TrimSpace(acl)
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, fmt.Errorf("acl: %.40q: the quoted zone name does not end", rest)
+			}
+			zone, _ = strconv.Unquote(q)
+			item, rest, _ = strings.Cut(rest[len(q):], ",")
+			acl, ok = strings.CutPrefix(item, ":")
+			item = q + item
+		} else {
+			item, rest, _ = strings.Cut(rest, ",")
+			zone, acl, ok = strings.Cut(item, ":")
+			zone = strings.TrimSpace(zone)
+		}
+		acl = strings.TrimSpace(acl)
 		if !ok || zone == "" || acl == "" {
 			return nil, fmt.Errorf("acl: %q is not ZONE:ACL", item)
 		}
@@ -186,6 +203,7 @@ type ownedState struct {
 type ownedObj struct {
 	kind  string
 	lines []string
+	index map[string]bool // the model's member index
 }
 
 func (s *ownedState) add(name, kind string, lines []string) {
