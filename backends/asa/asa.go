@@ -90,7 +90,7 @@ func (Backend) Formats() []string { return []string{"cli"} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{paramReplaces, paramPrefix, paramACL, paramPosition, paramDefaultRule}
+	return []backends.Param{paramReplaces, paramPrefix, paramACL, paramPosition, paramDefaultRule, paramMaxElements}
 }
 
 // Limits from the ASA documentation (see the package comment).
@@ -699,5 +699,6 @@ func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint
 			owner[strings.ToLower(i)] = z.Name
 		}
 	}
-	return append(out, checkPlacement(p, opts)...)
+	out = append(out, checkPlacement(p, opts)...)
+	return append(out, checkLimits(p, opts)...)
 }

@@ -259,3 +259,29 @@ func TestModelSemantics(t *testing.T) {
 		t.Errorf("owned %q foreign %q", m.Owned(), m.Foreign())
 	}
 }
+
+// TestMaxElements: a 50,000-range provider on a model holding fewer
+// expanded elements is a positioned error naming the numbers; within the
+// limit it compiles.
+func TestMaxElements(t *testing.T) {
+	p := bigProvider(50000)
+	opts := backends.Options{Params: map[string]string{"max-elements": "25000"}}
+	cs := Backend{}.Check(p, opts)
+	if len(cs) == 0 {
+		t.Fatal("no constraint")
+	}
+	// block: 2 service entries x 2 agent prefixes x 50,000 provider ranges.
+	want := `policy.hcl:7: ACL elements above the model's limit: Zone "inside": with rule "block" (200000 elements) turnwall's entries expand to 200000 ACL elements, above max-elements 25000.`
+	if !strings.HasPrefix(cs[0].Error(), want) {
+		t.Errorf("got  %s\nwant %s", cs[0].Error(), want)
+	}
+	if files, err := (Backend{}).Emit(p, opts); err == nil || files != nil {
+		t.Error("emitted above the limit")
+	}
+	if cs := (Backend{}).Check(p, backends.Options{Params: map[string]string{"max-elements": "1000000"}}); len(cs) != 0 {
+		t.Errorf("within the limit: %v", cs)
+	}
+	if cs := (Backend{}).Check(p, backends.Options{Params: map[string]string{"max-elements": "many"}}); len(cs) != 1 {
+		t.Errorf("bad max-elements: %v", cs)
+	}
+}
