@@ -12,6 +12,12 @@
 // add to it, not replace it, and an object in use cannot be emptied: hence
 // new names rather than edits.)
 //
+// With the acl parameter the target instead places its entries in the box's
+// existing interface ACLs (placement.go): one block per ACL inserted at a
+// line, marked as turnwall's, with stable group names, and Change
+// (change.go) writes the commands from one version to the next; Model
+// (model.go) is the box's running configuration that proves them.
+//
 // Services are extended service groups, "object-group service NAME" with
 // "service-object udp|tcp [source OP] [destination OP]", named in the ACE in
 // place of the protocol: one group carries both protocols and source ports,
@@ -90,7 +96,7 @@ func (Backend) Formats() []string { return []string{"cli"} }
 
 // Params implements backends.Backend.
 func (Backend) Params() []backends.Param {
-	return []backends.Param{paramReplaces, paramPrefix, paramACL, paramPosition, paramDefaultRule, paramMaxElements}
+	return []backends.Param{paramReplaces, paramPrefix, paramACL, paramPosition, paramDefaultRule, paramMaxElements, paramModel}
 }
 
 // Limits from the ASA documentation (see the package comment).

@@ -23,6 +23,15 @@ import (
 	"github.com/turnwall/turnwall/compiler/ir"
 )
 
+// paramModel names a model for its limits. No per-model table with a Cisco
+// source was found (see above), so every model name is refused with the way
+// to give the limit instead; the parameter exists so that a device block
+// naming a model fails clearly rather than passing unchecked.
+var paramModel = backends.Param{
+	Name: "model",
+	Help: "ASA model for its limits: turnwall has no sourced per-model table for the ASA yet, so any value is refused; give max-elements",
+}
+
 var paramMaxElements = backends.Param{
 	Name: "max-elements",
 	Help: "largest number of expanded ACL elements (service entries x sources x destinations per ACE) " +
@@ -50,6 +59,11 @@ func elements(p *ir.Program, r *ir.Rule) int {
 // checkLimits returns a constraint for each zone whose entries expand to more
 // than max-elements, at the rule that crosses the limit.
 func checkLimits(p *ir.Program, opts backends.Options) []backends.Constraint {
+	if m := opts.Get(paramModel); m != "" {
+		return []backends.Constraint{{At: p.Policy.Source, Summary: "unknown ASA model",
+			Detail: fmt.Sprintf("model %s: turnwall has no per-model limit table for the ASA with a Cisco source; "+
+				"give the model's limit as max-elements=N (expanded ACL elements, from its data sheet or show access-list) instead.", quote(m))}}
+	}
 	v := opts.Get(paramMaxElements)
 	if v == "" {
 		return nil

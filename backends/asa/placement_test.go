@@ -284,4 +284,7 @@ func TestMaxElements(t *testing.T) {
 	if cs := (Backend{}).Check(p, backends.Options{Params: map[string]string{"max-elements": "many"}}); len(cs) != 1 {
 		t.Errorf("bad max-elements: %v", cs)
 	}
+	if cs := (Backend{}).Check(p, backends.Options{Params: map[string]string{"model": "asa5506"}}); len(cs) != 1 || !strings.Contains(cs[0].Error(), "max-elements=N") {
+		t.Errorf("model: %v", cs)
+	}
 }
