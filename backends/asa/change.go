@@ -35,6 +35,9 @@ import (
 
 var _ backends.Changer = Backend{}
 
+// changeHeader starts every change script (and a placement install).
+const changeHeader = ": turnwall " + FileName + " for Cisco ASA 9.x: change script"
+
 // Change implements backends.Changer. It needs the acl parameter: change
 // scripts place turnwall's entries in the box's existing ACLs.
 func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.File, error) {
@@ -72,12 +75,21 @@ func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.F
 		}
 		return "policy " + text(p.Policy.Name, 60) + " (" + sourceToken(p.Policy.Source) + ")"
 	}
-	w.Line(": turnwall %s for Cisco ASA 9.x: change script", FileName)
+	w.Line("%s", changeHeader)
 	w.Line(": from %s", name(old))
 	w.Line(": to   %s", name(new))
 	w.Line(": Enter in global configuration mode. Only lines turnwall owns are added or removed:")
 	w.Line(": remarks starting %q, groups and objects named %s*. Each ACL's turnwall block", strings.TrimSpace(ownMark), pl.prefix)
 	w.Line(": starts at line %d.", pl.line)
+	if new != nil {
+		// The zones' ACLs and interfaces after the change, read back by
+		// turnwall trace (readPlacement).
+		zones := append([]ir.Zone(nil), new.Zones...)
+		sort.Slice(zones, func(i, j int) bool { return zones[i].Name < zones[j].Name })
+		for _, z := range zones {
+			w.Line(": turnwall placement zone %s acl %s interfaces %s", quote(z.Name), pl.acls[z.Name], strings.Join(z.Interfaces, " "))
+		}
+	}
 	cmds := changeCommands(so, sn, pl)
 	var acls []string
 	for a := range sn.blocks {

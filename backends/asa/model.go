@@ -577,3 +577,59 @@ func (m *Model) Foreign() string {
 	}
 	return b.String()
 }
+
+// readPlacement re-reads a placement install (Change(nil, p)) for turnwall
+// trace: each zone's ACL starts with as many stand-in remarks as the box's
+// own lines above turnwall's block, the script is applied, and a packet
+// turnwall's entries do not match meets the ASA's implicit deny (the box's
+// own entries below the block are not in the file).
+func readPlacement(f backends.File) (backends.Config, error) {
+	var zones []ir.Zone
+	acls := map[string]string{}
+	line := 0
+	for i, l := range strings.Split(string(f.Data), "\n") {
+		if rest, ok := strings.CutPrefix(l, ": turnwall placement zone "); ok {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: zone name is not a quoted string", f.Name, i+1)
+			}
+			zone, _ := strconv.Unquote(q)
+			fs := strings.Fields(rest[len(q):])
+			if len(fs) < 4 || fs[0] != "acl" || fs[2] != "interfaces" || !aclNameRE.MatchString(fs[1]) {
+				return nil, fmt.Errorf("%s:%d: expected acl ACL interfaces IF...", f.Name, i+1)
+			}
+			zones = append(zones, ir.Zone{Name: zone, Interfaces: fs[3:]})
+			acls[zone] = fs[1]
+		}
+		if rest, ok := strings.CutPrefix(l, ": starts at line "); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(rest, "."))
+			if err != nil || n < 1 || n > 1000000 {
+				return nil, fmt.Errorf("%s:%d: bad first line", f.Name, i+1)
+			}
+			line = n
+		}
+	}
+	if len(zones) == 0 || line == 0 {
+		return nil, fmt.Errorf("%s: a change script without the zones' ACLs (only a first install can be traced)", f.Name)
+	}
+	m := NewModel(zones, "\x00") // every line is the box's: nothing to tell apart here
+	var setup strings.Builder
+	for _, z := range zones {
+		for k := 1; k < line; k++ {
+			fmt.Fprintf(&setup, "access-list %s remark (the box's own line %d)\n", acls[z.Name], k)
+		}
+		if line == 1 {
+			fmt.Fprintf(&setup, "access-list %s remark (the box's own entries)\n", acls[z.Name])
+		}
+		for _, i := range z.Interfaces {
+			fmt.Fprintf(&setup, "access-group %s in interface %s\n", acls[z.Name], i)
+		}
+	}
+	if err := m.Apply([]byte(setup.String()), nil); err != nil {
+		return nil, fmt.Errorf("%s: %v", f.Name, err)
+	}
+	if err := m.Apply(f.Data, nil); err != nil {
+		return nil, fmt.Errorf("%s: %v", f.Name, err)
+	}
+	return m.Config(), nil
+}

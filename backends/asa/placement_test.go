@@ -42,6 +42,16 @@ func TestPlacementGolden(t *testing.T) {
 			if !strings.Contains(string(emit[0].Data), " ip object-group TW-default-all object-group TW-default-all") {
 				t.Errorf("default-rule=emit wrote no default entry")
 			}
+			// turnwall trace re-reads the install: it decides as the IR (the
+			// examples' default is deny, which the ASA's implicit deny gives
+			// without default-rule=emit too), tracing rules to policy lines.
+			for _, f := range [][]backends.File{files, emit} {
+				cfg, err := Backend{}.Reader().Read(f)
+				if err != nil {
+					t.Fatalf("re-reading the install: %v", err)
+				}
+				backendtest.CheckEquivalent(t, c.Program, cfg, backendtest.EquivOptions{IgnoreEgressZone: true, CheckSource: true}, 2000)
+			}
 		})
 	}
 }
