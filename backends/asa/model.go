@@ -603,7 +603,7 @@ func readPlacement(f backends.File) (backends.Config, error) {
 		}
 		if rest, ok := strings.CutPrefix(l, ": starts at line "); ok {
 			n, err := strconv.Atoi(strings.TrimSuffix(rest, "."))
-			if err != nil || n < 1 || n > 1000000 {
+			if err != nil || n < 1 || n > maxLine {
 				return nil, fmt.Errorf("%s:%d: bad first line", f.Name, i+1)
 			}
 			line = n
@@ -613,20 +613,18 @@ func readPlacement(f backends.File) (backends.Config, error) {
 		return nil, fmt.Errorf("%s: a change script without the zones' ACLs (only a first install can be traced)", f.Name)
 	}
 	m := NewModel(zones, "\x00") // every line is the box's: nothing to tell apart here
-	var setup strings.Builder
 	for _, z := range zones {
+		standIns := make([]string, 0, line)
 		for k := 1; k < line; k++ {
-			fmt.Fprintf(&setup, "access-list %s remark (the box's own line %d)\n", acls[z.Name], k)
+			standIns = append(standIns, fmt.Sprintf("remark (the box's own line %d)", k))
 		}
 		if line == 1 {
-			fmt.Fprintf(&setup, "access-list %s remark (the box's own entries)\n", acls[z.Name])
+			standIns = append(standIns, "remark (the box's own entries)")
 		}
+		m.acls[acls[z.Name]] = standIns
 		for _, i := range z.Interfaces {
-			fmt.Fprintf(&setup, "access-group %s in interface %s\n", acls[z.Name], i)
+			m.binding[strings.ToLower(i)] = acls[z.Name]
 		}
-	}
-	if err := m.Apply([]byte(setup.String()), nil); err != nil {
-		return nil, fmt.Errorf("%s: %v", f.Name, err)
 	}
 	if err := m.Apply(f.Data, nil); err != nil {
 		return nil, fmt.Errorf("%s: %v", f.Name, err)

@@ -38,6 +38,10 @@ var (
 	}
 )
 
+// maxLine bounds the position's line number (an ACL of more lines than this
+// is not one turnwall places into; it also bounds what trace builds).
+const maxLine = 100000
+
 // ownMark starts every remark turnwall writes in a box's ACL.
 const ownMark = "turnwall "
 
@@ -104,8 +108,8 @@ func parsePlacement(opts backends.Options) (*placement, error) {
 	switch {
 	case strings.HasPrefix(pos, "line:"):
 		n, err := strconv.Atoi(strings.TrimPrefix(pos, "line:"))
-		if err != nil || n < 1 || n > 1000000 {
-			return nil, fmt.Errorf("position %q: line:N takes a line number from 1", pos)
+		if err != nil || n < 1 || n > maxLine {
+			return nil, fmt.Errorf("position %q: line:N takes a line number from 1 to %d", pos, maxLine)
 		}
 		pl.line = n
 	case strings.HasPrefix(pos, "before-remark:"):
@@ -116,8 +120,8 @@ func parsePlacement(opts backends.Options) (*placement, error) {
 				"as before-remark:TEXT@N (show access-list ACL | include remark TEXT)", pos)
 		}
 		n, err := strconv.Atoi(rest[i+1:])
-		if err != nil || n < 1 || n > 1000000 {
-			return nil, fmt.Errorf("position %q: @N takes a line number from 1", pos)
+		if err != nil || n < 1 || n > maxLine {
+			return nil, fmt.Errorf("position %q: @N takes a line number from 1 to %d", pos, maxLine)
 		}
 		text := strings.TrimSpace(rest[:i])
 		if text == "" || len(text) > maxRemark || strings.HasPrefix(text, ownMark) {

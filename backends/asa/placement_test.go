@@ -183,6 +183,7 @@ func TestPlacementRejects(t *testing.T) {
 		"acl injection":      {with("acl", "inside:A\nclear configure all,outside:C"), "not an ACL name"},
 		"turnwall's own acl": {with("acl", "inside:TW-x,outside:C"), "turnwall's prefix"},
 		"line 0":             {with("position", "line:0"), "line number from 1"},
+		"line too far":       {with("position", "line:100001"), "line number from 1 to 100000"},
 		"top":                {with("position", "top"), "expected line:N or before-remark:TEXT@N"},
 		"remark without @N":  {with("position", "before-remark:site rules"), "give the remark's line"},
 		"remark injection":   {with("position", "before-remark:x\nno access-list@3"), "printable ASCII"},
@@ -297,4 +298,36 @@ func TestMaxElements(t *testing.T) {
 	if cs := (Backend{}).Check(p, backends.Options{Params: map[string]string{"model": "asa5506"}}); len(cs) != 1 || !strings.Contains(cs[0].Error(), "max-elements=N") {
 		t.Errorf("model: %v", cs)
 	}
+}
+
+// FuzzPlacementParams: any acl, position and default-rule values give an
+// error or a script whose every line is a comment or a command turnwall
+// writes, which the box takes after the site's own lines; never a panic.
+func FuzzPlacementParams(f *testing.F) {
+	f.Add("inside:INSIDE_IN,outside:OUTSIDE_IN", "line:1", "none")
+	f.Add(`"inside":A,outside:B`, "before-remark:site rules@2", "emit")
+	f.Add("inside:A\nclear configure all,outside:B", "line:3\nwrite erase", "emit\n")
+	f.Add(`"in\"side":A,outside:B`, "before-remark:x@y@3", "none")
+	f.Add("inside:A,outside:B", "line:100000", "none")
+	f.Fuzz(func(t *testing.T, acl, position, def string) {
+		p := program()
+		params := map[string]string{"acl": acl, "position": position, "default-rule": def}
+		files, err := Backend{}.Change(nil, p, backends.Options{Params: params})
+		if err != nil {
+			return
+		}
+		out := string(files[0].Data)
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			ok := strings.HasPrefix(l, ": ") || l == ":" || strings.HasPrefix(l, "access-list ") ||
+				strings.HasPrefix(l, "object network ") || strings.HasPrefix(l, "object-group ") ||
+				strings.HasPrefix(l, " network-object ") || strings.HasPrefix(l, " service-object ") || strings.HasPrefix(l, " fqdn ")
+			if !ok {
+				t.Fatalf("line %q in\n%s", l, out)
+			}
+		}
+		checkSafeText(t, files[0].Data)
+		if _, err := (Backend{}).Reader().Read(files); err != nil {
+			t.Fatalf("install does not re-read: %v", err)
+		}
+	})
 }
