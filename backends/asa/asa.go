@@ -88,7 +88,7 @@ func (Backend) Name() string { return "asa" }
 
 // Description implements backends.Backend.
 func (Backend) Description() string {
-	return "Cisco ASA 9.x CLI: object groups and versioned interface ACLs, swapped in with access-group"
+	return "Cisco ASA 9.x CLI: object groups and versioned interface ACLs, swapped in with access-group, or (acl=) a block in the box's own ACLs"
 }
 
 // Formats implements backends.Backend.
