@@ -6,7 +6,7 @@ BIN       := bin/turnwall
 DEMO      ?= policies/private-relay
 FUZZTIME  ?= 15s
 PKGS      := ./...
-DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux redis-server postgresql graphviz prometheus nodejs npm python3-pyfg
+DEB_PKGS  := nftables iproute2 coturn chromium lintian dpkg-dev systemd util-linux redis-server postgresql graphviz prometheus nodejs npm python3-pyfg ansible
 # nfpm builds the Debian package; pinned, fetched through the Go module proxy.
 NFPM_VERSION := v2.48.0
 NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
@@ -117,6 +117,7 @@ deps:
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	/usr/bin/python3 -c 'import pyFG.forticonfig' >/dev/null 2>&1 || missing="$$missing python3-pyfg"; \
+	test -d /usr/lib/python3/dist-packages/ansible_collections/cisco/asa || missing="$$missing ansible"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \

@@ -12,6 +12,12 @@
 // add to it, not replace it, and an object in use cannot be emptied: hence
 // new names rather than edits.)
 //
+// With the acl parameter the target instead places its entries in the box's
+// existing interface ACLs (placement.go): one block per ACL inserted at a
+// line, marked as turnwall's, with stable group names, and Change
+// (change.go) writes the commands from one version to the next; Model
+// (model.go) is the box's running configuration that proves them.
+//
 // Services are extended service groups, "object-group service NAME" with
 // "service-object udp|tcp [source OP] [destination OP]", named in the ACE in
 // place of the protocol: one group carries both protocols and source ports,
@@ -82,14 +88,16 @@ func (Backend) Name() string { return "asa" }
 
 // Description implements backends.Backend.
 func (Backend) Description() string {
-	return "Cisco ASA 9.x CLI: object groups and versioned interface ACLs, swapped in with access-group"
+	return "Cisco ASA 9.x CLI: object groups and versioned interface ACLs, swapped in with access-group, or (acl=) a block in the box's own ACLs"
 }
 
 // Formats implements backends.Backend.
 func (Backend) Formats() []string { return []string{"cli"} }
 
 // Params implements backends.Backend.
-func (Backend) Params() []backends.Param { return []backends.Param{paramReplaces, paramPrefix} }
+func (Backend) Params() []backends.Param {
+	return []backends.Param{paramReplaces, paramPrefix, paramACL, paramPosition, paramDefaultRule, paramMaxElements, paramModel}
+}
 
 // Limits from the ASA documentation (see the package comment).
 const (
@@ -125,7 +133,11 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err := backends.FirstConstraint(Backend{}.Check(p, opts)); err != nil {
 		return nil, err
 	}
-	e := &emitter{p: p, prefix: prefix}
+	if placed(opts) {
+		// Placement in the box's own ACLs: the snapshot is the first install.
+		return Backend{}.Change(nil, p, opts)
+	}
+	e := &emitter{p: p, prefix: prefix, noDefault: opts.Get(paramDefaultRule) == "none"}
 	if err := e.plan(); err != nil {
 		return nil, err
 	}
@@ -240,6 +252,12 @@ func hash8(lines []string) string {
 type emitter struct {
 	p      *ir.Program
 	prefix string
+	// stable: names without content hashes (placement mode: groups are
+	// edited in place by change scripts).
+	stable bool
+	// noDefault: no final any-any ACE for a deny default (the ASA's implicit
+	// deny does the same).
+	noDefault bool
 
 	zones []ir.Zone
 	acls  []*aclPlan
@@ -360,7 +378,7 @@ func (e *emitter) planObjects() error {
 				g.fqdns = append(g.fqdns, key)
 			}
 		}
-		g.name = e.prefix + e.objNames.Name("net-"+s.Name) + "-" + hash8(g.lines)
+		g.name = e.prefix + e.objNames.Name("net-"+s.Name) + e.version(g.lines)
 		e.netGroups[s.Name] = g
 	}
 	for _, s := range e.p.Services {
@@ -375,10 +393,19 @@ func (e *emitter) planObjects() error {
 				}
 			}
 		}
-		g.name = e.prefix + e.objNames.Name("svc-"+s.Name) + "-" + hash8(g.lines)
+		g.name = e.prefix + e.objNames.Name("svc-"+s.Name) + e.version(g.lines)
 		e.svcGroups[s.Name] = g
 	}
 	return nil
+}
+
+// version is a group name's suffix: a hash of its lines in a snapshot, none
+// in placement mode.
+func (e *emitter) version(lines []string) string {
+	if e.stable {
+		return ""
+	}
+	return "-" + hash8(lines)
 }
 
 // portArgs renders a port list as service-object arguments, one per range:
@@ -457,6 +484,16 @@ func (e *emitter) planACL(z ir.Zone) *aclPlan {
 			usedSvc[r.Service] = true
 			a.svcs = append(a.svcs, r.Service)
 		}
+	}
+	hasACE := false
+	for _, it := range a.items {
+		hasACE = hasACE || strings.HasPrefix(it, "extended ")
+	}
+	if e.noDefault && p.Policy.DefaultAction == ir.Deny && hasACE {
+		// default-rule=none: the ASA denies what no ACE permits (an ACL
+		// without any ACE cannot be bound, so it keeps the explicit deny).
+		a.items = append(a.items, ": default deny: the ASA's implicit deny at the end of the ACL (default-rule=emit writes deny ip any any)")
+		return a
 	}
 	def := "deny"
 	if p.Policy.DefaultAction == ir.Allow {
@@ -646,7 +683,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 // Check implements backends.Checker: an ASA ACL is bound to interfaces, so
 // every zone needs nameifs of its own (case-insensitive, one inbound ACL
 // each).
-func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
+func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
 	if len(p.Zones) == 0 {
 		return []backends.Constraint{{At: p.Policy.Source, Summary: "no zones",
 			Detail: "The policy has no zones; an ASA ACL is bound to interfaces. Declare the zones and their interfaces."}}
@@ -670,5 +707,6 @@ func (Backend) Check(p *ir.Program, _ backends.Options) []backends.Constraint {
 			owner[strings.ToLower(i)] = z.Name
 		}
 	}
-	return out
+	out = append(out, checkPlacement(p, opts)...)
+	return append(out, checkLimits(p, opts)...)
 }

@@ -10,6 +10,7 @@ package asa
 // cleared.
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -29,6 +30,9 @@ type cfgReader struct{}
 func (cfgReader) Read(files []backends.File) (backends.Config, error) {
 	if len(files) != 1 {
 		return nil, fmt.Errorf("expected one file, got %d", len(files))
+	}
+	if bytes.HasPrefix(files[0].Data, []byte(changeHeader)) {
+		return readPlacement(files[0])
 	}
 	rd := &parser{
 		file:    files[0].Name,
@@ -825,7 +829,15 @@ func (d *device) Decide(pkt ir.Packet) backends.Decision {
 		}
 		first := ""
 		if len(block) > 0 {
-			first, _, _ = strings.Cut(block[0], " ")
+			head := block[0]
+			for _, r := range block {
+				// In a box's ACL, turnwall's block starts at its first remark.
+				if strings.HasPrefix(r, ownMark) {
+					head = r
+					break
+				}
+			}
+			first, _, _ = strings.Cut(strings.TrimPrefix(head, ownMark), " ")
 		}
 		if first == "default" {
 			return dec
