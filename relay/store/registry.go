@@ -168,6 +168,13 @@ func (r *Registry) Lease() time.Duration { return r.o.Lease }
 func (r *Registry) prefix() string       { return "turnwall/{" + r.realm + "}/nodes/" }
 func (r *Registry) key(id string) string { return r.prefix() + id }
 
+// SetLoad sets the function that reports this node's load.
+func (r *Registry) SetLoad(load func() NodeLoad) {
+	r.mu.Lock()
+	r.o.Load = load
+	r.mu.Unlock()
+}
+
 // SetListeners sets the listeners this node announces (those it bound).
 func (r *Registry) SetListeners(ls []NodeListener) {
 	r.mu.Lock()
