@@ -32,6 +32,7 @@ type storeNode struct {
 type storeNodeOptions struct {
 	interval, quotaLease, nodeLease time.Duration
 	userLimit                       int
+	events                          bool
 }
 
 func startStoreNode(t testing.TB, url, name string, ip netip.Addr, o storeNodeOptions) *storeNode {
@@ -57,6 +58,14 @@ func startStoreNode(t testing.TB, url, name string, ip netip.Addr, o storeNodeOp
 		t.Fatal(err)
 	}
 	cfg.Alternates = n.registry
+	if o.events {
+		ev, err := n.store.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Events = ev
+		t.Cleanup(ev.Close)
+	}
 	n.testServer = startServer(t, cfg)
 	var ls []store.NodeListener
 	for _, l := range n.Listeners() {
@@ -292,6 +301,57 @@ func TestStoreFleet(t *testing.T) {
 	time.Sleep(nodeLease / 2) // A's registry reads the fleet again
 	if err := allocate(t, a.testServer, testSecret2, "erin", false); turnclient.Code(err) != 486 {
 		t.Errorf("draining A, B dead: %v, want 486", err)
+	}
+}
+
+// TestStoreEvents: a relay with the store's events publishes its
+// allocations in coturn's statsdb form: new, refreshed and deleted, with the
+// lifetimes the client asked for.
+func TestStoreEvents(t *testing.T) {
+	r := storetest.StartRedis(t)
+	url := r.URL(0)
+	admin, err := store.Open(context.Background(), url, testRealm, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	c := ctx(t)
+	admin.PutSecret(c, testSecret)
+	ps := admin.Client().PSubscribe(c, "turn/realm/"+testRealm+"/user/*/allocation/*/status")
+	defer ps.Close()
+	if _, err := ps.Receive(c); err != nil {
+		t.Fatal(err)
+	}
+	n := startStoreNode(t, url, "ev.test", loopback, storeNodeOptions{interval: time.Second, quotaLease: 30 * time.Second, nodeLease: 10 * time.Second, events: true})
+	u, p := restCreds(testSecret, "erin", time.Hour)
+	addr, _ := n.Listener(UDP)
+	cl, err := turnclient.Dial(turnclient.Config{Transport: UDP, Server: addr, Username: u, Password: p, RTO: 200 * time.Millisecond, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, _, err := cl.Allocate(c, turnclient.AllocateOptions{Lifetime: 300 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Refresh(c, 120*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Refresh(c, 0); err != nil {
+		t.Fatal(err)
+	}
+	key := "turn/realm/" + testRealm + "/user/erin/allocation/000000000000000001/status"
+	for _, want := range []string{"new lifetime=300", "refreshed lifetime=120", "deleted"} {
+		select {
+		case m := <-ps.Channel():
+			if m.Channel != key || m.Payload != want {
+				t.Errorf("event %s %q, want %s %q", m.Channel, m.Payload, key, want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("no event %q", want)
+		}
+	}
+	if n, _ := admin.Client().Exists(c, key).Result(); n != 0 {
+		t.Error("the status key outlives the allocation")
 	}
 }
 

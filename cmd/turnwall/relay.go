@@ -174,6 +174,7 @@ func (a *app) relayCmd() *cobra.Command {
 	var sf storeFlags
 	var storeInterval, nodeLease time.Duration
 	var fleetQuota, nodeID string
+	var events bool
 	cmd := &cobra.Command{
 		Use:   "relay [POLICY] [--relay NAME]",
 		Short: "Run the TURN relay the policy describes",
@@ -265,6 +266,9 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 					return usageError{fmt.Errorf("--fleet-quota: %w", err)}
 				}
 			}
+			if events && storeURL == "" {
+				return usageError{errors.New("--events needs --store (a Redis store)")}
+			}
 			if !(capacity > 0 && capacity <= 1) {
 				return usageError{fmt.Errorf("--capacity-threshold %v: give a share of --total-quota above 0, at most 1", capacity)}
 			}
@@ -287,7 +291,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 			cfg.Logger = logger
 
 			fl, err := openFleet(&sf, storeFleetOptions{realm: cfg.Realm, interval: storeInterval, quota: fleetQuota != "",
-				quotaOpts: quotaOpts, nodeID: nodeID, nodeLease: nodeLease, logger: logger})
+				quotaOpts: quotaOpts, nodeID: nodeID, nodeLease: nodeLease, events: events, logger: logger})
 			if err != nil {
 				return err
 			}
@@ -301,6 +305,9 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 				}
 				if fl.registry != nil && cfg.Alternates == nil {
 					cfg.Alternates = fl.registry
+				}
+				if fl.events != nil {
+					cfg.Events = fl.events
 				}
 			}
 
@@ -399,6 +406,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 	cmd.Flags().DurationVar(&storeInterval, "store-interval", store.DefaultInterval, "how often to read the --store (Redis keyspace notifications make changes sooner)")
 	cmd.Flags().StringVar(&fleetQuota, "fleet-quota", "", "allocations allowed across every relay on the --store (Redis): user=N,total=M,lease=30s[,fail-closed]")
 	cmd.Flags().StringVar(&nodeID, "node-id", "", "this relay's name in the --store's node registry and fleet quota (default: host name, process ID and a random suffix)")
+	cmd.Flags().BoolVar(&events, "events", false, "publish allocations to the --store (Redis) in coturn's statsdb form (turn/realm/R/user/U/allocation/ID/status)")
 	cmd.Flags().DurationVar(&nodeLease, "node-lease", store.DefaultNodeLease, "how long this relay's registration in the --store (Redis) lives without renewal")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -681,7 +689,7 @@ func (a *app) credsStore(args []string, name string, f *policyFlags, sf *storeFl
 type storeFleetOptions struct {
 	realm               string
 	interval, nodeLease time.Duration
-	quota               bool
+	quota, events       bool
 	quotaOpts           store.QuotaOptions
 	nodeID              string
 	logger              *slog.Logger
@@ -693,6 +701,7 @@ type fleet struct {
 	store    *store.Store
 	feed     *store.Feed
 	quota    *store.Quota
+	events   *store.Events
 	registry *store.Registry
 	interval time.Duration
 	cancel   context.CancelFunc
@@ -717,6 +726,12 @@ func openFleet(sf *storeFlags, o storeFleetOptions) (*fleet, error) {
 			return fl, usageError{fmt.Errorf("--fleet-quota: %w", err)}
 		}
 	}
+	if o.events {
+		if fl.events, err = st.Events(); err != nil {
+			st.Close()
+			return fl, usageError{fmt.Errorf("--events: %w", err)}
+		}
+	}
 	if st.Client() != nil {
 		if fl.registry, err = st.Registry(store.RegistryOptions{ID: o.nodeID, Lease: o.nodeLease, Logger: o.logger}); err != nil {
 			st.Close()
@@ -734,11 +749,16 @@ func (fl *fleet) register(reg *prometheus.Registry) error {
 	if err := fl.store.Register(reg); err != nil {
 		return err
 	}
+	var cs []prometheus.Collector
 	if fl.quota != nil {
-		for _, c := range fl.quota.Collectors() {
-			if err := reg.Register(c); err != nil {
-				return err
-			}
+		cs = append(cs, fl.quota.Collectors()...)
+	}
+	if fl.events != nil {
+		cs = append(cs, fl.events.Collectors()...)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -785,6 +805,9 @@ func (fl *fleet) stop() {
 		if fl.cancel != nil {
 			fl.cancel()
 			fl.done.Wait()
+		}
+		if fl.events != nil {
+			fl.events.Close()
 		}
 		if fl.store != nil {
 			fl.store.Close()

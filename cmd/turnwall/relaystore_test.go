@@ -142,6 +142,7 @@ func TestRelayStoreUsage(t *testing.T) {
 		{[]string{"relay", labPolicy, "--store", "redis://127.0.0.1:1/0", "--fleet-quota", "lease=30s"}, 2, "one limit at least"},
 		{[]string{"relay", labPolicy, "--store", "redis://127.0.0.1:1/0", "--fleet-quota", "user=2,color=red"}, 2, `"color=red"`},
 		{[]string{"relay", labPolicy, "--secret-file", secret, "--store-password-file", secret}, 2, "--store-password-file needs --store"},
+		{[]string{"relay", labPolicy, "--secret-file", secret, "--events"}, 2, "--events needs --store"},
 		{[]string{"relay", labPolicy, "--store", "redis://127.0.0.1:1/0", "--store-interval", "0s"}, 2, "--store-interval 0s: must be positive"},
 		{[]string{"relay", labPolicy, "--store", "redis://127.0.0.1:1/0"}, 1, "cannot reach Redis at 127.0.0.1:1"},
 		{[]string{"relay", labPolicy, "--store", "redis//nohost"}, 1, "has no scheme"},
@@ -171,6 +172,10 @@ func TestRelayStorePostgres(t *testing.T) {
 	code, _, errOut = runCLI("relay", labPolicy, "--store", d.URL(), "--fleet-quota", "user=2")
 	if code != 2 || !strings.Contains(errOut, "fleet quotas need a Redis store") {
 		t.Errorf("--fleet-quota on PostgreSQL: exit %d %s", code, errOut)
+	}
+	code, _, errOut = runCLI("relay", labPolicy, "--store", d.URL(), "--events")
+	if code != 2 || !strings.Contains(errOut, "allocation events need a Redis store") {
+		t.Errorf("--events on PostgreSQL: exit %d %s", code, errOut)
 	}
 	bad := strings.Replace(d.URL(), d.Password, "wrong-password", 1)
 	code, out, errOut := runCLI("relay", labPolicy, "--store", bad)
@@ -212,7 +217,7 @@ func TestRelayStoreCmd(t *testing.T) {
 	var log nstest.SyncBuffer
 	cmd := exec.CommandContext(ctx, bin, "relay", labPolicy, "--listen-ip", ip.String(),
 		"--store", redisURLNoPassword(r), "--store-password-file", pwFile, "--store-interval", "500ms",
-		"--fleet-quota", "user=1,lease=2s", "--node-id", "node-a", "--node-lease", "1500ms",
+		"--fleet-quota", "user=1,lease=2s", "--events", "--node-id", "node-a", "--node-lease", "1500ms",
 		"--metrics", metricsAddr, "--udp-sockets", "1", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -309,6 +314,12 @@ func TestRelayStoreCmd(t *testing.T) {
 	}
 	if n, _ := cl.ZCard(ctx, "turnwall/{"+realm+"}/quota/user/carol").Result(); n != 1 {
 		t.Errorf("fleet quota members for carol: %d", n)
+	}
+	// --events: carol's allocation in coturn's statsdb form.
+	if keys, _ := cl.Keys(ctx, "turn/realm/"+realm+"/user/carol/allocation/*/status").Result(); len(keys) != 1 {
+		t.Errorf("statsdb status keys for carol: %q", keys)
+	} else if v, _ := cl.Get(ctx, keys[0]).Result(); v != "new lifetime=600" {
+		t.Errorf("carol's allocation status %q", v)
 	}
 	// The node registry holds this relay, its listeners and its load.
 	var node struct {

@@ -35,14 +35,6 @@ func WithPassword(rawURL, password string) (string, error) {
 	return u.String(), nil
 }
 
-// Redact returns rawURL without its password, for messages.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(not a URL)"
-	}
-	return u.Redacted()
-}
 
 // ParseQuotaSpec reads a fleet quota as `turnwall relay --fleet-quota`
 // takes it: user=N,total=M,lease=30s[,fail-closed], each part optional but
