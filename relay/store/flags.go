@@ -35,7 +35,6 @@ func WithPassword(rawURL, password string) (string, error) {
 	return u.String(), nil
 }
 
-
 // ParseQuotaSpec reads a fleet quota as `turnwall relay --fleet-quota`
 // takes it: user=N,total=M,lease=30s[,fail-closed], each part optional but
 // one of user and total required.
