@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay"
 	"github.com/turnwall/turnwall/relay/creds"
@@ -91,18 +89,9 @@ func startLabRedis(ctx context.Context) (*labRedis, error) {
 	}
 	r := &labRedis{cmd: cmd, dir: dir, url: fmt.Sprintf("redis://:%s@127.0.0.1:%d/0", pw, port), exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(r.exited) }()
-	o, err := store.RedisOptions(r.url, time.Second)
-	if err != nil {
-		r.stop()
-		return nil, err
-	}
-	c := redis.NewClient(o)
-	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err = c.Ping(pctx).Err()
-		cancel()
+		err := redisPing(port, pw)
 		if err == nil {
 			return r, nil
 		}
@@ -118,6 +107,29 @@ func startLabRedis(ctx context.Context) (*labRedis, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// redisPing authenticates and pings over a plain connection.
+func redisPing(port int, pw string) error {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := fmt.Fprintf(c, "AUTH %s\r\nPING\r\n", pw); err != nil {
+		return err
+	}
+	var got []byte
+	buf := make([]byte, 64)
+	for !strings.Contains(string(got), "PONG") {
+		n, err := c.Read(buf)
+		if err != nil {
+			return fmt.Errorf("%v (read %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return nil
 }
 
 func (r *labRedis) stop() error {

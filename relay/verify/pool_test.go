@@ -170,3 +170,37 @@ func TestRelayPool(t *testing.T) {
 	}
 	calls("node 1 killed")
 }
+
+// TestRunRelayPool: verify --relay-pool 2 end to end: the report passes,
+// with the calls made again after the first node was killed.
+func TestRunRelayPool(t *testing.T) {
+	nstest.NeedKernel(t, "ip", "nft")
+	storetest.Need(t, "redis-server")
+	res := compiler.Compile(poolPolicy(t), compiler.Options{})
+	if res.HasErrors() {
+		t.Fatal(res.Diags)
+	}
+	res.Lowered.Index()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, res.Lowered, Options{Policy: "pool", RelayPool: 2, Media: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	after := 0
+	for _, g := range rep.Groups {
+		for _, c := range g.Calls {
+			if c.After != "" && c.Skipped == "" {
+				after++
+				if !c.OK || c.After != `relay "dmz"'s node dmz-node1 killed` {
+					t.Errorf("%s %s after %q: %s", c.Group, c.Mode, c.After, c.Trouble)
+				}
+			}
+		}
+	}
+	if !rep.OK || after == 0 || !strings.Contains(b.String(), `(relay "dmz"'s node dmz-node1 killed)`) {
+		t.Errorf("report OK %v, %d calls after the kill:\n%s", rep.OK, after, b.String())
+	}
+}
