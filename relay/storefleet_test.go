@@ -357,8 +357,9 @@ func TestStoreEvents(t *testing.T) {
 
 // BenchmarkAllocateStore measures allocations a second (a client's Allocate,
 // challenge included, then its deletion) on one relay, without a store and
-// with a Redis store and a fleet quota (one Redis round trip to acquire, one
-// to release). go test -run '^$' -bench AllocateStore ./relay/
+// with a Redis store (credentials, registry: nothing on the allocation's
+// path), and with a fleet quota too (one Redis round trip to acquire, one to
+// release). go test -run '^$' -bench AllocateStore ./relay/
 func BenchmarkAllocateStore(b *testing.B) {
 	r := storetest.StartRedis(b)
 	admin, err := store.Open(context.Background(), r.URL(0), testRealm, store.Options{})
@@ -372,11 +373,12 @@ func BenchmarkAllocateStore(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
 		store bool
-	}{{"no-store", false}, {"redis-store-fleet-quota", true}} {
+		quota int
+	}{{"no-store", false, 0}, {"redis-store", true, 0}, {"redis-store-fleet-quota", true, 1000}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var s *testServer
 			if tc.store {
-				n := startStoreNode(b, r.URL(0), "bench.test", loopback, storeNodeOptions{interval: time.Second, quotaLease: 30 * time.Second, nodeLease: 10 * time.Second, userLimit: 1000})
+				n := startStoreNode(b, r.URL(0), "bench.test", loopback, storeNodeOptions{interval: time.Second, quotaLease: 30 * time.Second, nodeLease: 10 * time.Second, userLimit: tc.quota})
 				s = n.testServer
 			} else {
 				cfg := fleetConfig(b, loopback, "bench.test")
