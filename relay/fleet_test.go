@@ -23,7 +23,7 @@ import (
 var loopback2 = netip.MustParseAddr("127.0.0.2")
 
 // fleetConfig is testConfig on ip, with a certificate for name.
-func fleetConfig(t *testing.T, ip netip.Addr, name string) Config {
+func fleetConfig(t testing.TB, ip netip.Addr, name string) Config {
 	cfg := testConfig(t)
 	for i := range cfg.Listeners {
 		cfg.Listeners[i].Addr = netip.AddrPortFrom(ip, 0)

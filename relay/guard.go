@@ -182,6 +182,7 @@ func (s *Server) inspect(b []byte, c *client) ([]byte, verdict) {
 		}
 	}
 	if method == stun.MethodAllocate || method == stun.MethodRefresh {
+		s.noteRequest(method, c, m)
 		if out, ok := s.capLifetime(m, key); ok {
 			return out, rewrite
 		}

@@ -78,6 +78,9 @@ type Config struct {
 	// list, or an allow list). It can never allow a peer the filter
 	// refuses. It is asked on CreatePermission, ChannelBind and Connect.
 	PeerBound func(netip.Addr) bool
+	// Events is told of allocations created, refreshed and deleted (the
+	// store's statsdb events); nil: none.
+	Events AllocationEvents
 
 	// UDPSockets is the number of SO_REUSEPORT sockets per UDP listener
 	// (default: one per CPU), each with its own reader.
@@ -121,6 +124,7 @@ type Server struct {
 	closed      atomic.Bool
 	capacity    float64 // CapacityThreshold, defaulted
 	allocSeq    atomic.Uint64
+	allocEvents allocEvents
 	self        []netip.Addr // the relay's own addresses, unmapped
 	dp          *dataplane   // nil: relayed sockets are read by goroutines
 	relayMu     sync.Mutex
@@ -183,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics.drainingFunc(s.draining.Load)
 	s.logLimit.init()
 	s.gen = &relayGen{s: s, tcpPorts: map[netip.AddrPort]bool{}}
+	s.allocEvents = allocEvents{lifetimes: map[string]time.Duration{}, ids: map[string]allocRef{}}
 	s.maxLifetime = cfg.Limits.MaxLifetime
 	if s.maxLifetime == 0 || s.maxLifetime > maxLifetimeCeiling {
 		s.maxLifetime = maxLifetimeCeiling
@@ -547,6 +552,7 @@ func (s *Server) events() turn.EventHandler {
 	return turn.EventHandler{
 		OnAllocationCreated: func(src, dst net.Addr, _, user, _ string, relayAddr net.Addr, _ int) {
 			s.quota.created(src, dst, user)
+			s.eventCreated(src, dst, user)
 			s.holding(src, dst, true)
 			if u, ok := src.(*net.UDPAddr); ok {
 				if g, rc := s.groupFor(dst), s.relayByAddr(relayAddr); g != nil && rc != nil {
@@ -561,6 +567,7 @@ func (s *Server) events() turn.EventHandler {
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, user, _ string) {
 			s.quota.deleted(src, dst)
+			s.eventDeleted(src, dst)
 			s.holding(src, dst, false)
 			for _, g := range s.groups {
 				g.forget(src)

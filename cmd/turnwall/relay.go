@@ -14,8 +14,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +27,7 @@ import (
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay"
 	"github.com/turnwall/turnwall/relay/creds"
+	"github.com/turnwall/turnwall/relay/store"
 )
 
 // Environment variables holding the relay's secrets, for hosts where files
@@ -32,7 +35,55 @@ import (
 const (
 	envSecrets = "TURNWALL_RELAY_SECRETS"
 	envUsers   = "TURNWALL_RELAY_USERS"
+	envStore   = "TURNWALL_RELAY_STORE"
 )
+
+// storeFlags name a credential store shared with the fleet.
+type storeFlags struct {
+	url, passwordFile string
+}
+
+func (s *storeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.url, "store", "", "credential store shared with the fleet: redis://host:port/db or postgres://user@host:port/db?sslmode=... (or $"+envStore+"; see docs/store.md)")
+	cmd.Flags().StringVar(&s.passwordFile, "store-password-file", "", "file holding the store's password, kept out of the command line")
+}
+
+// resolve returns the store URL with its password, "" without a store.
+func (s *storeFlags) resolve() (string, error) {
+	u := s.url
+	if u == "" {
+		u = os.Getenv(envStore)
+	}
+	if u == "" {
+		if s.passwordFile != "" {
+			return "", usageError{errors.New("--store-password-file needs --store or $" + envStore)}
+		}
+		return "", nil
+	}
+	if s.passwordFile == "" {
+		return u, nil
+	}
+	pw, err := os.ReadFile(s.passwordFile)
+	if err != nil {
+		return "", err
+	}
+	u, err = store.WithPassword(u, strings.TrimRight(string(pw), "\r\n"))
+	if err != nil {
+		return "", usageError{fmt.Errorf("--store-password-file %s: %w", s.passwordFile, err)}
+	}
+	return u, nil
+}
+
+// openStore opens the store for realm (nil without one).
+func (s *storeFlags) open(realm string, logger *slog.Logger) (*store.Store, error) {
+	u, err := s.resolve()
+	if err != nil || u == "" {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return store.Open(ctx, u, realm, store.Options{Logger: logger})
+}
 
 // secretSources reads shared secrets and static users from files or the
 // environment; never from the policy or the command line.
@@ -120,6 +171,10 @@ func (a *app) relayCmd() *cobra.Command {
 	var drain time.Duration
 	var alternates []string
 	capacity := relay.DefaultCapacityThreshold
+	var sf storeFlags
+	var storeInterval, nodeLease time.Duration
+	var fleetQuota, nodeID string
+	var events bool
 	cmd := &cobra.Command{
 		Use:   "relay [POLICY] [--relay NAME]",
 		Short: "Run the TURN relay the policy describes",
@@ -135,6 +190,16 @@ Clients authenticate with TURN REST API credentials (see 'turnwall creds')
 signed with one of the shared secrets, or as static users. Secrets and users
 come from files or the environment, never from the policy; SIGHUP reloads
 them (rotate a secret: add the new one first, then remove the old).
+
+With --store (a Redis or PostgreSQL database in coturn's schema, shared with
+the fleet and with coturn; see docs/store.md) the relay also accepts the
+store's shared secrets and users, and narrows its peers with the store's
+denied-peer-ip and allowed-peer-ip lists (which never allow more than the
+policy). The store is read every --store-interval without a restart; while
+it cannot be read the last good state stays in force. With a Redis store the
+relay registers itself (listeners and load, with a lease) so draining relays
+redirect to the least loaded live node, and --fleet-quota counts allocations
+across the fleet.
 
 TCP and TLS clients are bounded in total, per source address and per user;
 a connection that holds no allocation is closed after --unallocated-timeout.
@@ -185,8 +250,24 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 			if err != nil {
 				return err
 			}
-			if len(secrets) == 0 && len(users) == 0 {
-				return usageError{fmt.Errorf("no credentials: give --secret-file or $%s (TURN REST API), or --users-file or $%s", envSecrets, envUsers)}
+			storeURL, err := sf.resolve()
+			if err != nil {
+				return err
+			}
+			if len(secrets) == 0 && len(users) == 0 && storeURL == "" {
+				return usageError{fmt.Errorf("no credentials: give --secret-file or $%s (TURN REST API), --users-file or $%s, or --store", envSecrets, envUsers)}
+			}
+			var quotaOpts store.QuotaOptions
+			if fleetQuota != "" {
+				if storeURL == "" {
+					return usageError{errors.New("--fleet-quota needs --store (a Redis store)")}
+				}
+				if quotaOpts, err = store.ParseQuotaSpec(fleetQuota); err != nil {
+					return usageError{fmt.Errorf("--fleet-quota: %w", err)}
+				}
+			}
+			if events && storeURL == "" {
+				return usageError{errors.New("--events needs --store (a Redis store)")}
 			}
 			if !(capacity > 0 && capacity <= 1) {
 				return usageError{fmt.Errorf("--capacity-threshold %v: give a share of --total-quota above 0, at most 1", capacity)}
@@ -209,12 +290,36 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 			cfg.UDPSockets = udpSockets
 			cfg.Logger = logger
 
+			fl, err := openFleet(&sf, storeFleetOptions{realm: cfg.Realm, interval: storeInterval, quota: fleetQuota != "",
+				quotaOpts: quotaOpts, nodeID: nodeID, nodeLease: nodeLease, events: events, logger: logger})
+			if err != nil {
+				return err
+			}
+			defer fl.stop()
+			if fl.store != nil {
+				fl.feed = fl.store.Feed(cfg.Peers, auth.Update)
+				fl.feed.SetFiles(secrets, users)
+				cfg.PeerBound = fl.feed.PeerAllowed
+				if fl.quota != nil {
+					cfg.Quota = fl.quota
+				}
+				if fl.registry != nil && cfg.Alternates == nil {
+					cfg.Alternates = fl.registry
+				}
+				if fl.events != nil {
+					cfg.Events = fl.events
+				}
+			}
+
 			var reg *prometheus.Registry
 			var ln net.Listener
 			if metricsAddr != "" {
 				reg = prometheus.NewRegistry()
 				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 				cfg.Registerer = reg
+				if err := fl.register(reg); err != nil {
+					return err
+				}
 				if ln, err = net.Listen("tcp", metricsAddr); err != nil {
 					return fmt.Errorf("--metrics: %w", err)
 				}
@@ -226,6 +331,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 				}
 				return err
 			}
+			fl.start(srv, cfg.FQDN)
 			var metricsSrv *http.Server
 			if ln != nil {
 				mux := http.NewServeMux()
@@ -253,6 +359,9 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 					switch {
 					case err != nil:
 						logger.Error("reload failed; keeping the current credentials", "err", err.Error())
+					case fl.feed != nil:
+						fl.feed.SetFiles(secrets, users)
+						logger.Info("credentials reloaded", "secrets", len(secrets), "static_users", len(users), "store", fl.store.String())
 					case len(secrets) == 0 && len(users) == 0:
 						logger.Error("reload found no credentials; keeping the current ones")
 					default:
@@ -267,6 +376,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 			ctx, cancel := context.WithTimeout(context.Background(), drain)
 			defer cancel()
 			err = srv.Shutdown(ctx)
+			fl.stop()
 			if metricsSrv != nil {
 				metricsSrv.Close()
 			}
@@ -292,6 +402,12 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address, e.g. 127.0.0.1:9641")
 	cmd.Flags().StringArrayVar(&alternates, "alternate", nil, "another relay to redirect new allocations to while draining or above --capacity-threshold (300 Try Alternate): ADDR:PORT, TRANSPORT://ADDR:PORT (udp, tcp, tls), tls://ADDR:PORT?domain=NAME (repeatable)")
 	cmd.Flags().Float64Var(&capacity, "capacity-threshold", capacity, "share of --total-quota at which /readyz answers 503 and new allocations are redirected to an --alternate")
+	sf.add(cmd)
+	cmd.Flags().DurationVar(&storeInterval, "store-interval", store.DefaultInterval, "how often to read the --store (Redis keyspace notifications make changes sooner)")
+	cmd.Flags().StringVar(&fleetQuota, "fleet-quota", "", "allocations allowed across every relay on the --store (Redis): user=N,total=M,lease=30s[,fail-closed]")
+	cmd.Flags().StringVar(&nodeID, "node-id", "", "this relay's name in the --store's node registry and fleet quota (default: host name, process ID and a random suffix)")
+	cmd.Flags().BoolVar(&events, "events", false, "publish allocations to the --store (Redis) in coturn's statsdb form (turn/realm/R/user/U/allocation/ID/status)")
+	cmd.Flags().DurationVar(&nodeLease, "node-lease", store.DefaultNodeLease, "how long this relay's registration in the --store (Redis) lives without renewal")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&drain, "drain", 0, "on SIGTERM, drain and wait this long for allocations to end (SIGUSR1 drains without stopping)")
@@ -340,9 +456,11 @@ func (a *app) credsCmd() *cobra.Command {
 	var name, user string
 	var uris []string
 	var ttl time.Duration
+	var sf storeFlags
+	var w storeWrite
 	cmd := &cobra.Command{
 		Use:   "creds [POLICY] [--relay NAME] --user USER",
-		Short: "Print time-limited TURN credentials (TURN REST API)",
+		Short: "Print time-limited TURN credentials (TURN REST API), or manage a credential store",
 		Long: `Creds prints TURN REST API credentials for USER, valid for --ttl: username
 "expiry:USER", password base64(HMAC-SHA1(secret, username)) with the first
 shared secret. The JSON holds the REST API's fields (username, password, ttl,
@@ -350,9 +468,23 @@ uris) and the same as WebRTC's iceServers, ready for
 new RTCPeerConnection({iceServers}). With POLICY, the URIs are those of its
 relay (its FQDN, or its addresses, and every listener); --uri adds more.
 
-Exit status: 0 printed, 1 policy errors, 2 usage errors.`,
+With --store, creds manages a credential store the fleet's relays (turnwall
+relay --store, coturn --redis-userdb or --psql-userdb) read, as coturn's
+turnadmin does, for the --realm (or POLICY's relay's realm): one of
+--add-secret FILE, --delete-secret FILE (one secret a line; - reads stdin),
+--add-user NAME with --password-file FILE (- for stdin; the store keeps
+MD5(NAME:REALM:PASSWORD), never the password), --delete-user NAME, --list
+(counts and user names, never a secret). Secrets and passwords never come
+from the command line. Rotating a secret: --add-secret the new one (relays
+accept both within --store-interval), start minting with it, and once the
+old credentials' TTL has passed --delete-secret the old one.
+
+Exit status: 0 printed (or written), 1 policy or store errors, 2 usage errors.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if w.action() != "" || sf.url != "" {
+				return a.credsStore(args, name, &f, &sf, &w)
+			}
 			if ttl <= 0 {
 				return usageError{fmt.Errorf("--ttl %s: must be positive", ttl)}
 			}
@@ -380,10 +512,305 @@ Exit status: 0 printed, 1 policy errors, 2 usage errors.`,
 	}
 	f.add(cmd, "unused")
 	cmd.Flags().MarkHidden("format")
-	cmd.Flags().StringVar(&name, "relay", "", "the policy's relay whose URIs to list (default: the only one)")
+	cmd.Flags().StringVar(&name, "relay", "", "the policy's relay whose URIs (or, with --store, realm) to use (default: the only one)")
 	src.add(cmd, false)
 	cmd.Flags().StringVar(&user, "user", "", "the user the credentials are for (the relay's quota counts per user)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the credentials are valid")
 	cmd.Flags().StringArrayVar(&uris, "uri", nil, "a TURN URI to list, e.g. turns:turn.example.com:443?transport=tcp (repeatable)")
+	sf.add(cmd)
+	cmd.Flags().StringVar(&w.realm, "realm", "", "with --store: the realm to manage (default: POLICY's relay's realm)")
+	cmd.Flags().StringVar(&w.addSecret, "add-secret", "", "with --store: add the shared secrets in this file, one a line (- reads stdin)")
+	cmd.Flags().StringVar(&w.deleteSecret, "delete-secret", "", "with --store: delete the shared secrets in this file, one a line (- reads stdin)")
+	cmd.Flags().StringVar(&w.addUser, "add-user", "", "with --store: add or replace this long-term user; its password comes from --password-file")
+	cmd.Flags().StringVar(&w.passwordFile, "password-file", "", "with --add-user: file holding the user's password (- reads stdin)")
+	cmd.Flags().StringVar(&w.deleteUser, "delete-user", "", "with --store: delete this long-term user")
+	cmd.Flags().BoolVar(&w.list, "list", false, "with --store: print how many secrets the realm has and its user names")
 	return cmd
+}
+
+// storeWrite is what `creds --store` does.
+type storeWrite struct {
+	realm, addSecret, deleteSecret, addUser, passwordFile, deleteUser string
+	list                                                              bool
+}
+
+// action names the one action given ("" for none, "several" for more).
+func (w *storeWrite) action() string {
+	var got []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{w.addSecret != "", "--add-secret"}, {w.deleteSecret != "", "--delete-secret"}, {w.addUser != "", "--add-user"},
+		{w.deleteUser != "", "--delete-user"}, {w.list, "--list"}} {
+		if x.on {
+			got = append(got, x.name)
+		}
+	}
+	switch len(got) {
+	case 0:
+		return ""
+	case 1:
+		return got[0]
+	}
+	return "several: " + strings.Join(got, ", ")
+}
+
+// readInput reads a file, or stdin for "-", bounded.
+func (a *app) readInput(flag, path string) ([]byte, error) {
+	var r io.Reader
+	if path == "-" {
+		r = a.stdin
+	} else {
+		fh, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		r = fh
+	}
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if len(data) > 1<<20 {
+		return nil, usageError{fmt.Errorf("%s %s: more than 1 MiB", flag, path)}
+	}
+	return data, nil
+}
+
+func (a *app) credsStore(args []string, name string, f *policyFlags, sf *storeFlags, w *storeWrite) error {
+	act := w.action()
+	switch {
+	case sf.url == "" && os.Getenv(envStore) == "":
+		return usageError{fmt.Errorf("%s needs --store or $%s", act, envStore)}
+	case act == "":
+		return usageError{errors.New("--store: give one of --add-secret, --delete-secret, --add-user, --delete-user or --list")}
+	case strings.HasPrefix(act, "several"):
+		return usageError{fmt.Errorf("one store action at a time, not %s", strings.TrimPrefix(act, "several: "))}
+	case (w.passwordFile != "") != (w.addUser != ""):
+		return usageError{errors.New("--add-user needs --password-file, and --password-file goes with --add-user")}
+	}
+	realm := w.realm
+	if realm == "" {
+		if len(args) == 0 && name == "" {
+			return usageError{errors.New("--store: give --realm, or POLICY (and --relay) for its relay's realm")}
+		}
+		cfg, err := a.relayConfig(policyArg(args), name, f)
+		if err != nil {
+			return err
+		}
+		realm = cfg.Realm
+	}
+	for _, u := range []string{w.addUser, w.deleteUser} {
+		if u == "" {
+			continue
+		}
+		if err := store.CheckUserName(u); err != nil {
+			return usageError{fmt.Errorf("user %q: %w", u, err)}
+		}
+	}
+	var secrets []string
+	var password string
+	switch {
+	case w.addSecret != "" || w.deleteSecret != "":
+		flag, path := "--add-secret", w.addSecret
+		if path == "" {
+			flag, path = "--delete-secret", w.deleteSecret
+		}
+		data, err := a.readInput(flag, path)
+		if err != nil {
+			return err
+		}
+		if secrets, err = creds.ParseSecrets(data, false); err != nil {
+			return usageError{fmt.Errorf("%s %s: %w", flag, path, err)}
+		}
+		if len(secrets) == 0 {
+			return usageError{fmt.Errorf("%s %s: no secret in it", flag, path)}
+		}
+	case w.addUser != "":
+		data, err := a.readInput("--password-file", w.passwordFile)
+		if err != nil {
+			return err
+		}
+		password = strings.TrimRight(string(data), "\r\n")
+		if password == "" || strings.IndexFunc(password, unicode.IsControl) >= 0 {
+			return usageError{fmt.Errorf("--password-file %s: give one password on one line", w.passwordFile)}
+		}
+	}
+	st, err := sf.open(realm, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	switch {
+	case w.addSecret != "":
+		for _, s := range secrets {
+			if err := st.PutSecret(ctx, s); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(a.stdout, "added %d secret(s) to realm %s in %s\n", len(secrets), realm, st)
+	case w.deleteSecret != "":
+		for _, s := range secrets {
+			if err := st.DeleteSecret(ctx, s); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(a.stdout, "deleted %d secret(s) from realm %s in %s\n", len(secrets), realm, st)
+	case w.addUser != "":
+		if err := st.PutUser(ctx, w.addUser, creds.Key(w.addUser, realm, password)); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "user %s set in realm %s in %s\n", w.addUser, realm, st)
+	case w.deleteUser != "":
+		if err := st.DeleteUser(ctx, w.deleteUser); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "user %s deleted from realm %s in %s\n", w.deleteUser, realm, st)
+	case w.list:
+		state := st.Snapshot()
+		fmt.Fprintf(a.stdout, "realm %s in %s\nsecrets: %d\nusers: %d\n", realm, st, len(state.Secrets), len(state.Users))
+		for _, u := range state.CredsUsers() {
+			fmt.Fprintf(a.stdout, "  %s\n", u.Name)
+		}
+		if len(state.Invalid) > 0 {
+			fmt.Fprintf(a.stdout, "entries not used: %d\n", len(state.Invalid))
+			for _, x := range state.Invalid {
+				fmt.Fprintf(a.stdout, "  %s\n", x)
+			}
+		}
+	}
+	return nil
+}
+
+// storeFleetOptions are the relay's --store flags.
+type storeFleetOptions struct {
+	realm               string
+	interval, nodeLease time.Duration
+	quota, events       bool
+	quotaOpts           store.QuotaOptions
+	nodeID              string
+	logger              *slog.Logger
+}
+
+// fleet is the relay's link to its store: credentials and peer lists
+// (feed), fleet quota and node registry (Redis).
+type fleet struct {
+	store    *store.Store
+	feed     *store.Feed
+	quota    *store.Quota
+	events   *store.Events
+	registry *store.Registry
+	interval time.Duration
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
+	stopOnce sync.Once
+}
+
+func openFleet(sf *storeFlags, o storeFleetOptions) (*fleet, error) {
+	fl := &fleet{interval: o.interval}
+	if o.interval <= 0 {
+		return fl, usageError{fmt.Errorf("--store-interval %v: must be positive", o.interval)}
+	}
+	st, err := sf.open(o.realm, o.logger)
+	if err != nil || st == nil {
+		return fl, err
+	}
+	fl.store = st
+	if o.quota {
+		o.quotaOpts.Node, o.quotaOpts.Logger = o.nodeID, o.logger
+		if fl.quota, err = st.Quota(o.quotaOpts); err != nil {
+			st.Close()
+			return fl, usageError{fmt.Errorf("--fleet-quota: %w", err)}
+		}
+	}
+	if o.events {
+		if fl.events, err = st.Events(); err != nil {
+			st.Close()
+			return fl, usageError{fmt.Errorf("--events: %w", err)}
+		}
+	}
+	if st.Client() != nil {
+		if fl.registry, err = st.Registry(store.RegistryOptions{ID: o.nodeID, Lease: o.nodeLease, Logger: o.logger}); err != nil {
+			st.Close()
+			return fl, usageError{err}
+		}
+	}
+	return fl, nil
+}
+
+// register puts the store's metrics on the relay's registry.
+func (fl *fleet) register(reg *prometheus.Registry) error {
+	if fl.store == nil {
+		return nil
+	}
+	if err := fl.store.Register(reg); err != nil {
+		return err
+	}
+	var cs []prometheus.Collector
+	if fl.quota != nil {
+		cs = append(cs, fl.quota.Collectors()...)
+	}
+	if fl.events != nil {
+		cs = append(cs, fl.events.Collectors()...)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start follows the store, renews the fleet quota's leases and registers
+// the relay srv, until stop.
+func (fl *fleet) start(srv *relay.Server, fqdn string) {
+	if fl.store == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.cancel = cancel
+	run := func(f func(context.Context) error) {
+		fl.done.Add(1)
+		go func() { defer fl.done.Done(); f(ctx) }()
+	}
+	run(func(ctx context.Context) error { return fl.feed.Run(ctx, fl.interval) })
+	if fl.quota != nil {
+		run(fl.quota.Refresh)
+	}
+	if fl.registry != nil {
+		var ls []store.NodeListener
+		for _, l := range srv.Listeners() {
+			nl := store.NodeListener{Transport: l.Transport, Addr: l.Addr}
+			if l.Transport == relay.TLS {
+				nl.Domain = fqdn
+			}
+			ls = append(ls, nl)
+		}
+		fl.registry.SetListeners(ls)
+		fl.registry.SetLoad(func() store.NodeLoad {
+			h := srv.Health()
+			return store.NodeLoad{Allocations: h.Allocations, Threshold: h.Threshold, Draining: h.Draining || !h.Serving}
+		})
+		run(fl.registry.Run)
+	}
+}
+
+// stop ends the store's goroutines (the registration is removed) and closes
+// it.
+func (fl *fleet) stop() {
+	fl.stopOnce.Do(func() {
+		if fl.cancel != nil {
+			fl.cancel()
+			fl.done.Wait()
+		}
+		if fl.events != nil {
+			fl.events.Close()
+		}
+		if fl.store != nil {
+			fl.store.Close()
+		}
+	})
 }

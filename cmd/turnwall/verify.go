@@ -23,6 +23,7 @@ type verifyFlags struct {
 	quiet   bool
 	minMOS  float64
 	server  string
+	pool    int
 	cleanup bool
 	agent   string
 }
@@ -88,6 +89,9 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 			if f.server != "bundled" && f.server != "coturn" {
 				return usageError{fmt.Errorf("--relay-server %q: use bundled or coturn", f.server)}
 			}
+			if f.pool < 1 || f.pool > 2 || f.pool == 2 && (f.server != "bundled" || f.noCalls) {
+				return usageError{fmt.Errorf("--relay-pool %d: give 1, or 2 with the bundled relay and calls", f.pool)}
+			}
 			if f.minMOS < 1 || f.minMOS > 4.5 {
 				return usageError{fmt.Errorf("--min-mos %v: give a MOS between 1 and 4.5", f.minMOS)}
 			}
@@ -114,6 +118,7 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 	cmd.Flags().BoolVar(&f.noCalls, "no-calls", false, "run the flow matrix only (no relays, ICE servers or calls)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.Flags().StringVar(&f.server, "relay-server", "bundled", "what runs on relay hosts: bundled (turnwall's relay) or coturn (Debian's turnserver with the coturn target's configuration)")
+	cmd.Flags().IntVar(&f.pool, "relay-pool", 1, "2 runs each relay that lists a second address of a family as two bundled relay nodes sharing a Redis store (redis-server), then kills the first and calls again")
 	cmd.Flags().BoolVar(&f.cleanup, "cleanup", false, "only remove the lab state (namespaces, coturn directories) of verifies that were killed, and list it")
 	cmd.Flags().StringVar(&f.agent, "agent", "pion", "agents' side: pion (WebRTC peers in Go) or chromium (also headless Chromium on every agents host with the readiness page)")
 	cmd.Flags().Float64Var(&f.minMOS, "min-mos", 3.6, "a connected call whose audio scores below this MOS (simplified E-model) fails")
@@ -134,7 +139,7 @@ func (a *app) runVerify(ctx context.Context, path string, f *verifyFlags) error 
 	errs, _ := diag.Count(res.Diags)
 	opt := verify.Options{
 		Policy: path, PolicyErrors: errs, SourceNAT: f.snat, RelayServer: f.server,
-		Media: f.media, NoCalls: f.noCalls, MinMOS: f.minMOS,
+		Media: f.media, NoCalls: f.noCalls, MinMOS: f.minMOS, RelayPool: f.pool,
 	}
 	if f.agent == "chromium" {
 		opt.Agent = "chromium"

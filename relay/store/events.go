@@ -157,6 +157,23 @@ func (e *Events) Deleted(user string, id uint64, total Traffic) {
 	e.send(event{key: e.base(user, id), status: "deleted", traffic: &total, total: true})
 }
 
+// AllocationCreated, AllocationRefreshed and AllocationDeleted make Events
+// the relay's Config.Events. The relay does not count an allocation's
+// traffic per allocation, so its deletion carries no total_traffic.
+func (e *Events) AllocationCreated(user string, id uint64, lifetime time.Duration) {
+	e.Allocated(user, id, lifetime)
+}
+
+// AllocationRefreshed reports a refresh.
+func (e *Events) AllocationRefreshed(user string, id uint64, lifetime time.Duration) {
+	e.Refreshed(user, id, lifetime)
+}
+
+// AllocationDeleted reports a deletion, without traffic.
+func (e *Events) AllocationDeleted(user string, id uint64) {
+	e.send(event{key: e.base(user, id), status: "deleted"})
+}
+
 func (e *Events) run() {
 	defer close(e.done)
 	failing := false

@@ -21,6 +21,9 @@
 // turnadmin does, so either tool can manage the same database.
 //
 // Database peer lists can only narrow what the policy allows: see Bound.
+// Feed keeps a relay's credentials and peer bound current; on Redis, Quota
+// shares allocation limits, Events publishes allocations in coturn's statsdb
+// form and Registry lists the live relays for Try-Alternate.
 package store
 
 import (

@@ -30,6 +30,9 @@ type CallResult struct {
 	// delay from the pair's RTT and the jitter, plus the loss).
 	MOS float64 `json:"mos,omitempty"`
 	OK  bool    `json:"ok"`
+	// After says what the lab changed before this call ("relay \"dmz\"'s
+	// node dmz-node1 stopped", for a relay pool); "" for the first calls.
+	After string `json:"after,omitempty"`
 	// Trouble is what agents experience when the call is not OK.
 	Trouble string `json:"trouble,omitempty"`
 }
@@ -117,6 +120,11 @@ func (l *Lab) Calls(ctx context.Context, svc *Services, checks map[string][]Serv
 	for _, h := range l.AgentHosts() {
 		groups = append(groups, h.Block)
 	}
+	return l.callsOf(ctx, svc, groups, checks, opt)
+}
+
+// callsOf runs the calls of the given agents groups, concurrently.
+func (l *Lab) callsOf(ctx context.Context, svc *Services, groups []string, checks map[string][]ServerCheck, opt CallOptions) []CallResult {
 	out := make([][]CallResult, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {

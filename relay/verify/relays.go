@@ -112,7 +112,12 @@ func (s *Services) startRelays(ctx context.Context) error {
 			}
 			s.addCoturn(p, lns)
 			listeners = lns
-		} else {
+		} else if s.pool > 1 {
+			if listeners, err = s.startPool(ctx, r, h, cfg, users); err != nil {
+				return fmt.Errorf("relay %q in the lab: %w", r.Name, err)
+			}
+		}
+		if !s.coturn && listeners == nil {
 			cfg.Auth = relay.NewAuth(cfg.Realm, users, []string{s.Secret})
 			cfg.Limits = labLimits
 			cfg.UDPSockets = 1

@@ -96,6 +96,9 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintln(w, "  calls")
 			for _, c := range g.Calls {
 				mode := ModeLabel(c.Mode)
+				if c.After != "" {
+					mode += " (" + c.After + ")"
+				}
 				if c.Skipped != "" {
 					fmt.Fprintf(w, "    --    %s: skipped: %s\n", mode, c.Skipped)
 					continue

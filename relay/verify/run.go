@@ -32,6 +32,11 @@ type Options struct {
 	NoCalls bool
 	// MinMOS fails a connected call whose audio scores lower (default 3.6).
 	MinMOS float64
+	// RelayPool, when 2, runs each bundled relay whose block lists a
+	// second address of a family as two nodes sharing a store (see
+	// ServiceOptions.RelayPool); after the calls, the first node of each
+	// pool is killed and the calls run again, through the second.
+	RelayPool int
 	// Agent, when "chromium", also runs headless Chromium on every agents
 	// host with the readiness page (see Lab.Browsers).
 	Agent string
@@ -124,7 +129,7 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 	}
 	if !opt.NoCalls && rep.Incomplete == "" && ctx.Err() == nil {
 		progress(fmt.Sprintf("starting relays (%s) and provider STUN/TURN services", opt.RelayServer))
-		svc, err := l.StartServices(ctx, ServiceOptions{Coturn: opt.RelayServer == "coturn"})
+		svc, err := l.StartServices(ctx, ServiceOptions{Coturn: opt.RelayServer == "coturn", RelayPool: opt.RelayPool})
 		if err != nil {
 			return nil, err
 		}
@@ -135,6 +140,9 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 		}
 		rep.Notes = append(rep.Notes, svc.Notes...)
 		calls = l.Calls(ctx, svc, checks, CallOptions{Call: call.Options{Media: opt.Media}, MinMOS: opt.MinMOS, Progress: progress})
+		if nodes := svc.PoolNodes(); len(nodes) > 0 && ctx.Err() == nil {
+			calls = append(calls, l.poolFailover(ctx, svc, nodes, opt, progress)...)
+		}
 		if opt.Agent == "chromium" && ctx.Err() == nil {
 			if browsers, err = l.Browsers(ctx, svc, calls, opt.LintCodes, progress); err != nil {
 				return nil, err
@@ -153,6 +161,52 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 	rep.Seconds = time.Since(start).Round(10 * time.Millisecond).Seconds()
 	rep.collect(l.AgentHosts(), cells, checks, calls, browsers)
 	return rep, nil
+}
+
+// poolFailover kills the first node of every relay pool and runs the calls
+// of the groups those relays serve again: new allocations go to the second
+// node.
+func (l *Lab) poolFailover(ctx context.Context, svc *Services, nodes []*PoolNode, opt Options, progress func(string)) []CallResult {
+	var stopped []string
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		if seen[n.Relay] {
+			continue
+		}
+		seen[n.Relay] = true
+		progress(fmt.Sprintf("relay %q: killing pool node %s", n.Relay, n.ID))
+		svc.KillPoolNode(n)
+		stopped = append(stopped, fmt.Sprintf("relay %q's node %s killed", n.Relay, n.ID))
+	}
+	after := strings.Join(stopped, ", ")
+	checks := map[string][]ServerCheck{}
+	var groups []string
+	for _, h := range l.AgentHosts() {
+		if l.servedByPool(h.Block, seen) {
+			groups = append(groups, h.Block)
+			checks[h.Block] = svc.Check(ctx, h.Block)
+		}
+	}
+	out := l.callsOf(ctx, svc, groups, checks, CallOptions{Call: call.Options{Media: opt.Media}, MinMOS: opt.MinMOS, Progress: progress})
+	for i := range out {
+		out[i].After = after
+	}
+	return out
+}
+
+// servedByPool reports whether a relay in pools serves agents group.
+func (l *Lab) servedByPool(group string, pools map[string]bool) bool {
+	for _, r := range l.Prog.Relays {
+		if !pools[r.Name] {
+			continue
+		}
+		for _, g := range r.Clients {
+			if g == group {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // collect groups cells, checks and calls by agents group (agents hosts'

@@ -63,6 +63,9 @@ type Services struct {
 	listening map[string]bool // "udp/addr:port", "tcp/addr:port"
 	placed    []netip.Addr    // addresses the services added to hosts
 	groups    map[string][]ICEServer
+	pool      int         // nodes per relay (RelayPool)
+	redis     *labRedis   // the relay pools' store
+	poolNodes []*PoolNode // the relay pools' nodes
 	mu        sync.Mutex
 }
 
@@ -76,6 +79,10 @@ type ServiceOptions struct {
 	// Coturn runs Debian's turnserver on the relay hosts, with the
 	// configuration the coturn target emits, instead of the bundled relay.
 	Coturn bool
+	// RelayPool, when 2, runs each bundled relay whose block lists a
+	// second address of a family as a pool of two nodes sharing a store
+	// (see startPool); 0 or 1: one node.
+	RelayPool int
 }
 
 // ICEServer is one entry of the ICE server list an agents group's browsers
@@ -128,7 +135,13 @@ var labLimits = relay.Limits{UserQuota: 64, TotalQuota: relay.DefaultTotalQuota,
 //
 // On error, everything started is stopped.
 func (l *Lab) StartServices(ctx context.Context, opt ServiceOptions) (_ *Services, err error) {
-	s := &Services{lab: l, table: opt.Table, log: opt.Logger, coturn: opt.Coturn, listening: map[string]bool{}, groups: map[string][]ICEServer{}}
+	s := &Services{lab: l, table: opt.Table, log: opt.Logger, coturn: opt.Coturn, pool: opt.RelayPool, listening: map[string]bool{}, groups: map[string][]ICEServer{}}
+	switch {
+	case opt.RelayPool < 0 || opt.RelayPool > 2:
+		return nil, fmt.Errorf("relay pool of %d nodes: the lab runs 1 or 2", opt.RelayPool)
+	case opt.RelayPool > 1 && opt.Coturn:
+		return nil, errors.New("a relay pool runs the bundled relay, not coturn")
+	}
 	if s.table == "" {
 		s.table = "turnwall"
 	}
@@ -170,10 +183,14 @@ func (s *Services) Close() error {
 		return nil
 	}
 	s.mu.Lock()
-	relays, stuns, coturns := s.relays, s.stuns, s.coturns
-	s.relays, s.stuns, s.coturns = nil, nil, nil
+	relays, stuns, coturns, nodes, rd := s.relays, s.stuns, s.coturns, s.poolNodes, s.redis
+	s.relays, s.stuns, s.coturns, s.poolNodes, s.redis = nil, nil, nil, nil, nil
 	s.mu.Unlock()
 	var errs []error
+	for _, n := range nodes {
+		errs = append(errs, n.stop(false))
+	}
+	errs = append(errs, rd.stop())
 	for _, r := range relays {
 		errs = append(errs, r.Close())
 	}
