@@ -1,6 +1,9 @@
 package compiler_test
 
 import (
+	"bytes"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +67,101 @@ func BenchmarkLargePolicy(b *testing.B) {
 			if res.HasErrors() {
 				b.Fatal(res.Diags)
 			}
+		}
+	})
+}
+
+// RangesFile50k writes the 50,000-prefix policy of BenchmarkRangesFile50k
+// into dir: 50,000 non-adjacent /24s (they do not aggregate) in a
+// ranges_file, and two rules, UDP 19302 and TCP 443, from one /16 of agents.
+// It returns the policy's path and the ranges file's path.
+func rangesFile50k(b *testing.B, dir string) (policy, ranges string) {
+	var sb strings.Builder
+	for i := range 50_000 {
+		a := 20<<24 + uint32(2*i)<<8
+		fmt.Fprintf(&sb, "%d.%d.%d.0/24\n", a>>24, a>>16&255, a>>8&255)
+	}
+	ranges = filepath.Join(dir, "big.txt")
+	policy = filepath.Join(dir, "policy.hcl")
+	if err := os.WriteFile(ranges, []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(policy, []byte(policy50k), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return policy, ranges
+}
+
+const policy50k = `policy "p50k" {}
+zone "agents" { interface = "vlan20" }
+zone "internet" { interface = "wan0" }
+agents "floor" {
+  zone    = zone.agents
+  subnets = ["10.20.0.0/16"]
+}
+provider "big" {
+  zone   = zone.internet
+  ranges = ranges_file("big.txt")
+}
+rule "stun" {
+  from = [agents.floor]
+  to   = [provider.big]
+  udp  = [19302]
+}
+rule "https" {
+  from = [agents.floor]
+  to   = [provider.big]
+  tcp  = [443]
+}
+`
+
+// BenchmarkRangesFile50k measures, in the same run, the floor of a
+// 50,000-prefix provider (read the ranges file, netip.ParsePrefix each line,
+// write as many bytes as the prefixes' text) and the compile pipeline up to
+// the IR (load, evaluate, lower, lint). compile/floor is the ratio to quote.
+func BenchmarkRangesFile50k(b *testing.B) {
+	dir := b.TempDir()
+	policy, ranges := rangesFile50k(b, dir)
+	var floor, compile float64
+	b.Run("floor", func(b *testing.B) {
+		out := filepath.Join(dir, "out.txt")
+		for b.Loop() {
+			data, err := os.ReadFile(ranges)
+			if err != nil {
+				b.Fatal(err)
+			}
+			prefixes := make([]netip.Prefix, 0, 50_000)
+			for line := range bytes.Lines(data) {
+				p, err := netip.ParsePrefix(string(bytes.TrimSpace(line)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				prefixes = append(prefixes, p)
+			}
+			buf := make([]byte, 0, len(data))
+			for _, p := range prefixes {
+				buf = p.AppendTo(buf)
+				buf = append(buf, '\n')
+			}
+			if err := os.WriteFile(out, buf, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		floor = float64(b.Elapsed()) / float64(b.N)
+	})
+	b.Run("compile", func(b *testing.B) {
+		for b.Loop() {
+			res := compiler.Compile(policy, compiler.Options{})
+			if res.HasErrors() {
+				b.Fatal(res.Diags)
+			}
+			if s := res.Program.AddressSet("provider.big"); len(s.V4) != 50_000 {
+				b.Fatalf("provider.big has %d prefixes, want 50000", len(s.V4))
+			}
+		}
+		compile = float64(b.Elapsed()) / float64(b.N)
+		if floor > 0 {
+			b.ReportMetric(compile/floor, "x-floor")
 		}
 	})
 }

@@ -480,6 +480,14 @@ func (e *evaluator) single(b *load.Block, name string) (elem, bool) {
 }
 
 func (e *evaluator) addrs(b *load.Block, name string) []AddrEntry {
+	if f, ok := e.fileAttrs[attrKey{b, name}]; ok {
+		// A direct ranges_file call is one entry as written: the
+		// call, covering every prefix of the file. (Each element
+		// of a computed list is located at the whole expression.)
+		if _, a, ok := e.val(b, name); ok {
+			return []AddrEntry{{Prefixes: f.prefixes, Range: a.Expr.Range()}}
+		}
+	}
 	var out []AddrEntry
 	els := e.elems(b, name)
 	for _, el := range els {
