@@ -12,7 +12,7 @@ NFPM_VERSION := v2.48.0
 NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 DIST      ?= dist
 
-.PHONY: all build demo verify test unit vet fmt fmt-check bench fuzz deps clean golden deb man screenshots
+.PHONY: all build demo verify test unit vet fmt fmt-check bench bench-compile fuzz deps clean golden deb man screenshots
 
 all: build
 
@@ -58,6 +58,14 @@ screenshots:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Compile throughput alone (README, Speed): a 50,000-prefix ranges_file policy
+# against its floor (read, parse and write the prefixes) measured in the same
+# run, in process up to the IR, then as whole `turnwall` processes per target
+# (TURNWALL_BENCH_BASE=path/to/other/turnwall adds another build's runs).
+bench-compile:
+	$(GO) test -run '^$$' -bench '^BenchmarkRangesFile50k$$' -benchmem -benchtime 20x ./compiler/
+	$(GO) test -run '^$$' -bench '^BenchmarkRangesFile50kProcess$$' -benchtime 1x ./cmd/turnwall/
 
 FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/ ./relay/store/
 

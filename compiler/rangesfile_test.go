@@ -30,7 +30,7 @@ zone "agents" { interface = "vlan20" }
 zone "internet" { interface = "wan0" }
 agents "floor" {
   zone    = zone.agents
-  subnets = ranges_file("AGENTS")
+  subnets = AGENTS
 }
 provider "big" {
   zone           = zone.internet
@@ -53,10 +53,15 @@ rule "x" {
 `
 	variants := map[string]string{
 		"opaque": policy,
-		// A local reading the attribute keeps every list a list.
-		"list": policy + "locals {\n  n = length(provider.big.ranges)\n}\n",
+		// A local reading an attribute keeps every list a list.
+		"list": policy + "locals {\n  n = length(provider.big.ranges) + length(agents.floor.subnets)\n}\n",
 	}
-	for _, agents := range []string{"agents.txt", "overlaps.txt"} {
+	for _, agents := range []string{
+		`ranges_file("agents.txt")`,
+		`ranges_file("overlaps.txt")`,
+		`["10.20.0.5/16", "fd00:20::/48"]`,
+		`["10.20.0.0/16", "52.0.2.128/25", "not-an-address"]`,
+	} {
 		t.Run(agents, func(t *testing.T) {
 			got := map[string]string{}
 			for name, src := range variants {
@@ -87,13 +92,16 @@ rule "x" {
 			if got["opaque"] != got["list"] {
 				t.Errorf("opaque and list values compile differently:\n--- opaque\n%s\n--- list\n%s", got["opaque"], got["list"])
 			}
-			for _, want := range []string{"big.txt:5,1-12", "Prefix has host bits set", "agents.txt:1,19-32"} {
-				if agents == "agents.txt" && !strings.Contains(got["opaque"], want) {
-					t.Errorf("missing %q in:\n%s", want, got["opaque"])
+			want := map[string][]string{
+				`ranges_file("agents.txt")`:                           {"big.txt:5,1-12", "Prefix has host bits set", "agents.txt:1,19-32"},
+				`ranges_file("overlaps.txt")`:                         {"overlaps the addresses of provider"},
+				`["10.20.0.5/16", "fd00:20::/48"]`:                    {"policy.hcl:6,14-28: Prefix has host bits set"},
+				`["10.20.0.0/16", "52.0.2.128/25", "not-an-address"]`: {"policy.hcl:6,47-63: Invalid address range"},
+			}[agents]
+			for _, w := range want {
+				if !strings.Contains(got["opaque"], w) {
+					t.Errorf("missing %q in:\n%s", w, got["opaque"])
 				}
-			}
-			if agents == "overlaps.txt" && !strings.Contains(got["opaque"], "overlaps the addresses of provider") {
-				t.Errorf("no overlap error:\n%s", got["opaque"])
 			}
 		})
 	}

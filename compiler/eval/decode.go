@@ -488,6 +488,18 @@ func (e *evaluator) addrs(b *load.Block, name string) []AddrEntry {
 			return []AddrEntry{{Prefixes: f.prefixes, Range: a.Expr.Range()}}
 		}
 	}
+	if lits, ok := e.literalAttrs[attrKey{b, name}]; ok {
+		// A list of string literals: each element at its own range.
+		if _, _, ok := e.val(b, name); ok {
+			out := make([]AddrEntry, 0, len(lits))
+			for _, el := range lits {
+				if entry, ok := e.addrEntry(literalString(el), el.Range()); ok {
+					out = append(out, entry)
+				}
+			}
+			return out
+		}
+	}
 	var out []AddrEntry
 	els := e.elems(b, name)
 	for _, el := range els {

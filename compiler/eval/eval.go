@@ -59,6 +59,9 @@ type evaluator struct {
 	// fileAttrs are the address attributes that are just a ranges_file call
 	// (see directRangesFile), decoded from the file's parsed entries.
 	fileAttrs map[attrKey]*rangesFile
+	// literalAttrs are the address attributes written as lists of string
+	// literals, decoded from their syntax.
+	literalAttrs map[attrKey][]hclsyntax.Expression
 	// opaqueFiles: no expression can see the value of such an attribute
 	// (see canHideFileLists), so it holds an opaque value, not a list.
 	opaqueFiles bool
@@ -84,6 +87,8 @@ func Evaluate(cfg *load.Config, opts Options) (*Policy, hcl.Diagnostics) {
 
 		rangesFiles: map[string]*rangesFile{},
 		fileAttrs:   map[attrKey]*rangesFile{},
+
+		literalAttrs: map[attrKey][]hclsyntax.Expression{},
 	}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: e.functions()}
 	for _, ns := range append([]string{"var", "local"}, load.ReferenceableTypes...) {

@@ -242,7 +242,10 @@ func (e *evaluator) rangesFileFunc() function.Function {
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:        function.StaticReturnType(cty.List(cty.String)),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			return e.rangesFile(args[0].AsString()).value()
+			f := e.rangesFile(args[0].AsString())
+			e.rangesMu.Lock()
+			defer e.rangesMu.Unlock()
+			return f.value()
 		},
 	})
 }

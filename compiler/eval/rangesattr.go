@@ -18,10 +18,43 @@ import (
 // canHideFileLists), the attribute holds an opaque value standing for the
 // list, so that evaluating, sizing and checking the values that refer to the
 // block does not walk one cty value per prefix.
+//
+// A decoder that needs a block's addresses takes them from addrs (which
+// knows both forms), never from the block's cty object: there the attribute
+// may be the opaque value.
 
-// rangesFileType is the type of the opaque value. Its size, for the limits,
-// is the size of the list it stands for (valueSize).
-var rangesFileType = cty.Capsule("ranges file", reflect.TypeOf(rangesFile{}))
+// opaqueList is the opaque value standing for a list of addresses that no
+// expression can see. Its size, for the limits, is the size of the list
+// it stands for (valueSize).
+type opaqueList struct{ size int64 }
+
+var opaqueListType = cty.Capsule("address list", reflect.TypeOf(opaqueList{}))
+
+// literalList returns the elements of a list written as string literals
+// (["10.0.0.0/8", "192.0.2.1"]), each evaluating to the string its one
+// literal part holds.
+func literalList(expr hcl.Expression) ([]hclsyntax.Expression, bool) {
+	tuple, ok := expr.(*hclsyntax.TupleConsExpr)
+	if !ok || len(tuple.Exprs) == 0 {
+		return nil, false
+	}
+	for _, el := range tuple.Exprs {
+		t, ok := el.(*hclsyntax.TemplateExpr)
+		if !ok || !t.IsStringLiteral() {
+			return nil, false
+		}
+		lit := t.Parts[0].(*hclsyntax.LiteralValueExpr).Val
+		if lit.Type() != cty.String || !lit.IsKnown() || lit.IsNull() || lit.IsMarked() {
+			return nil, false
+		}
+	}
+	return tuple.Exprs, true
+}
+
+// literalString is the value of an element literalList accepted.
+func literalString(el hclsyntax.Expression) string {
+	return el.(*hclsyntax.TemplateExpr).Parts[0].(*hclsyntax.LiteralValueExpr).Val.AsString()
+}
 
 // isAddressAttr reports whether the attribute is decoded by addrs.
 func isAddressAttr(blockType, name string) bool {
@@ -103,22 +136,45 @@ func bodyRefsAreBare(body *hclsyntax.Body, blockType string, blockRoot map[strin
 				}
 			}
 		}
-		bare := true
-		hclsyntax.VisitAll(a.Expr, func(n hclsyntax.Node) hcl.Diagnostics {
-			t, ok := n.(*hclsyntax.ScopeTraversalExpr)
-			if !ok || !blockRoot[t.Traversal.RootName()] {
-				return nil
-			}
-			if _, attr := traversalStep(t.Traversal, 1).(hcl.TraverseAttr); !allowed[t] || len(t.Traversal) != 2 || !attr {
-				bare = false
-			}
-			return nil
-		})
-		if !bare {
+		if !exprRefsAreBare(a.Expr, allowed, blockRoot) {
 			return false
 		}
 	}
 	return true
+}
+
+// exprRefsAreBare reports whether every reference to a block in expr is one
+// of allowed and a bare TYPE.NAME. Lists of literals (a long list of
+// addresses written in the policy) are checked without walking each
+// element's syntax tree.
+func exprRefsAreBare(expr hclsyntax.Expression, allowed map[*hclsyntax.ScopeTraversalExpr]bool, blockRoot map[string]bool) bool {
+	switch x := expr.(type) {
+	case *hclsyntax.LiteralValueExpr:
+		return true
+	case *hclsyntax.TemplateExpr:
+		if x.IsStringLiteral() {
+			return true
+		}
+	case *hclsyntax.TupleConsExpr:
+		for _, el := range x.Exprs {
+			if !exprRefsAreBare(el, allowed, blockRoot) {
+				return false
+			}
+		}
+		return true
+	}
+	bare := true
+	hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
+		t, ok := n.(*hclsyntax.ScopeTraversalExpr)
+		if !ok || !blockRoot[t.Traversal.RootName()] {
+			return nil
+		}
+		if _, attr := traversalStep(t.Traversal, 1).(hcl.TraverseAttr); !allowed[t] || len(t.Traversal) != 2 || !attr {
+			bare = false
+		}
+		return nil
+	})
+	return bare
 }
 
 func traversalStep(tr hcl.Traversal, i int) hcl.Traverser {
@@ -136,11 +192,11 @@ func (e *evaluator) evalRangesFileAttr(b *load.Block, a *hcl.Attribute) (cty.Val
 	if !isAddressAttr(b.Type, a.Name) {
 		return cty.NilVal, false
 	}
+	key := attrKey{b, a.Name}
 	rel, ok := directRangesFile(a.Expr)
 	if !ok {
-		return cty.NilVal, false
+		return e.evalLiteralListAttr(key, a)
 	}
-	key := attrKey{b, a.Name}
 	if e.opaqueFiles && !e.meter.over {
 		f := e.rangesFile(rel)
 		// A failed read is reported through the function call (with
@@ -155,7 +211,7 @@ func (e *evaluator) evalRangesFileAttr(b *load.Block, a *hcl.Attribute) (cty.Val
 				return cty.DynamicVal, true
 			}
 			e.fileAttrs[key] = f
-			return cty.CapsuleVal(rangesFileType, f), true
+			return cty.CapsuleVal(opaqueListType, &opaqueList{f.size}), true
 		}
 	}
 	v, d := e.evalExpr(a.Expr)
@@ -167,4 +223,43 @@ func (e *evaluator) evalRangesFileAttr(b *load.Block, a *hcl.Attribute) (cty.Val
 		e.fileAttrs[key] = f
 	}
 	return v, true
+}
+
+// evalLiteralListAttr evaluates an address attribute written as a list of
+// string literals; ok is false for any other expression. addrs decodes its
+// elements from the syntax, each at its own range. With opaqueFiles the
+// value is an opaque stand-in for the list, checked and metered as
+// evalExpr checks and meters the list.
+func (e *evaluator) evalLiteralListAttr(key attrKey, a *hcl.Attribute) (cty.Value, bool) {
+	els, ok := literalList(a.Expr)
+	if !ok {
+		return cty.NilVal, false
+	}
+	if !e.opaqueFiles || e.meter.over || e.estimate(a.Expr) > MaxValueSize {
+		v, d := e.evalExpr(a.Expr)
+		e.addDiags(d)
+		if d.HasErrors() {
+			return cty.DynamicVal, true
+		}
+		if v.IsKnown() && !v.IsNull() {
+			e.literalAttrs[key] = els
+		}
+		return v, true
+	}
+	size := int64(elemWeight)
+	for _, el := range els {
+		size += elemWeight + int64(len(literalString(el)))
+	}
+	if size > MaxValueSize {
+		return cty.DynamicVal, true // not reached: the estimate is larger
+	}
+	e.meter.total += size
+	if e.meter.total > MaxTotalSize {
+		e.meter.over = true
+		e.diags = append(e.diags, diag.Errorf(diag.ResourceLimit, a.Expr.Range(), "Values too large",
+			"The policy's values together are larger than %s, the limit. Simplify the policy.", sizeText(MaxTotalSize)))
+		return cty.DynamicVal, true
+	}
+	e.literalAttrs[key] = els
+	return cty.CapsuleVal(opaqueListType, &opaqueList{size}), true
 }
