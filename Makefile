@@ -15,7 +15,7 @@ DIST      ?= dist
 # not committed); it drives Debian's chromium, never a downloaded browser.
 MERMAID_DIR := deploy/mermaid
 
-.PHONY: all build demo verify test unit vet fmt fmt-check bench bench-nftables fuzz deps clean golden deb man screenshots
+.PHONY: all build demo verify test unit vet fmt fmt-check bench bench-nftables bench-compile fuzz deps clean golden deb man screenshots
 
 all: build
 
@@ -70,6 +70,14 @@ bench:
 # Only the nftables apply and forwarding benchmarks, three iterations each.
 bench-nftables:
 	$(GO) test -run '^$$' -bench 'Apply|Reapply|Delta|Forward' -benchtime 3x ./backends/nftables/apply/
+
+# Compile throughput alone (README, Speed): a 50,000-prefix ranges_file policy
+# against its floor (read, parse and write the prefixes) measured in the same
+# run, in process up to the IR, then as whole `turnwall` processes per target
+# (TURNWALL_BENCH_BASE=path/to/other/turnwall adds another build's runs).
+bench-compile:
+	$(GO) test -run '^$$' -bench '^BenchmarkRangesFile50k$$' -benchmem -benchtime 20x ./compiler/
+	$(GO) test -run '^$$' -bench '^BenchmarkRangesFile50kProcess$$' -benchtime 1x ./cmd/turnwall/
 
 FUZZ_PKGS := ./compiler/ ./compiler/ranges/ ./relay/peerfilter/ ./relay/store/
 

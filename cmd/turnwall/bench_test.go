@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/turnwall/turnwall/compiler/testkit"
 )
@@ -54,4 +57,163 @@ func BenchmarkCompileTargets(b *testing.B) {
 			b.Logf("%s: %d files (%s), %d bytes", target, len(entries), strings.Join(names, " "), total)
 		})
 	}
+}
+
+// floorProgram is the floor of BenchmarkRangesFile50k as a process of its
+// own: start, read the ranges file, netip.ParsePrefix each line, write the
+// prefixes' text out. Nothing a compiler does can take less.
+const floorProgram = `package main
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+)
+
+func main() {
+	data, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	prefixes := make([]netip.Prefix, 0, bytes.Count(data, []byte{'\n'}))
+	for line := range bytes.Lines(data) {
+		p, err := netip.ParsePrefix(string(bytes.TrimSpace(line)))
+		if err != nil {
+			panic(err)
+		}
+		prefixes = append(prefixes, p)
+	}
+	out := make([]byte, 0, len(data))
+	for _, p := range prefixes {
+		out = p.AppendTo(out)
+		out = append(out, '\n')
+	}
+	if err := os.WriteFile(os.Args[2], out, 0o644); err != nil {
+		panic(err)
+	}
+}
+`
+
+// ranges50kPolicy is the policy of BenchmarkRangesFile50k (compiler package):
+// a provider of 50,000 non-adjacent /24s in a ranges_file, and two rules,
+// UDP 19302 and TCP 443, from one /16 of agents.
+const ranges50kPolicy = `policy "p50k" {}
+zone "agents" { interface = "vlan20" }
+zone "internet" { interface = "wan0" }
+agents "floor" {
+  zone    = zone.agents
+  subnets = ["10.20.0.0/16"]
+}
+provider "big" {
+  zone   = zone.internet
+  ranges = ranges_file("big.txt")
+}
+rule "stun" {
+  from = [agents.floor]
+  to   = [provider.big]
+  udp  = [19302]
+}
+rule "https" {
+  from = [agents.floor]
+  to   = [provider.big]
+  tcp  = [443]
+}
+`
+
+// BenchmarkRangesFile50kProcess runs, in the same run and interleaved
+// (rounds of: floor, then each command), the floor process and the
+// turnwall binary's `validate` and `compile -t X` for each target on the
+// 50,000-prefix policy, and reports for each the median wall time, the
+// median of its ratios to the floor of the same round (x-floor) and its
+// peak resident memory. TURNWALL_BENCH_BASE=/path/to/turnwall adds the same
+// runs of another build (base-*), to compare two versions on one machine
+// state.
+func BenchmarkRangesFile50kProcess(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "turnwall")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	floorSrc := filepath.Join(dir, "floor.go")
+	floorBin := filepath.Join(dir, "floor")
+	if err := os.WriteFile(floorSrc, []byte(floorProgram), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", floorBin, floorSrc)
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build floor: %v\n%s", err, out)
+	}
+	var list strings.Builder
+	for i := range 50_000 {
+		a := 20<<24 + uint32(2*i)<<8
+		fmt.Fprintf(&list, "%d.%d.%d.0/24\n", a>>24, a>>16&255, a>>8&255)
+	}
+	ranges := filepath.Join(dir, "big.txt")
+	policy := filepath.Join(dir, "policy.hcl")
+	if err := os.WriteFile(ranges, []byte(list.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(policy, []byte(ranges50kPolicy), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	type run struct {
+		name string
+		args []string
+	}
+	commands := func(prefix, bin string) []run {
+		runs := []run{{prefix + "validate", []string{bin, "validate", policy}}}
+		for _, t := range []string{"ir", "nftables", "asa", "panos", "fortios"} {
+			runs = append(runs, run{prefix + t, []string{bin, "compile", "-t", t, "-o", filepath.Join(dir, prefix+"out."+t), policy}})
+		}
+		return runs
+	}
+	runs := []run{{"floor", []string{floorBin, ranges, filepath.Join(dir, "floor.out")}}}
+	runs = append(runs, commands("", bin)...)
+	if base := os.Getenv("TURNWALL_BENCH_BASE"); base != "" {
+		runs = append(runs, commands("base-", base)...)
+	}
+	const rounds = 5
+	times := map[string][]float64{}
+	ratios := map[string][]float64{}
+	peak := map[string]int64{}
+	for b.Loop() {
+		for range rounds {
+			var floor float64
+			for _, r := range runs {
+				cmd := exec.Command(r.args[0], r.args[1:]...)
+				start := time.Now()
+				out, err := cmd.CombinedOutput()
+				took := time.Since(start).Seconds()
+				if err != nil {
+					b.Fatalf("%s: %v\n%s", r.name, err, out)
+				}
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > peak[r.name] {
+					peak[r.name] = ru.Maxrss
+				}
+				if r.name == "floor" {
+					floor = took
+				}
+				times[r.name] = append(times[r.name], took)
+				ratios[r.name] = append(ratios[r.name], took/floor)
+			}
+		}
+	}
+	for _, r := range runs {
+		b.ReportMetric(median(times[r.name])*1000, r.name+"-ms")
+		b.ReportMetric(float64(peak[r.name])/1024, r.name+"-peak-RSS-MiB")
+		if r.name != "floor" {
+			b.ReportMetric(median(ratios[r.name]), r.name+"-x-floor")
+		}
+	}
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

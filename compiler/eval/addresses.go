@@ -24,42 +24,53 @@ type AddrProblem struct {
 // range "a-b" of two addresses of one family. It returns the exact prefix cover
 // of the entry. Host bits set in a prefix are a warning and are masked off.
 func ParseAddress(text string) ([]netip.Prefix, *AddrProblem) {
+	out, problem := appendAddress(nil, text)
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, problem
+}
+
+// appendAddress is ParseAddress appending the prefix cover to dst, so that
+// a file of entries needs one array for all of them. On an error dst is
+// returned unchanged.
+func appendAddress(dst []netip.Prefix, text string) ([]netip.Prefix, *AddrProblem) {
 	s := strings.TrimSpace(text)
 	if s == "" {
-		return nil, &AddrProblem{Code: diag.InvalidAddress, Summary: "Empty address", Detail: "An address entry is empty. Give an IP, a CIDR prefix such as 10.20.0.0/16, or a range such as 10.0.0.1-10.0.0.9."}
+		return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Empty address", Detail: "An address entry is empty. Give an IP, a CIDR prefix such as 10.20.0.0/16, or a range such as 10.0.0.1-10.0.0.9."}
 	}
 	if strings.Contains(s, "%") {
-		return nil, &AddrProblem{Code: diag.InvalidAddress, Summary: "Scoped address not allowed", Detail: fmt.Sprintf("%q carries an interface zone (%%...). Firewall rules need plain addresses; remove the zone.", s)}
+		return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Scoped address not allowed", Detail: fmt.Sprintf("%q carries an interface zone (%%...). Firewall rules need plain addresses; remove the zone.", s)}
 	}
 	if a, b, ok := strings.Cut(s, "-"); ok {
 		from, err1 := netip.ParseAddr(strings.TrimSpace(a))
 		to, err2 := netip.ParseAddr(strings.TrimSpace(b))
 		if err1 != nil || err2 != nil {
-			return nil, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid address range", Detail: fmt.Sprintf("%q is not a range of two IP addresses (a-b).", s)}
+			return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid address range", Detail: fmt.Sprintf("%q is not a range of two IP addresses (a-b).", s)}
 		}
 		if from.Is4() != to.Is4() {
-			return nil, &AddrProblem{Code: diag.FamilyMismatch, Summary: "Range mixes IPv4 and IPv6", Detail: fmt.Sprintf("%q starts in one address family and ends in the other. Give one range per family.", s)}
+			return dst, &AddrProblem{Code: diag.FamilyMismatch, Summary: "Range mixes IPv4 and IPv6", Detail: fmt.Sprintf("%q starts in one address family and ends in the other. Give one range per family.", s)}
 		}
 		if to.Less(from) {
-			return nil, &AddrProblem{Code: diag.InvertedRange, Summary: "Inverted address range", Detail: fmt.Sprintf("%q starts above its end. Write it as %s-%s.", s, to, from)}
+			return dst, &AddrProblem{Code: diag.InvertedRange, Summary: "Inverted address range", Detail: fmt.Sprintf("%q starts above its end. Write it as %s-%s.", s, to, from)}
 		}
-		return netipx.IPRangeFrom(from, to).Prefixes(), nil
+		return netipx.IPRangeFrom(from, to).AppendPrefixes(dst), nil
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid CIDR prefix", Detail: fmt.Sprintf("%q is not a valid CIDR prefix: %s. Write it like 10.20.0.0/16 or fd00:20::/48.", s, trimErr(err))}
+			return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid CIDR prefix", Detail: fmt.Sprintf("%q is not a valid CIDR prefix: %s. Write it like 10.20.0.0/16 or fd00:20::/48.", s, trimErr(err))}
 		}
 		if m := p.Masked(); m != p {
-			return []netip.Prefix{m}, &AddrProblem{Code: diag.HostBitsSet, Warning: true, Summary: "Prefix has host bits set", Detail: fmt.Sprintf("%q has bits set below its /%d mask; it is read as %s. Write %s to say what you mean.", s, p.Bits(), m, m)}
+			return append(dst, m), &AddrProblem{Code: diag.HostBitsSet, Warning: true, Summary: "Prefix has host bits set", Detail: fmt.Sprintf("%q has bits set below its /%d mask; it is read as %s. Write %s to say what you mean.", s, p.Bits(), m, m)}
 		}
-		return []netip.Prefix{p}, nil
+		return append(dst, p), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return nil, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid IP address", Detail: fmt.Sprintf("%q is not an IP address, a CIDR prefix or an a-b range.", s)}
+		return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid IP address", Detail: fmt.Sprintf("%q is not an IP address, a CIDR prefix or an a-b range.", s)}
 	}
-	return []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}, nil
+	return append(dst, netip.PrefixFrom(a, a.BitLen())), nil
 }
 
 func trimErr(err error) string {

@@ -616,6 +616,26 @@ func (e *evaluator) single(b *load.Block, name string) (elem, bool) {
 }
 
 func (e *evaluator) addrs(b *load.Block, name string) []AddrEntry {
+	if f, ok := e.fileAttrs[attrKey{b, name}]; ok {
+		// A direct ranges_file call is one entry as written: the
+		// call, covering every prefix of the file. (Each element
+		// of a computed list is located at the whole expression.)
+		if _, a, ok := e.val(b, name); ok {
+			return []AddrEntry{{Prefixes: f.prefixes, Range: a.Expr.Range()}}
+		}
+	}
+	if lits, ok := e.literalAttrs[attrKey{b, name}]; ok {
+		// A list of string literals: each element at its own range.
+		if _, _, ok := e.val(b, name); ok {
+			out := make([]AddrEntry, 0, len(lits))
+			for _, el := range lits {
+				if entry, ok := e.addrEntry(literalString(el), el.Range()); ok {
+					out = append(out, entry)
+				}
+			}
+			return out
+		}
+	}
 	var out []AddrEntry
 	els := e.elems(b, name)
 	for _, el := range els {

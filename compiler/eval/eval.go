@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
@@ -52,6 +53,23 @@ type evaluator struct {
 	reported map[hcl.Pos]bool // unknown references already reported
 	meter    meter
 	sizes    map[string]float64 // estimate: sizes of evaluated references
+
+	rangesMu    sync.Mutex
+	rangesFiles map[string]*rangesFile // ranges_file reads, by path as written
+	// fileAttrs are the address attributes that are just a ranges_file call
+	// (see directRangesFile), decoded from the file's parsed entries.
+	fileAttrs map[attrKey]*rangesFile
+	// literalAttrs are the address attributes written as lists of string
+	// literals, decoded from their syntax.
+	literalAttrs map[attrKey][]hclsyntax.Expression
+	// opaqueFiles: no expression can see the value of such an attribute
+	// (see canHideFileLists), so it holds an opaque value, not a list.
+	opaqueFiles bool
+}
+
+type attrKey struct {
+	block *load.Block
+	name  string
 }
 
 // Evaluate resolves and decodes a loaded policy. It keeps going past errors so
@@ -66,6 +84,11 @@ func Evaluate(cfg *load.Config, opts Options) (*Policy, hcl.Diagnostics) {
 		attrVals: map[*load.Block]map[string]cty.Value{},
 		reported: map[hcl.Pos]bool{},
 		sizes:    map[string]float64{},
+
+		rangesFiles: map[string]*rangesFile{},
+		fileAttrs:   map[attrKey]*rangesFile{},
+
+		literalAttrs: map[attrKey][]hclsyntax.Expression{},
 	}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: e.functions()}
 	for _, ns := range append([]string{"var", "local"}, load.ReferenceableTypes...) {
@@ -74,6 +97,7 @@ func Evaluate(cfg *load.Config, opts Options) (*Policy, hcl.Diagnostics) {
 	}
 	e.collectNodes()
 	e.checkUnknownVars()
+	e.opaqueFiles = e.canHideFileLists()
 	for _, n := range e.order() {
 		e.evalNode(n)
 	}
@@ -341,8 +365,12 @@ func (e *evaluator) evalBlockAttrs(b *load.Block) map[string]cty.Value {
 	if vals, ok := e.attrVals[b]; ok {
 		return vals
 	}
-	vals := map[string]cty.Value{}
+	vals := make(map[string]cty.Value, len(b.Attrs))
 	for _, a := range sortedAttrs(b.Attrs) {
+		if v, ok := e.evalRangesFileAttr(b, a); ok {
+			vals[a.Name] = v
+			continue
+		}
 		v, d := e.evalExpr(a.Expr)
 		e.addDiags(d)
 		if d.HasErrors() {

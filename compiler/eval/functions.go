@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 
 	"github.com/apparentlymart/go-cidr/cidr"
 	"github.com/hashicorp/hcl/v2"
@@ -201,10 +200,36 @@ var cidrContainsFunc = function.New(&function.Spec{
 })
 
 // rangesFile is one file read by ranges_file, cached so a file named twice is
-// read, checked and reported once.
+// read, checked and reported once. It holds the file's entries parsed once:
+// the strings the function's list value holds and their prefix covers. The
+// cty list is built only when an expression uses it as a value; an address
+// attribute that is just a ranges_file call is decoded from entries
+// directly (see directRangesFile), without a cty value per prefix.
 type rangesFile struct {
-	val cty.Value
-	err error
+	texts    []string       // the list's elements, normalised as the function returns them
+	prefixes []netip.Prefix // their prefix covers, in file order
+	size     int64          // valueSize of the list
+	err      error
+	list     cty.Value // built on first use by an expression
+}
+
+// value returns the list ranges_file returns for the file.
+func (f *rangesFile) value() (cty.Value, error) {
+	if f.err != nil {
+		return cty.UnknownVal(cty.List(cty.String)), f.err
+	}
+	if f.list == cty.NilVal {
+		if len(f.texts) == 0 {
+			f.list = cty.ListValEmpty(cty.String)
+		} else {
+			vals := make([]cty.Value, len(f.texts))
+			for i, t := range f.texts {
+				vals[i] = cty.StringVal(t)
+			}
+			f.list = cty.ListVal(vals)
+		}
+	}
+	return f.list, nil
 }
 
 // rangesFileFunc reads a JSON array of strings, or a text file with one entry per
@@ -212,45 +237,74 @@ type rangesFile struct {
 // relative to the policy root. Invalid entries are reported as diagnostics at
 // their own line in the ranges file; the call then fails.
 func (e *evaluator) rangesFileFunc() function.Function {
-	var mu sync.Mutex
-	cache := map[string]rangesFile{}
 	return function.New(&function.Spec{
 		Description: "ranges_file(path) reads a list of IPs, CIDR prefixes and a-b ranges from a JSON or text file.",
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:        function.StaticReturnType(cty.List(cty.String)),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			rel := args[0].AsString()
-			mu.Lock()
-			defer mu.Unlock()
-			if c, ok := cache[rel]; ok {
-				return c.val, c.err
-			}
-			val, err := e.readRangesFile(rel)
-			cache[rel] = rangesFile{val, err}
-			return val, err
+			f := e.rangesFile(args[0].AsString())
+			e.rangesMu.Lock()
+			defer e.rangesMu.Unlock()
+			return f.value()
 		},
 	})
 }
 
-func (e *evaluator) readRangesFile(rel string) (cty.Value, error) {
-	unknown := cty.UnknownVal(cty.List(cty.String))
+// rangesFile reads, checks and caches the ranges file at rel.
+func (e *evaluator) rangesFile(rel string) *rangesFile {
+	e.rangesMu.Lock()
+	defer e.rangesMu.Unlock()
+	if c, ok := e.rangesFiles[rel]; ok {
+		return c
+	}
+	c := e.readRangesFile(rel)
+	e.rangesFiles[rel] = c
+	return c
+}
+
+func (e *evaluator) readRangesFile(rel string) *rangesFile {
 	path, data, err := e.cfg.ReadFile(rel)
 	if err != nil {
-		return unknown, err
+		return &rangesFile{err: err}
 	}
 	e.cfg.Files[path] = &hcl.File{Bytes: data}
-	type entry struct {
-		text string
-		rng  hcl.Range
-	}
-	var entries []entry
 	pos := posTracker{filename: path, data: data, line: 1, col: 1}
-	trimmed := strings.TrimSpace(string(data))
+	out := &rangesFile{size: elemWeight}
+	bad, reported := 0, 0
+	// add checks one entry, at byte offset start of the file.
+	add := func(entry string, start int) {
+		var problem *AddrProblem
+		n := len(out.prefixes)
+		out.prefixes, problem = appendAddress(out.prefixes, entry)
+		text := strings.TrimSpace(entry)
+		if problem != nil {
+			sev := hcl.DiagError
+			if problem.Warning {
+				sev = hcl.DiagWarning
+			} else {
+				bad++
+			}
+			if reported++; reported <= maxFileDiags {
+				e.diags = append(e.diags, diag.New(sev, problem.Code, pos.rangeAt(start, len(entry)), problem.Summary, problem.Detail))
+			}
+			if !problem.Warning {
+				out.prefixes = out.prefixes[:n]
+				return
+			}
+			text = out.prefixes[n].String()
+		}
+		out.texts = append(out.texts, text)
+		out.size += elemWeight + int64(len(text))
+	}
+	src := string(data) // entries are substrings of it
+	trimmed := strings.TrimSpace(src)
 	if strings.HasPrefix(trimmed, "[") {
 		var list []string
 		if err := json.Unmarshal(data, &list); err != nil {
-			return unknown, fmt.Errorf("%s is not a JSON array of strings: %v", path, err)
+			return &rangesFile{err: fmt.Errorf("%s is not a JSON array of strings: %v", path, err)}
 		}
+		out.texts = make([]string, 0, len(list))
+		out.prefixes = make([]netip.Prefix, 0, len(list))
 		// Locate each string in the file so diagnostics point at it.
 		offset := 0
 		for _, s := range list {
@@ -261,47 +315,27 @@ func (e *evaluator) readRangesFile(rel string) (cty.Value, error) {
 				start = offset + i + 1
 				offset = start + len(quoted) - 1
 			}
-			entries = append(entries, entry{s, pos.rangeAt(start, len(s))})
+			add(s, start)
 		}
 	} else {
+		lines := strings.Count(src, "\n") + 1
+		out.texts = make([]string, 0, lines)
+		out.prefixes = make([]netip.Prefix, 0, lines)
 		lineStart := 0
-		for lineStart <= len(data) {
-			end := bytes.IndexByte(data[lineStart:], '\n')
+		for lineStart <= len(src) {
+			end := strings.IndexByte(src[lineStart:], '\n')
 			if end < 0 {
-				end = len(data) - lineStart
+				end = len(src) - lineStart
 			}
-			line := string(data[lineStart : lineStart+end])
+			line := src[lineStart : lineStart+end]
 			if i := strings.IndexByte(line, '#'); i >= 0 {
 				line = line[:i]
 			}
 			if t := strings.TrimSpace(line); t != "" {
-				col := strings.Index(line, t)
-				entries = append(entries, entry{t, pos.rangeAt(lineStart+col, len(t))})
+				add(t, lineStart+strings.Index(line, t))
 			}
 			lineStart += end + 1
 		}
-	}
-	out := make([]cty.Value, 0, len(entries))
-	bad, reported := 0, 0
-	for _, en := range entries {
-		prefixes, problem := ParseAddress(en.text)
-		if problem != nil {
-			sev := hcl.DiagError
-			if problem.Warning {
-				sev = hcl.DiagWarning
-			} else {
-				bad++
-			}
-			if reported++; reported <= maxFileDiags {
-				e.diags = append(e.diags, diag.New(sev, problem.Code, en.rng, problem.Summary, problem.Detail))
-			}
-			if !problem.Warning {
-				continue
-			}
-			out = append(out, cty.StringVal(prefixes[0].String()))
-			continue
-		}
-		out = append(out, cty.StringVal(strings.TrimSpace(en.text)))
 	}
 	if bad > 0 {
 		entries := "entries"
@@ -312,12 +346,10 @@ func (e *evaluator) readRangesFile(rel string) (cty.Value, error) {
 		if reported > maxFileDiags {
 			shown = fmt.Sprintf("the first %d problems reported at their lines", maxFileDiags)
 		}
-		return unknown, fmt.Errorf("%s has %d invalid %s, %s; fix them", path, bad, entries, shown)
+		return &rangesFile{err: fmt.Errorf("%s has %d invalid %s, %s; fix them", path, bad, entries, shown)}
 	}
-	if len(out) == 0 {
-		return cty.ListValEmpty(cty.String), nil
-	}
-	return cty.ListVal(out), nil
+	out.prefixes = out.prefixes[:len(out.prefixes):len(out.prefixes)]
+	return out
 }
 
 // MaxInputFile bounds what `turnwall ranges` reads (a published list, on

@@ -66,6 +66,8 @@ func valueSize(v cty.Value, max int64) int64 {
 		switch {
 		case ty == cty.String:
 			n += int64(len(v.AsString()))
+		case ty == opaqueListType:
+			n += v.EncapsulatedValue().(*opaqueList).size - elemWeight
 		case ty.IsListType() || ty.IsSetType() || ty.IsMapType() || ty.IsTupleType() || ty.IsObjectType():
 			for it := v.ElementIterator(); it.Next(); {
 				k, e := it.Element()

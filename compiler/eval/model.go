@@ -52,7 +52,9 @@ type Zone struct {
 	Interfaces []string
 }
 
-// AddrEntry is one address entry as written, with its prefix cover.
+// AddrEntry is one address entry as written, with its prefix cover. An
+// attribute that is just a ranges_file call is one entry: the call, covering
+// every prefix of the file.
 type AddrEntry struct {
 	Prefixes []netip.Prefix
 	Range    hcl.Range

@@ -188,6 +188,50 @@ type AddressSet struct {
 	FQDNs  []string       `json:"fqdns,omitempty"`
 
 	set *netipx.IPSet
+	// setOf identifies the V4 and V6 slices set was made from (SetIPSet):
+	// Index keeps set while the set still has them.
+	setOf [2]prefixesID
+}
+
+// prefixesID identifies a slice of prefixes by its array and length.
+type prefixesID struct {
+	first *netip.Prefix
+	n     int
+}
+
+func idOf(ps []netip.Prefix) prefixesID {
+	if len(ps) == 0 {
+		return prefixesID{}
+	}
+	return prefixesID{&ps[0], len(ps)}
+}
+
+// SetIPSet makes s hold exactly the addresses of set: V4 and V6 become its
+// minimal prefix cover, sorted, and IPSet (and Index, while V4 and V6 are
+// not replaced) returns set rather than building it again.
+func (s *AddressSet) SetIPSet(set *netipx.IPSet) {
+	ranges := set.Ranges()
+	all := make([]netip.Prefix, 0, len(ranges)) // a range is one prefix or more
+	for _, r := range ranges {
+		all = r.AppendPrefixes(all)
+	}
+	// IPv4 sorts before IPv6.
+	v4 := len(all)
+	for i, p := range all {
+		if !p.Addr().Is4() {
+			v4 = i
+			break
+		}
+	}
+	s.V4, s.V6 = nil, nil
+	if v4 > 0 {
+		s.V4 = all[:v4:v4]
+	}
+	if v4 < len(all) {
+		s.V6 = all[v4:]
+	}
+	s.set = set
+	s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
 }
 
 // Empty reports whether the set matches nothing at all.
@@ -204,6 +248,7 @@ func (s *AddressSet) IPSet() *netipx.IPSet {
 			b.AddPrefix(p)
 		}
 		s.set, _ = b.IPSet() // prefixes are valid by construction
+		s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
 	}
 	return s.set
 }
@@ -334,8 +379,10 @@ func (p *Program) Index() {
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
 		p.addrIndex[s.Name] = s
-		s.set = nil
-		s.IPSet()
+		if s.setOf != [2]prefixesID{idOf(s.V4), idOf(s.V6)} || s.set == nil {
+			s.set = nil
+			s.IPSet()
+		}
 	}
 	p.svcIndex = make(map[string]*ServiceSet, len(p.Services))
 	for i := range p.Services {

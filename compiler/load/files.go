@@ -131,7 +131,7 @@ func ReadFile(fsys fs.FS, name, shown string, limit int64) ([]byte, error) {
 		return nil, &FileError{Code: diag.FileOutsidePolicy, Name: shown,
 			Msg: fmt.Sprintf("%s is not a regular file (%s); a policy reads only regular files inside its directory", shown, kind(info.Mode()))}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	data, err := readAll(io.LimitReader(f, limit+1), min(info.Size(), limit)+1)
 	if err != nil {
 		return nil, &FileError{Name: shown, Msg: fmt.Sprintf("cannot read %s: %v", shown, trimPathError(err))}
 	}
@@ -140,6 +140,26 @@ func ReadFile(fsys fs.FS, name, shown string, limit int64) ([]byte, error) {
 			Msg: fmt.Sprintf("%s is larger than %s, the limit for this kind of file", shown, sizeString(limit))}
 	}
 	return data, nil
+}
+
+// readAll is io.ReadAll starting with room for hint bytes (the size stat
+// reports; the read still stops at the reader's end), so that a large file
+// is read into one allocation.
+func readAll(r io.Reader, hint int64) ([]byte, error) {
+	b := make([]byte, 0, max(hint, 512))
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
+	}
 }
 
 func outside(shown string) error {

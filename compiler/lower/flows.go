@@ -292,15 +292,22 @@ func (l *lowerer) explicitRule(r *eval.Rule) (*ir.Rule, []*ir.AddressSet) {
 			}
 			return "", "", false
 		}
-		var entries []eval.AddrEntry
+		// Referenced blocks add their aggregated sets, not their entries
+		// again.
+		var b netipx.IPSetBuilder
 		for _, e := range eps {
 			if e.Kind == "" {
-				entries = append(entries, e.Addrs...)
+				addEntries(&b, e.Addrs)
 			} else if ep, ok := l.lookup(e.Kind, e.Name); ok {
-				entries = append(entries, ep.addrs...)
+				if set := l.setByName[ep.set]; set != nil {
+					b.AddSet(set.IPSet())
+				} else {
+					addEntries(&b, ep.addrs)
+				}
 			}
 		}
-		s := l.addrSet("rule."+r.Name+"."+suffix, origin, entries)
+		s := fromBuilder("rule."+r.Name+"."+suffix, origin, &b)
+		l.setByName[s.Name] = s
 		sets = append(sets, s)
 		return s.Name, zone, true
 	}

@@ -181,26 +181,24 @@ func (l *lowerer) origin(kind string, b *eval.Block) ir.Origin {
 // addrSet aggregates address entries into the exact minimal prefix cover.
 func (l *lowerer) addrSet(name string, origin ir.Origin, entries []eval.AddrEntry) *ir.AddressSet {
 	var b netipx.IPSetBuilder
-	for _, e := range entries {
-		for _, p := range e.Prefixes {
-			b.AddPrefix(p)
-		}
-	}
+	addEntries(&b, entries)
 	s := fromBuilder(name, origin, &b)
 	l.setByName[name] = s
 	return s
 }
 
+func addEntries(b *netipx.IPSetBuilder, entries []eval.AddrEntry) {
+	for _, e := range entries {
+		for _, p := range e.Prefixes {
+			b.AddPrefix(p)
+		}
+	}
+}
+
 func fromBuilder(name string, origin ir.Origin, b *netipx.IPSetBuilder) *ir.AddressSet {
 	set, _ := b.IPSet() // every prefix was validated by eval
 	s := &ir.AddressSet{Name: name, Origin: origin}
-	for _, p := range set.Prefixes() {
-		if p.Addr().Is4() {
-			s.V4 = append(s.V4, p)
-		} else {
-			s.V6 = append(s.V6, p)
-		}
-	}
+	s.SetIPSet(set) // built once: Index and the overlap checks reuse it
 	return s
 }
 
