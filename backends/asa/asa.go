@@ -62,6 +62,7 @@ import (
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/version"
 )
 
 // FileName is the one file the target writes.
@@ -538,6 +539,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 	}
 
 	w.Line(": turnwall %s for Cisco ASA 9.x: policy %s (%s)", FileName, text(p.Policy.Name, 80), sourceToken(p.Policy.Source))
+	w.Line(": written by turnwall %s", text(version.String(), 60))
 	if d := text(p.Policy.Description, 120); d != "" {
 		w.Line(": %s", d)
 	}

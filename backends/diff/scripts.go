@@ -19,15 +19,19 @@ type Scripts struct {
 	Backout   []backends.File `json:"backout"`
 	Install   []backends.File `json:"install"`
 	Remove    []backends.File `json:"remove"`
-	Lines     map[string]int  `json:"lines"` // commands per script
-	files     []backends.File // every script, named for a directory
+	Lines     map[string]int  `json:"lines"` // lines per script, comments and blank lines left out
+	// Skipped says why the target wrote no scripts (its placement on the box
+	// is not configured); the scripts are then empty.
+	Skipped string          `json:"skipped,omitempty"`
+	files   []backends.File // every script, named for a directory
 }
 
 // BuildScripts writes the change scripts of every target that is a
 // backends.Changer. opts gives each target's options for each side (its
 // device block and --param). Targets that cannot write change scripts are
-// left out.
-func BuildScripts(oldSide, newSide Side, targets []backends.Backend, opts func(backends.Backend, Side) backends.Options) ([]Scripts, error) {
+// left out. With strict, a Changer that fails is an error; without it (the
+// scripts only shown in a report), its Scripts say why it was skipped.
+func BuildScripts(oldSide, newSide Side, targets []backends.Backend, opts func(backends.Backend, Side) backends.Options, strict bool) ([]Scripts, error) {
 	var out []Scripts
 	for _, b := range targets {
 		c, ok := b.(backends.Changer)
@@ -38,6 +42,11 @@ func BuildScripts(oldSide, newSide Side, targets []backends.Backend, opts func(b
 		s := Scripts{Target: b.Name(), Lines: map[string]int{}}
 		var err error
 		if s.Implement, err = c.Change(oldSide.Program, newSide.Program, n); err != nil {
+			if !strict {
+				s.Skipped = err.Error()
+				out = append(out, s)
+				continue
+			}
 			return nil, fmt.Errorf("target %s, implementation: %w", b.Name(), err)
 		}
 		if s.Backout, err = c.Change(newSide.Program, oldSide.Program, o); err != nil {
@@ -92,6 +101,10 @@ func writeScriptsMarkdown(w io.Writer, scripts []Scripts) {
 	fmt.Fprintf(w, "Run the implementation script on the box in the change window; the backout script restores the previous version. Both touch only what turnwall created.\n")
 	for _, s := range scripts {
 		fmt.Fprintf(w, "\n### %s\n", s.Target)
+		if s.Skipped != "" {
+			fmt.Fprintf(w, "\nNo change scripts: %s\n", prose(s.Skipped))
+			continue
+		}
 		for _, part := range []struct {
 			title string
 			files []backends.File

@@ -3,6 +3,9 @@ package panos
 import (
 	"bytes"
 	"encoding/xml"
+	"github.com/turnwall/turnwall/backends/naming"
+	"github.com/turnwall/turnwall/compiler/version"
+	"strings"
 )
 
 // renderXML writes the plan as the XML PAN-OS keeps under
@@ -79,6 +82,9 @@ func renderXML(pl *plan) ([]byte, error) {
 
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
+	// The version that wrote the file (never a time); "--" cannot stand in
+	// an XML comment.
+	buf.WriteString("<!-- written by turnwall " + strings.ReplaceAll(naming.Comment(version.String(), "", 60), "--", "-") + " -->\n")
 	buf.WriteString("<!-- turnwall panos: objects and rules for one vsys. Merge with load config partial (mode merge);\n" +
 		"     merged entries keep the position they land in, so then move the no-decrypt rule to the top of the\n" +
 		"     decryption rulebase and keep these security rules, in this order, above any broader rule\n" +

@@ -100,7 +100,7 @@ versions differ.`,
 				report.Scripts, err = diff.BuildScripts(oldSide, newSide, targets, func(b backends.Backend, side diff.Side) backends.Options {
 					o, _ := backends.DeviceOptions(side.Program, b, backends.Options{Params: byTarget[b.Name()]})
 					return o
-				})
+				}, script != "")
 				if err != nil {
 					return err
 				}
