@@ -93,8 +93,20 @@ func openPair(ctx context.Context, cfg *Config, u URI, server netip.AddrPort, al
 	if r != nil {
 		domain = r.Domain
 	}
-	if p.b, err = dialTURN(cfg, u, server, domain); err == nil {
-		_, _, err = p.b.Allocate(ctx, turnclient.AllocateOptions{IPv6: server.Addr().Is6()})
+	for try := 0; try < 2; try++ {
+		if p.b, err = dialTURN(cfg, u, server, domain); err == nil {
+			_, _, err = p.b.Allocate(ctx, turnclient.AllocateOptions{IPv6: server.Addr().Is6()})
+		}
+		// 437: the relay still holds an allocation for the local address
+		// the system gave the new socket (RFC 8656 section 7.2 says to
+		// retry): once more from another port.
+		if turnclient.Code(err) != 437 {
+			break
+		}
+		if p.b != nil {
+			p.b.Close()
+			p.b = nil
+		}
 	}
 	if err != nil {
 		perm.Reason = "the probe's peer allocation failed: " + explain(u.Transport, server, err)
