@@ -96,6 +96,12 @@ type Rule struct {
 	CtDir    string
 	MarkDSCP bool
 	DSCP     uint8
+	// LimitOver matches only packets over this rate ("10/second" with
+	// burst LimitBurst packets): the default rule's log is rate-limited by
+	// a rule before it that takes the same verdict, without logging, for
+	// the packets over the rate.
+	LimitOver  string
+	LimitBurst int
 }
 
 // Limits from nft and the kernel: object names up to 255 bytes (not starting
@@ -105,6 +111,10 @@ const (
 	maxName      = 255
 	maxComment   = 128
 	maxLogPrefix = 127
+	// DefaultLogRate and DefaultLogBurst bound the default rule's log
+	// lines: 10 a second, bursts of 20.
+	DefaultLogRate  = "10/second"
+	DefaultLogBurst = 20
 )
 
 // keywords that cannot be object names in nft's grammar (a conservative list).
@@ -240,6 +250,11 @@ func Build(p *ir.Program, table string) (*Ruleset, error) {
 		def.Verdict = "accept"
 	}
 	if p.Policy.LogDefault {
+		// A flood must not flood the log: packets over the rate take the
+		// same verdict unlogged; the rest are logged.
+		over := def
+		over.LimitOver, over.LimitBurst = DefaultLogRate, DefaultLogBurst
+		pc.Rules = append(pc.Rules, over)
 		def.Log = "turnwall default " + string(p.Policy.DefaultAction) + ": "
 	}
 	pc.Rules = append(pc.Rules, def)

@@ -79,3 +79,34 @@ func TestSetsRecordIRSet(t *testing.T) {
 		}
 	}
 }
+
+// The default rule's log is rate-limited, never its verdict: packets over
+// the rate take the same verdict unlogged in the rule before it.
+func TestDefaultLogRateLimited(t *testing.T) {
+	for _, c := range backendtest.Cases(t) {
+		for _, logDefault := range []bool{false, true} {
+			p := *c.Program
+			p.Policy.LogDefault = logDefault
+			rs, err := Build(&p, "turnwall")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc := rs.Chains[1] // the base chain, then the policy's rules (then QoS marking)
+			n := len(pc.Rules)
+			last := pc.Rules[n-1]
+			if !logDefault {
+				if last.Log != "" || last.LimitOver != "" {
+					t.Errorf("%s: default rule without log_default: %s", c.Name, last.Text())
+				}
+				continue
+			}
+			over := pc.Rules[n-2]
+			if last.Log == "" || last.LimitOver != "" || over.LimitOver != DefaultLogRate || over.Log != "" || over.Verdict != last.Verdict || over.Comment != last.Comment {
+				t.Errorf("%s: want a limited unlogged rule then the logged default, got\n%s\n%s", c.Name, over.Text(), last.Text())
+			}
+			if !strings.Contains(over.Text(), "limit rate over 10/second burst 20 packets counter "+last.Verdict) {
+				t.Errorf("%s: %s", c.Name, over.Text())
+			}
+		}
+	}
+}

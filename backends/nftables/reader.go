@@ -37,6 +37,11 @@ type nftRule struct {
 	comment      string
 	ctdir        string // ct direction original|reply
 	dscp         int    // DSCP set by the rule; -1 when none
+	// limited: `limit rate over`: the rule matches only packets over a
+	// rate, and takes the verdict of the rule after it (turnwall writes it
+	// only to rate-limit the default rule's log), so a first packet goes on
+	// to that rule.
+	limited bool
 }
 
 type nftConfig struct {
@@ -333,6 +338,13 @@ func parseRule(line string) (nftRule, error) {
 			}
 			r.ct = strings.Split(toks[i+2], ",")
 			i += 2
+		case "limit":
+			// limit rate over N/UNIT burst N packets
+			if i+6 >= len(toks) || toks[i+1] != "rate" || toks[i+2] != "over" || !strings.Contains(toks[i+3], "/") || toks[i+4] != "burst" || toks[i+6] != "packets" {
+				return r, fmt.Errorf("expected limit rate over N/UNIT burst N packets")
+			}
+			r.limited = true
+			i += 6
 		case "counter":
 		case "log":
 			if i+2 >= len(toks) || toks[i+1] != "prefix" || !strings.HasPrefix(toks[i+2], `"`) {
@@ -443,7 +455,7 @@ func (c *nftConfig) run(chain string, pkt ir.Packet, iif, oif string, depth int)
 		return backends.Decision{Action: ir.Deny}, true
 	}
 	for _, r := range c.chains[chain] {
-		if !c.matches(r, pkt, iif, oif) {
+		if r.limited || !c.matches(r, pkt, iif, oif) {
 			continue
 		}
 		if j, ok := strings.CutPrefix(r.verdict, "jump "); ok {

@@ -99,6 +99,9 @@ func (r Rule) Text() string {
 	if len(r.CtState) > 0 {
 		parts = append(parts, "ct state "+strings.Join(r.CtState, ","))
 	}
+	if r.LimitOver != "" {
+		parts = append(parts, fmt.Sprintf("limit rate over %s burst %d packets", r.LimitOver, r.LimitBurst))
+	}
 	if r.Counter {
 		parts = append(parts, "counter")
 	}

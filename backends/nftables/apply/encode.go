@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables/expr"
@@ -373,6 +374,13 @@ func (e *encoder) ruleExprs(r nftables.Rule) ([]expr.Any, []anonSet, error) {
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binary.NativeEndian.AppendUint32(nil, mask), Xor: make([]byte, 4)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
 	}
+	if r.LimitOver != "" {
+		rate, unit, err := limitRate(r.LimitOver)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, &expr.Limit{Type: expr.LimitTypePkts, Rate: rate, Over: true, Unit: unit, Burst: uint32(r.LimitBurst)})
+	}
 	if r.Counter {
 		out = append(out, &expr.Counter{})
 	}
@@ -582,4 +590,34 @@ func verdict(v string) (*expr.Verdict, error) {
 		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: f[1]}, nil
 	}
 	return nil, fmt.Errorf("unknown verdict %q", v)
+}
+
+// limitUnits are the rate units nft writes, by their length in seconds.
+var limitUnits = []struct {
+	name string
+	unit expr.LimitTime
+}{{"second", expr.LimitTimeSecond}, {"minute", expr.LimitTimeMinute}, {"hour", expr.LimitTimeHour}, {"day", expr.LimitTimeDay}, {"week", expr.LimitTimeWeek}}
+
+// limitRate reads "10/second".
+func limitRate(s string) (uint64, expr.LimitTime, error) {
+	n, u, ok := strings.Cut(s, "/")
+	rate, err := strconv.ParseUint(n, 10, 64)
+	if ok && err == nil && rate > 0 {
+		for _, lu := range limitUnits {
+			if lu.name == u {
+				return rate, lu.unit, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("limit rate %q: expected N/second, N/minute, ...", s)
+}
+
+// limitText renders a limit expression's rate as nft lists it.
+func limitText(rate uint64, unit expr.LimitTime) (string, bool) {
+	for _, lu := range limitUnits {
+		if lu.unit == unit {
+			return fmt.Sprintf("%d/%s", rate, lu.name), true
+		}
+	}
+	return "", false
 }

@@ -31,6 +31,7 @@ var exprNames = map[string]func() expr.Any{
 	"bitwise":   func() expr.Any { return &expr.Bitwise{} },
 	"counter":   func() expr.Any { return &expr.Counter{} },
 	"log":       func() expr.Any { return &expr.Log{} },
+	"limit":     func() expr.Any { return &expr.Limit{} },
 	"immediate": func() expr.Any { return &expr.Verdict{} },
 }
 
@@ -316,6 +317,13 @@ func (d *decoder) match(r *nftables.Rule, cnt *RuleCounter, ex []expr.Any) error
 			if err := d.dscp(r, ex, &i); err != nil {
 				return err
 			}
+		case *expr.Limit:
+			i++
+			text, ok := limitText(x.Rate, x.Unit)
+			if !x.Over || x.Type != expr.LimitTypePkts || !ok {
+				return fmt.Errorf("has a limit turnwall does not write")
+			}
+			r.LimitOver, r.LimitBurst = text, int(x.Burst)
 		case *expr.Counter:
 			i++
 			r.Counter = true
