@@ -486,3 +486,28 @@ func (p *Program) RuleSets(r *Rule) (RuleSets, error) {
 	}
 	return s, nil
 }
+
+// AgentICE is what the platform blocks let agents' browsers use, the one
+// reading every consumer shares (verify's lab, the readiness page): TURN
+// servers only when no platform sets use_turn = false, TURN over TCP or TLS
+// only when none sets tcp_fallback = false, and the first
+// turn_server_override ("" for none). Without a platform block agents get
+// every server.
+type AgentICE struct {
+	UseTURN     bool
+	TCPFallback bool
+	Override    string
+}
+
+// AgentICE returns the platforms' combined WebRTC settings.
+func (p *Program) AgentICE() AgentICE {
+	a := AgentICE{UseTURN: true, TCPFallback: true}
+	for _, pl := range p.Platforms {
+		a.UseTURN = a.UseTURN && pl.UseTURN
+		a.TCPFallback = a.TCPFallback && pl.TCPFallback
+		if a.Override == "" {
+			a.Override = pl.TURNServerOverride
+		}
+	}
+	return a
+}

@@ -45,14 +45,8 @@ type Target struct {
 // Providers' TURN servers are not listed: the platform hands out their
 // credentials at call time. The list is sorted by ID.
 func Plan(p *ir.Program) []Target {
-	useTURN, tcpFallback, override := true, true, ""
-	for _, pl := range p.Platforms {
-		useTURN = useTURN && pl.UseTURN
-		tcpFallback = tcpFallback && pl.TCPFallback
-		if override == "" {
-			override = pl.TURNServerOverride
-		}
-	}
+	ice := p.AgentICE()
+	useTURN, tcpFallback, override := ice.UseTURN, ice.TCPFallback, ice.Override
 	var out []Target
 	if useTURN {
 		named := false

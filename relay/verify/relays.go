@@ -329,11 +329,4 @@ func signalling443(p *ir.Program, set string) bool {
 
 // turnOverride is the first platform's turn_server_override: the platform
 // then gives agents that TURN server only, not its own.
-func turnOverride(p *ir.Program) string {
-	for _, pl := range p.Platforms {
-		if pl.TURNServerOverride != "" {
-			return pl.TURNServerOverride
-		}
-	}
-	return ""
-}
+func turnOverride(p *ir.Program) string { return p.AgentICE().Override }

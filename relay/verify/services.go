@@ -210,16 +210,13 @@ func (s *Services) Close() error {
 //
 // The platform's WebRTC settings apply, as the platform hands the list to
 // the browsers: with use_turn = false agents get no TURN server, with
-// tcp_fallback = false none reached over TCP or TLS (the first platform block
-// decides; without one agents get every server).
+// tcp_fallback = false none reached over TCP or TLS (ir.Program.AgentICE:
+// the same reading the readiness page uses).
 func (s *Services) ICEServers(group string) []ICEServer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	useTURN, tcp := true, true
-	if len(s.lab.Prog.Platforms) > 0 {
-		pl := s.lab.Prog.Platforms[0]
-		useTURN, tcp = pl.UseTURN, pl.TCPFallback
-	}
+	ice := s.lab.Prog.AgentICE()
+	useTURN, tcp := ice.UseTURN, ice.TCPFallback
 	var out []ICEServer
 	for _, srv := range s.groups[group] {
 		switch {
