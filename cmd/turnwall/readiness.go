@@ -88,6 +88,15 @@ Exit status: 0 stopped by a signal, 1 policy errors or the server failed, 2 usag
 			if callAudio < time.Second || callAudio > 30*time.Second {
 				return usageError{errors.New("--call-audio must be between 1s and 30s")}
 			}
+			// The certificate before anything is opened or created.
+			var tlsCert *tls.Certificate
+			if certFile != "" {
+				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+				if err != nil {
+					return fmt.Errorf("--cert/--key: %w", err)
+				}
+				tlsCert = &cert
+			}
 			logger, err := newLogger(a.stderr, logFormat, logLevel)
 			if err != nil {
 				return usageError{err}
@@ -169,13 +178,8 @@ Exit status: 0 stopped by a signal, 1 policy errors or the server failed, 2 usag
 				WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10,
 				ErrorLog: nil}
 			scheme := "http"
-			if certFile != "" {
-				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-				if err != nil {
-					l.Close()
-					return fmt.Errorf("--cert/--key: %w", err)
-				}
-				hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			if tlsCert != nil {
+				hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*tlsCert}, MinVersion: tls.VersionTLS12}
 				l = tls.NewListener(l, hs.TLSConfig)
 				scheme = "https"
 			}
