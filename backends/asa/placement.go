@@ -21,7 +21,7 @@ import (
 var (
 	paramACL = backends.Param{
 		Name: "acl",
-		Help: "ZONE:ACL,...: insert into each zone's existing inbound ACL (show running-config access-group) " +
+		Help: "ZONE=ACL,... (or ZONE:ACL): insert into each zone's existing inbound ACL (show running-config access-group) " +
 			"instead of binding ACLs of turnwall's own; every zone needs one (a zone name holding , : or \" Go-quoted)",
 	}
 	paramPosition = backends.Param{
@@ -79,16 +79,22 @@ func parsePlacement(opts backends.Options) (*placement, error) {
 			}
 			zone, _ = strconv.Unquote(q)
 			item, rest, _ = strings.Cut(rest[len(q):], ",")
-			acl, ok = strings.CutPrefix(item, ":")
+			if acl, ok = strings.CutPrefix(item, ":"); !ok {
+				acl, ok = strings.CutPrefix(item, "=")
+			}
 			item = q + item
 		} else {
+			// ZONE=ACL, as every map parameter (and a device block's map)
+			// is written, or ZONE:ACL; zone names hold neither.
 			item, rest, _ = strings.Cut(rest, ",")
-			zone, acl, ok = strings.Cut(item, ":")
+			if i := strings.IndexAny(item, ":="); i >= 0 {
+				zone, acl, ok = item[:i], item[i+1:], true
+			}
 			zone = strings.TrimSpace(zone)
 		}
 		acl = strings.TrimSpace(acl)
 		if !ok || zone == "" || acl == "" {
-			return nil, fmt.Errorf("acl: %q is not ZONE:ACL", item)
+			return nil, fmt.Errorf("acl: %q is not ZONE:ACL (or ZONE=ACL)", item)
 		}
 		if !aclNameRE.MatchString(acl) {
 			return nil, fmt.Errorf("acl: %q is not an ACL name (printable ASCII without spaces or '?')", acl)
@@ -102,7 +108,7 @@ func parsePlacement(opts backends.Options) (*placement, error) {
 		pl.acls[zone] = acl
 	}
 	if len(pl.acls) == 0 {
-		return nil, fmt.Errorf("acl: no ZONE:ACL given")
+		return nil, fmt.Errorf("acl: no ZONE=ACL given")
 	}
 	pos := opts.Get(paramPosition)
 	switch {

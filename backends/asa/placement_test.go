@@ -331,3 +331,19 @@ func FuzzPlacementParams(f *testing.F) {
 		}
 	})
 }
+
+// ZONE=ACL, as a device block's map is written, places exactly as ZONE:ACL.
+func TestPlacementEqualsForm(t *testing.T) {
+	p := program()
+	colon, err := (Backend{}).Emit(p, backends.Options{Params: map[string]string{"acl": "inside:INSIDE_IN,outside:OUTSIDE_IN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equals, err := (Backend{}).Emit(p, backends.Options{Params: map[string]string{"acl": "inside=INSIDE_IN,outside=OUTSIDE_IN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(colon) != len(equals) || string(colon[0].Data) != string(equals[0].Data) {
+		t.Errorf("ZONE=ACL placed otherwise than ZONE:ACL")
+	}
+}
