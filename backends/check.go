@@ -61,6 +61,7 @@ func Check(bs []Backend, params map[string]map[string]string, p *ir.Program, roo
 			continue
 		}
 		for _, k := range c.Check(p, opts) {
+			k = AtSetting(p, b, params[b.Name()], k)
 			out = append(out, diag.Errorf(diag.TargetConstraint, k.At.Range(root), "Target "+b.Name()+": "+k.Summary, "%s", k.Detail))
 		}
 	}
@@ -119,4 +120,83 @@ func CheckDevices(names []string, p *ir.Program, root string) hcl.Diagnostics {
 		}
 	}
 	return out
+}
+
+// AtSetting moves a constraint about one of b's parameters to where its
+// value was written. Targets word a bad parameter at the policy block, as
+// `--param TARGET.NAME=VALUE: ...` or starting with the parameter's name
+// (`NAME "VALUE": ...`); constraints with a place of their own, such as a
+// zone's declaration, stay where they are. When the value came from the
+// policy's device block (cli, the --param values, does not override it),
+// the constraint is placed at that attribute and names it as
+// `device "TARGET" NAME`; otherwise it names `--param TARGET.NAME`.
+func AtSetting(p *ir.Program, b Backend, cli map[string]string, c Constraint) Constraint {
+	if c.At != p.Policy.Source {
+		return c
+	}
+	target := b.Name()
+	isParam := func(name string) bool {
+		for _, prm := range b.Params() {
+			if prm.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	nameEnd := func(s string) int {
+		n := strings.IndexFunc(s, func(r rune) bool { return !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
+		if n < 0 {
+			return len(s)
+		}
+		return n
+	}
+	var at int // where the reference starts in Detail
+	var name, rest string
+	if i := strings.Index(c.Detail, "--param "+target+"."); i >= 0 {
+		at = i
+		tail := c.Detail[i+len("--param "+target+"."):]
+		n := nameEnd(tail)
+		name, rest = tail[:n], tail[n:]
+	} else {
+		n := nameEnd(c.Detail)
+		name, rest = c.Detail[:n], c.Detail[n:]
+		if !isParam(name) || !(strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "=")) {
+			return c
+		}
+	}
+	if name == "" {
+		return c
+	}
+	// The value: `=VALUE` or ` "VALUE"` right after the name.
+	value := ""
+	switch {
+	case strings.HasPrefix(rest, "="):
+		rest = rest[1:]
+		fallthrough
+	case strings.HasPrefix(rest, " \""):
+		v := strings.TrimPrefix(rest, " ")
+		if uq, err := strconv.QuotedPrefix(v); err == nil {
+			value, rest = uq, v[len(uq):]
+		}
+	}
+	ref := "--param " + target + "." + name
+	if d := p.Device(target); d != nil {
+		if _, overridden := cli[name]; !overridden {
+			for k := range d.Settings {
+				if strings.ReplaceAll(k, "_", "-") == name {
+					c.At = d.Origin.At(k)
+					ref = "device " + strconv.Quote(target) + " " + k
+					if value != "" {
+						ref += " = "
+					}
+					break
+				}
+			}
+		}
+	}
+	if value != "" && !strings.HasSuffix(ref, " = ") {
+		ref += "="
+	}
+	c.Detail = c.Detail[:at] + ref + value + rest
+	return c
 }

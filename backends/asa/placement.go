@@ -192,7 +192,7 @@ func checkPlacement(p *ir.Program, opts backends.Options) []backends.Constraint 
 	sort.Strings(unknown)
 	for _, z := range unknown {
 		out = append(out, backends.Constraint{At: p.Policy.Source, Summary: "acl names an unknown zone",
-			Detail: fmt.Sprintf("The acl parameter names zone %q, which the policy does not declare.", z)})
+			Detail: fmt.Sprintf("acl names zone %q, which the policy does not declare.", z)})
 	}
 	return out
 }

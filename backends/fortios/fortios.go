@@ -155,7 +155,8 @@ func parseSettings(opts backends.Options) (settings, error) {
 func (Backend) Check(p *ir.Program, opts backends.Options) []backends.Constraint {
 	s, err := parseSettings(opts)
 	if err != nil {
-		return zoneConstraints(p, nil)
+		return append([]backends.Constraint{{At: p.Policy.Source, Summary: "bad parameter", Detail: err.Error() + "."}},
+			zoneConstraints(p, nil)...)
 	}
 	out := append(zoneConstraints(p, s.place.ifmap), placementConstraints(p, s)...)
 	size := s.lastID - s.firstID + 1
