@@ -21,9 +21,9 @@ const interopWait = store.DefaultInterval + 3*time.Second
 
 // TestStoreInterop: coturn's turnserver and a turnwall relay on the same
 // Redis and on the same PostgreSQL database accept a long-term user and a
-// REST API secret written with coturn's turnadmin, refuse a wrong password,
-// and refuse the user and the secret once turnadmin deletes them, without a
-// restart.
+// REST API secret written with coturn's turnadmin, refuse a wrong password
+// and a user of another realm, and refuse the user and the secret once
+// turnadmin deletes them, without a restart.
 func TestStoreInterop(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -133,6 +133,9 @@ func TestStoreInterop(t *testing.T) {
 			}
 
 			turnadmin("-a", "-u", name, "-p", pass)
+			// The same name and password in another realm: a user of
+			// another fleet on the same database.
+			storetest.Turnadmin(t, append([]string{"-a", "-u", "agent-other", "-p", pass, "-r", "other.example"}, adminArgs...)...)
 			turnadmin("-s", secret)
 			changed = time.Now()
 			for _, s := range servers {
@@ -140,6 +143,9 @@ func TestStoreInterop(t *testing.T) {
 					follow(s, "the user turnadmin -a wrote", name, pass, 0)
 					if err := allocate(s, name, "wrong-password"); turnclient.Code(err) != 401 {
 						t.Errorf("%s: the user with a wrong password: %v; want 401", s.name, err)
+					}
+					if err := allocate(s, "agent-other", pass); turnclient.Code(err) != 401 {
+						t.Errorf("%s: a user of another realm: %v; want 401", s.name, err)
 					}
 				}
 				if s.rest {
