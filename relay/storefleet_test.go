@@ -15,9 +15,9 @@ import (
 	"github.com/turnwall/turnwall/relay/turnclient"
 )
 
-// storeNode is a relay wired to a shared Redis store as `turnwall relay
-// --store --fleet-quota` wires it: credentials and peer bound from the
-// store (Feed), the fleet quota, and the node registry as Alternates.
+// storeNode is a relay wired to a shared store as `turnwall relay --store
+// --fleet-quota` wires it: credentials and peer bound from the store
+// (Feed), the fleet quota, and, on Redis, the node registry as Alternates.
 type storeNode struct {
 	*testServer
 	name     string
@@ -54,10 +54,12 @@ func startStoreNode(t testing.TB, url, name string, ip netip.Addr, o storeNodeOp
 		}
 		cfg.Quota = n.quota
 	}
-	if n.registry, err = n.store.Registry(store.RegistryOptions{ID: name, Lease: o.nodeLease}); err != nil {
-		t.Fatal(err)
+	if n.store.Client() != nil {
+		if n.registry, err = n.store.Registry(store.RegistryOptions{ID: name, Lease: o.nodeLease}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Alternates = n.registry
 	}
-	cfg.Alternates = n.registry
 	if o.events {
 		ev, err := n.store.Events()
 		if err != nil {
@@ -67,19 +69,21 @@ func startStoreNode(t testing.TB, url, name string, ip netip.Addr, o storeNodeOp
 		t.Cleanup(ev.Close)
 	}
 	n.testServer = startServer(t, cfg)
-	var ls []store.NodeListener
-	for _, l := range n.Listeners() {
-		nl := store.NodeListener{Transport: l.Transport, Addr: l.Addr}
-		if l.Transport == TLS {
-			nl.Domain = name
+	if n.registry != nil {
+		var ls []store.NodeListener
+		for _, l := range n.Listeners() {
+			nl := store.NodeListener{Transport: l.Transport, Addr: l.Addr}
+			if l.Transport == TLS {
+				nl.Domain = name
+			}
+			ls = append(ls, nl)
 		}
-		ls = append(ls, nl)
+		n.registry.SetListeners(ls)
+		n.registry.SetLoad(func() store.NodeLoad {
+			h := n.Health()
+			return store.NodeLoad{Allocations: h.Allocations, Threshold: h.Threshold, Draining: h.Draining || !h.Serving}
+		})
 	}
-	n.registry.SetListeners(ls)
-	n.registry.SetLoad(func() store.NodeLoad {
-		h := n.Health()
-		return store.NodeLoad{Allocations: h.Allocations, Threshold: h.Threshold, Draining: h.Draining || !h.Serving}
-	})
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	run := func(f func(context.Context) error) {
@@ -90,7 +94,9 @@ func startStoreNode(t testing.TB, url, name string, ip netip.Addr, o storeNodeOp
 	if n.quota != nil {
 		run(n.quota.Refresh)
 	}
-	run(n.registry.Run)
+	if n.registry != nil {
+		run(n.registry.Run)
+	}
 	t.Cleanup(n.stop)
 	return n
 }
