@@ -115,9 +115,10 @@ type CallOptions struct {
 	MinMOS   float64      // a connected call scoring below is a failure (poor audio)
 	Progress func(string) // called as each call starts; may be nil
 
-	// servers, when set, chooses which of a group's ICE servers the
-	// calls get (tests); nil: all.
+	// Tests narrow the calls: servers chooses which of a group's ICE
+	// servers they get (nil: all), modes which calls run (nil: all).
 	servers func(ICEServer) bool
+	modes   []string
 }
 
 // Calls runs, for every agents group, a call through the relays only
@@ -173,6 +174,9 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		modes = append(modes, "ipv6")
 	}
 	for _, mode := range modes {
+		if opt.modes != nil && !slices.Contains(opt.modes, mode) {
+			continue
+		}
 		cr := CallResult{Group: group, Mode: mode, Servers: urls, OK: true}
 		switch {
 		case !ok:
