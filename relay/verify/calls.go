@@ -221,12 +221,6 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 			break
 		}
 		cr.OK = cr.Result.State == call.StateConnected && cr.Result.Audio == call.AudioBoth
-		var unfollowed []string
-		for _, r := range cr.Redirects {
-			if r.Error != "" {
-				unfollowed = append(unfollowed, r.String())
-			}
-		}
 		if !cr.OK && cr.Result.State != call.StateConnected {
 			if why := l.notPeer(group, fe.Host); why != "" {
 				cr.Result.Err += "; " + why
@@ -245,20 +239,33 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 				cr.Trouble += l.platformHint()
 			}
 		}
-		if len(unfollowed) > 0 {
-			// A second 300 or a loop is a fault of the relays' fleet,
-			// whether or not another server carried the call.
-			t := "a TURN server's 300 Try Alternate could not be followed, agents lose that server: " + strings.Join(unfollowed, "; ")
-			if cr.OK {
-				cr.Trouble = t
-			} else {
-				cr.Trouble += "; " + t
-			}
-			cr.OK = false
-		}
+		redirectTrouble(&cr)
 		res = append(res, cr)
 	}
 	return res
+}
+
+// redirectTrouble fails a call one of whose TURN servers redirected the
+// agent twice (or in a loop), or to an alternate that failed: agents lose
+// that server, a fault of the relays' fleet whether or not another server
+// carried the call.
+func redirectTrouble(cr *CallResult) {
+	var unfollowed []string
+	for _, r := range cr.Redirects {
+		if r.Error != "" {
+			unfollowed = append(unfollowed, r.String())
+		}
+	}
+	if len(unfollowed) == 0 {
+		return
+	}
+	t := "a TURN server's 300 Try Alternate could not be followed, agents lose that server: " + strings.Join(unfollowed, "; ")
+	if cr.OK {
+		cr.Trouble = t
+	} else {
+		cr.Trouble += "; " + t
+	}
+	cr.OK = false
 }
 
 // trouble says in plain words what agents experience and why, short enough

@@ -11,6 +11,7 @@ import (
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay"
 	"github.com/turnwall/turnwall/relay/creds"
+	"github.com/turnwall/turnwall/relay/verify/call"
 )
 
 // pickFunc is an Alternates the test sets after every relay has its ports.
@@ -169,5 +170,56 @@ func TestRedirectProbe(t *testing.T) {
 	})
 	if c.AllocationCount() != 0 {
 		t.Errorf("the third relay got %d allocations: a second redirect was followed", c.AllocationCount())
+	}
+}
+
+// TestRedirectTrouble: a redirect that was not followed (a loop) fails
+// even a call that connected through another server, in plain words, and
+// the text and JSON reports show every redirect under its call; followed
+// redirects alone leave the verdict alone.
+func TestRedirectTrouble(t *testing.T) {
+	connected := call.Result{State: call.StateConnected, Audio: call.AudioBoth}
+	followed := TURNRedirect{From: "turn:192.0.2.10:3478?transport=udp", To: "turn:192.0.2.20:3478?transport=udp", Transport: "udp"}
+	loop := TURNRedirect{From: "turns:192.0.2.10:443?transport=tcp", Transport: "tls",
+		Error: "redirect loop: redirected to 192.0.2.20:443, which redirects back to 192.0.2.10:443 (300 Try Alternate): not followed twice, the server is left out of the call"}
+
+	ok := CallResult{Group: "floor", Mode: "relay", Far: `provider "p"`, Result: connected, OK: true, Redirects: []TURNRedirect{followed}}
+	redirectTrouble(&ok)
+	if !ok.OK || ok.Trouble != "" {
+		t.Errorf("a followed redirect failed the call: %q", ok.Trouble)
+	}
+	bad := CallResult{Group: "floor", Mode: "all", Far: `provider "p"`, Result: connected, OK: true, Redirects: []TURNRedirect{followed, loop}}
+	redirectTrouble(&bad)
+	want := "a TURN server's 300 Try Alternate could not be followed, agents lose that server: turns:192.0.2.10:443?transport=tcp: redirect loop: redirected to 192.0.2.20:443, which redirects back to 192.0.2.10:443"
+	if bad.OK || !strings.HasPrefix(bad.Trouble, want) {
+		t.Errorf("a redirect loop: OK %v, trouble %q", bad.OK, bad.Trouble)
+	}
+	failed := CallResult{Result: call.Result{State: call.StateFailed}, Trouble: "no audio: the call never connects", Redirects: []TURNRedirect{loop}}
+	redirectTrouble(&failed)
+	if failed.OK || !strings.HasPrefix(failed.Trouble, "no audio: the call never connects; a TURN server's 300") {
+		t.Errorf("a failed call: %q", failed.Trouble)
+	}
+
+	rep := &Report{}
+	rep.collect(nil, nil, nil, []CallResult{ok, bad}, nil)
+	var text, js strings.Builder
+	rep.WriteText(&text)
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"    ok    ICE relay only to provider \"p\": connected in 0.00 s\n          redirect turn:192.0.2.10:3478?transport=udp -> turn:192.0.2.20:3478?transport=udp (300 Try Alternate)\n",
+		"          redirect turns:192.0.2.10:443?transport=tcp: redirect loop: ",
+		"verify: FAILED\n  - agents \"floor\", ICE all: a TURN server's 300 Try Alternate could not be followed",
+	} {
+		if !strings.Contains(text.String(), w) {
+			t.Errorf("text report lacks %q:\n%s", w, text.String())
+		}
+	}
+	for _, w := range []string{`"redirects": [`, `"from": "turn:192.0.2.10:3478?transport=udp"`, `"to": "turn:192.0.2.20:3478?transport=udp"`,
+		`"transport": "tls"`, `"error": "redirect loop: `} {
+		if !strings.Contains(js.String(), w) {
+			t.Errorf("JSON report lacks %s:\n%s", w, js.String())
+		}
 	}
 }
