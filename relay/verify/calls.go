@@ -123,7 +123,8 @@ type CallOptions struct {
 
 // Calls runs, for every agents group, a call through the relays only
 // (iceTransportPolicy relay, when the group has a TURN server) and then
-// with every candidate (all). Groups run concurrently.
+// with every candidate (all). Groups run concurrently. Before each call,
+// its TURN servers' redirects are followed once (redirect.go).
 func (l *Lab) Calls(ctx context.Context, svc *Services, checks map[string][]ServerCheck, opt CallOptions) []CallResult {
 	var groups []string
 	for _, h := range l.AgentHosts() {
