@@ -118,7 +118,7 @@ Exit status: 0 every expectation holds, 1 some do not (or errors), 2 usage error
 	cmd.Flags().BoolVar(&f.noCalls, "no-calls", false, "run the flow matrix only (no relays, ICE servers or calls)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.Flags().StringVar(&f.server, "relay-server", "bundled", "what runs on relay hosts: bundled (turnwall's relay) or coturn (Debian's turnserver with the coturn target's configuration)")
-	cmd.Flags().IntVar(&f.pool, "relay-pool", 1, "2 runs each relay that lists a second address of a family as two bundled relay nodes sharing a Redis store (redis-server), then kills the first and calls again")
+	cmd.Flags().IntVar(&f.pool, "relay-pool", 1, "2 runs each relay that lists a second address of a family as two bundled relay nodes sharing a Redis store (redis-server), then drains the first and calls again (redirected), kills it and calls again")
 	cmd.Flags().BoolVar(&f.cleanup, "cleanup", false, "only remove the lab state (namespaces, coturn directories) of verifies that were killed, and list it")
 	cmd.Flags().StringVar(&f.agent, "agent", "pion", "agents' side: pion (WebRTC peers in Go) or chromium (also headless Chromium on every agents host with the readiness page)")
 	cmd.Flags().Float64Var(&f.minMOS, "min-mos", 3.6, "a connected call whose audio scores below this MOS (simplified E-model) fails")

@@ -33,6 +33,10 @@ type CallResult struct {
 	// After says what the lab changed before this call ("relay \"dmz\"'s
 	// node dmz-node1 stopped", for a relay pool); "" for the first calls.
 	After string `json:"after,omitempty"`
+	// Redirects are the TURN servers that answered the lab's Allocate
+	// before the call with 300 Try Alternate: the call was given the
+	// alternate instead (or, after a second 300, neither).
+	Redirects []TURNRedirect `json:"redirects,omitempty"`
 	// Trouble is what agents experience when the call is not OK.
 	Trouble string `json:"trouble,omitempty"`
 }
@@ -110,11 +114,17 @@ type CallOptions struct {
 	Call     call.Options
 	MinMOS   float64      // a connected call scoring below is a failure (poor audio)
 	Progress func(string) // called as each call starts; may be nil
+
+	// Tests narrow the calls: servers chooses which of a group's ICE
+	// servers they get (nil: all), modes which calls run (nil: all).
+	servers func(ICEServer) bool
+	modes   []string
 }
 
 // Calls runs, for every agents group, a call through the relays only
 // (iceTransportPolicy relay, when the group has a TURN server) and then
-// with every candidate (all). Groups run concurrently.
+// with every candidate (all). Groups run concurrently. Before each call,
+// its TURN servers' redirects are followed once (redirect.go).
 func (l *Lab) Calls(ctx context.Context, svc *Services, checks map[string][]ServerCheck, opt CallOptions) []CallResult {
 	var groups []string
 	for _, h := range l.AgentHosts() {
@@ -144,13 +154,16 @@ func (l *Lab) callsOf(ctx context.Context, svc *Services, groups []string, check
 
 func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, checks []ServerCheck, opt CallOptions) []CallResult {
 	agents := l.host("agents", group)
-	servers := svc.ICEServers(group)
+	var servers []ICEServer
+	for _, s := range svc.ICEServers(group) {
+		if opt.servers == nil || opt.servers(s) {
+			servers = append(servers, s)
+		}
+	}
 	var urls []string
-	var cs []call.Server
 	turn := false
 	for _, s := range servers {
 		urls = append(urls, s.URL)
-		cs = append(cs, call.Server{URL: s.URL, Username: s.Username, Credential: s.Credential})
 		turn = turn || s.Kind == "turn" || s.Kind == "turns"
 	}
 	fe, ok := l.FarEnd(group)
@@ -162,6 +175,9 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		modes = append(modes, "ipv6")
 	}
 	for _, mode := range modes {
+		if opt.modes != nil && !slices.Contains(opt.modes, mode) {
+			continue
+		}
 		cr := CallResult{Group: group, Mode: mode, Servers: urls, OK: true}
 		switch {
 		case !ok:
@@ -182,18 +198,22 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 		if opt.Progress != nil {
 			opt.Progress(fmt.Sprintf("call agents %q -> %s (ICE %s)", group, fe.Host.Name(), mode))
 		}
-		a := call.Endpoint{Name: agents.Name(), NS: agents.NS, Addrs: agents.addrs(), Servers: cs, RelayOnly: mode == "relay", RootCAs: svc.RootCAs}
+		a := call.Endpoint{Name: agents.Name(), NS: agents.NS, Addrs: agents.addrs(), RelayOnly: mode == "relay", RootCAs: svc.RootCAs}
 		f := call.Endpoint{Name: fe.Host.Name(), NS: fe.Host.NS, Addrs: fe.Host.mediaAddrs(), Lite: true, Ports: fe.Ports}
+		given := servers
 		if mode == "ipv6" {
-			a.Addrs, f.Addrs, a.Servers = only6(a.Addrs), only6(f.Addrs), nil
-			cr.Servers = nil
+			a.Addrs, f.Addrs = only6(a.Addrs), only6(f.Addrs)
+			given, cr.Servers = nil, nil
 			for _, srv := range servers {
 				if srv.Addr.Addr().Is6() {
-					a.Servers = append(a.Servers, call.Server{URL: srv.URL, Username: srv.Username, Credential: srv.Credential})
+					given = append(given, srv)
 					cr.Servers = append(cr.Servers, srv.URL)
 				}
 			}
 		}
+		// pion does not follow 300 Try Alternate: the lab does, as a
+		// browser-side workaround would (redirect.go).
+		a.Servers, cr.Redirects = svc.callServers(ctx, agents, given, checks)
 		cr.Result = call.Run(ctx, a, f, opt.Call)
 		if ctx.Err() != nil && (cr.Result.State != call.StateConnected || cr.Result.Audio != call.AudioBoth) {
 			// Cut short (Ctrl-C, --timeout): not a verdict on the policy.
@@ -220,9 +240,33 @@ func (l *Lab) groupCalls(ctx context.Context, svc *Services, group string, check
 				cr.Trouble += l.platformHint()
 			}
 		}
+		redirectTrouble(&cr)
 		res = append(res, cr)
 	}
 	return res
+}
+
+// redirectTrouble fails a call one of whose TURN servers redirected the
+// agent twice (or in a loop), or to an alternate that failed: agents lose
+// that server, a fault of the relays' fleet whether or not another server
+// carried the call.
+func redirectTrouble(cr *CallResult) {
+	var unfollowed []string
+	for _, r := range cr.Redirects {
+		if r.Error != "" {
+			unfollowed = append(unfollowed, r.String())
+		}
+	}
+	if len(unfollowed) == 0 {
+		return
+	}
+	t := "a TURN server's 300 Try Alternate could not be followed, agents lose that server: " + strings.Join(unfollowed, "; ")
+	if cr.OK {
+		cr.Trouble = t
+	} else {
+		cr.Trouble += "; " + t
+	}
+	cr.OK = false
 }
 
 // trouble says in plain words what agents experience and why, short enough

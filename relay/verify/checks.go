@@ -31,6 +31,10 @@ type ServerCheck struct {
 	Rule     string    `json:"rule"`     // the IR rule deciding the first packet, or "default deny"
 	Line     string    `json:"line"`     // its policy line
 	OK       bool      `json:"ok"`
+	// answered: the server sent a TURN or STUN response (success or
+	// error), as opposed to silence, a refused connection or a failed TLS
+	// handshake.
+	answered bool
 }
 
 // Bounds of one check.
@@ -127,6 +131,7 @@ func (s *Services) check(ctx context.Context, ah *Host, group string, srv ICESer
 	} else {
 		detail, realm, err = s.checkTURN(ctx, ah, src, srv)
 	}
+	c.answered = err == nil || turnclient.Code(err) != 0
 	if err == nil {
 		c.Got, c.Reason = "pass", detail
 	} else {

@@ -15,7 +15,9 @@
 //   - checks.go: every ICE server the agents are given, tried from every
 //     agents host;
 //   - calls.go: WebRTC calls (package call) and what their failures mean
-//     for agents;
+//     for agents; redirect.go: the 300 Try Alternate a call's TURN server
+//     answers, followed once before pion gets the servers;
+//   - pool.go: a relay run as two nodes sharing a store (--relay-pool 2);
 //   - run.go, report.go: the orchestration and its report;
 //   - cleanup.go: lab state that killed verifies left behind.
 //

@@ -42,9 +42,12 @@ func poolPolicy(t *testing.T) string {
 
 // TestRelayPool: the lab runs the relay as two nodes sharing a Redis with
 // the REST secret in it; every ICE server of both nodes allocates through
-// the firewall and calls connect; a draining node 1 redirects a new
-// allocation to node 2 (found in the store's registry); with node 1 killed,
-// node 1's servers fail, node 2's still allocate and a new call connects.
+// the firewall and calls connect, none redirected; a draining node 1
+// redirects a new allocation to node 2 (found in the store's registry), and
+// a call given node 1's servers alone follows the redirect and connects
+// through node 2, which the report shows (and, before the drain, the same
+// call shows no redirect); with node 1 killed, node 1's servers fail, node
+// 2's still allocate and a new relayed call connects through node 2.
 func TestRelayPool(t *testing.T) {
 	nstest.NeedKernel(t, "ip", "nft")
 	storetest.Need(t, "redis-server")
@@ -96,26 +99,40 @@ func TestRelayPool(t *testing.T) {
 			t.Errorf("%s: expected %s, got %s: %s", c.Server.URL, c.Expected, c.Got, c.Reason)
 		}
 	}
-	calls := func(when string) {
+	calls := func(when string, opt CallOptions) []CallResult {
 		t.Helper()
 		start := time.Now()
-		cs := l.Calls(ctx, s, map[string][]ServerCheck{"claims": s.Check(ctx, "claims")}, CallOptions{Call: call.Options{Media: time.Second}, MinMOS: 3.6})
-		n := 0
+		opt.Call, opt.MinMOS = call.Options{Media: time.Second}, 3.6
+		cs := l.callsOf(ctx, s, []string{"claims"}, map[string][]ServerCheck{"claims": s.Check(ctx, "claims")}, opt)
+		var out []CallResult
 		for _, c := range cs {
-			if c.Group != "claims" || c.Skipped != "" {
+			if c.Skipped != "" {
 				continue
 			}
-			n++
+			out = append(out, c)
 			if !c.OK {
 				t.Errorf("%s: claims %s call: %s", when, c.Mode, c.Trouble)
 			}
 		}
-		if n == 0 {
+		if len(out) == 0 {
 			t.Errorf("%s: no call ran", when)
 		}
-		t.Logf("%s: %d calls in %v", when, n, time.Since(start).Round(time.Millisecond))
+		t.Logf("%s: %d calls in %v", when, len(out), time.Since(start).Round(time.Millisecond))
+		return out
 	}
-	calls("both nodes up")
+	for _, c := range calls("both nodes up", CallOptions{}) {
+		if len(c.Redirects) > 0 {
+			t.Errorf("both nodes up: %s call redirected: %v", c.Mode, c.Redirects)
+		}
+	}
+	// A relayed call given node 1's IPv4 servers alone (UDP, TCP, TLS).
+	node1 := netip.MustParseAddr("192.0.2.10")
+	onlyNode1 := CallOptions{servers: func(x ICEServer) bool { return x.Addr.Addr() == node1 }, modes: []string{"relay"}}
+	for _, c := range calls("node 1 up, its servers alone", onlyNode1) {
+		if len(c.Redirects) > 0 || c.Result.Local == nil || c.Result.Local.Address != "192.0.2.10" {
+			t.Errorf("node 1 up, its servers alone: redirects %v, local candidate %v; want node 1's relay, no redirect", c.Redirects, c.Result.Local)
+		}
+	}
 
 	// Node 1 drains: a new allocation on it is redirected to node 2.
 	ah := l.host("agents", "claims")
@@ -157,6 +174,45 @@ func TestRelayPool(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // node 1 has not read node 2's registration yet
 	}
 
+	// A call given node 1's servers alone follows their redirects and
+	// connects through node 2; the report says so.
+	drained := calls("node 1 draining, its servers alone", onlyNode1)
+	// The registry gives the alternate's first listener of the client's
+	// transport: a client of TLS 443 may be sent to TLS 5349.
+	want := []TURNRedirect{
+		{From: "turn:192.0.2.10:3478?transport=udp", To: "turn:192.0.2.20:3478?transport=udp", Transport: "udp"},
+		{From: "turn:192.0.2.10:3478?transport=tcp", To: "turn:192.0.2.20:3478?transport=tcp", Transport: "tcp"},
+		{From: "turns:192.0.2.10:5349?transport=tcp", To: "turns:192.0.2.20:", Transport: "tls", Domain: "turn.example.com"},
+		{From: "turns:192.0.2.10:443?transport=tcp", To: "turns:192.0.2.20:", Transport: "tls", Domain: "turn.example.com"},
+	}
+	for _, c := range drained {
+		same := len(c.Redirects) == len(want)
+		for i := 0; same && i < len(want); i++ {
+			g, w := c.Redirects[i], want[i]
+			same = g.From == w.From && strings.HasPrefix(g.To, w.To) && g.Transport == w.Transport && g.Domain == w.Domain && g.Error == ""
+		}
+		if !same || c.Result.Local == nil || c.Result.Local.Type != "relay" || c.Result.Local.Address != "192.0.2.20" {
+			t.Errorf("node 1 draining: redirects %+v, local candidate %v; want %+v and node 2's relay", c.Redirects, c.Result.Local, want)
+		}
+	}
+	rep := &Report{}
+	rep.collect(l.AgentHosts(), nil, nil, drained, nil)
+	var text, js strings.Builder
+	rep.WriteText(&text)
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"redirect turn:192.0.2.10:3478?transport=udp -> turn:192.0.2.20:3478?transport=udp (300 Try Alternate)",
+		"redirect turns:192.0.2.10:443?transport=tcp -> turns:192.0.2.20:", "?transport=tcp (300 Try Alternate), certificate name turn.example.com\n"} {
+		if !strings.Contains(text.String(), w) {
+			t.Errorf("the text report lacks %q:\n%s", w, text.String())
+		}
+	}
+	if !strings.Contains(js.String(), `"redirects": [`) || !strings.Contains(js.String(), `"from": "turn:192.0.2.10:3478?transport=tcp"`) ||
+		!strings.Contains(js.String(), `"to": "turn:192.0.2.20:3478?transport=tcp"`) || !strings.Contains(js.String(), `"transport": "tls"`) {
+		t.Errorf("the JSON report lacks the redirects:\n%s", js.String())
+	}
+
 	// Node 1 dies: its servers stop answering, node 2's allocate, a new
 	// call connects through node 2.
 	if err := s.KillPoolNode(nodes[0]); err != nil {
@@ -168,11 +224,17 @@ func TestRelayPool(t *testing.T) {
 			t.Errorf("node 1 killed: %s got %s: %s", c.Server.URL, c.Got, c.Reason)
 		}
 	}
-	calls("node 1 killed")
+	for _, c := range calls("node 1 killed", CallOptions{}) {
+		if c.Mode == "relay" && (c.Result.Local == nil || c.Result.Local.Type != "relay" || c.Result.Local.Address != "192.0.2.20") {
+			t.Errorf("node 1 killed: the relayed call's local candidate is %v, want node 2's relay 192.0.2.20", c.Result.Local)
+		}
+	}
 }
 
 // TestRunRelayPool: verify --relay-pool 2 end to end: the report passes,
-// with the calls made again after the first node was killed.
+// with the calls made again while the first node drains (node 1's servers
+// redirected to node 2, which the text and JSON reports show; the first
+// calls show no redirect) and after it was killed.
 func TestRunRelayPool(t *testing.T) {
 	nstest.NeedKernel(t, "ip", "nft")
 	storetest.Need(t, "redis-server")
@@ -187,20 +249,41 @@ func TestRunRelayPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
+	var b, js strings.Builder
 	rep.WriteText(&b)
-	after := 0
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	const draining, killed = `relay "dmz"'s node dmz-node1 draining`, `relay "dmz"'s node dmz-node1 killed`
+	n := map[string]int{}
+	redirected := 0
 	for _, g := range rep.Groups {
 		for _, c := range g.Calls {
-			if c.After != "" && c.Skipped == "" {
-				after++
-				if !c.OK || c.After != `relay "dmz"'s node dmz-node1 killed` {
-					t.Errorf("%s %s after %q: %s", c.Group, c.Mode, c.After, c.Trouble)
+			if c.Skipped != "" {
+				continue
+			}
+			n[c.After]++
+			if !c.OK {
+				t.Errorf("%s %s after %q: %s", c.Group, c.Mode, c.After, c.Trouble)
+			}
+			for _, r := range c.Redirects {
+				if c.After != draining || r.Error != "" || !strings.Contains(r.From, "192.0.2.10:") || !strings.Contains(r.To, "192.0.2.20:") {
+					t.Errorf("%s %s after %q: redirect %s", c.Group, c.Mode, c.After, r)
 				}
+			}
+			if c.After == draining && len(c.Redirects) > 0 {
+				redirected++
 			}
 		}
 	}
-	if !rep.OK || after == 0 || !strings.Contains(b.String(), `(relay "dmz"'s node dmz-node1 killed)`) {
-		t.Errorf("report OK %v, %d calls after the kill:\n%s", rep.OK, after, b.String())
+	if n[""] == 0 || n[draining] != n[""] || n[killed] != n[""] || redirected != n[draining] {
+		t.Errorf("calls by phase %v, %d redirected while draining", n, redirected)
+	}
+	if !rep.OK || !strings.Contains(b.String(), "("+killed+")") || !strings.Contains(b.String(), "("+draining+")") ||
+		!strings.Contains(b.String(), "redirect turn:192.0.2.10:3478?transport=udp -> turn:192.0.2.20:3478?transport=udp (300 Try Alternate)") {
+		t.Errorf("report OK %v:\n%s", rep.OK, b.String())
+	}
+	if !strings.Contains(js.String(), `"after": "relay \"dmz\"'s node dmz-node1 draining"`) || !strings.Contains(js.String(), `"from": "turn:192.0.2.10:3478?transport=udp"`) {
+		t.Errorf("the JSON report lacks the draining calls' redirects")
 	}
 }

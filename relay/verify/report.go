@@ -109,6 +109,9 @@ func (r *Report) WriteText(w io.Writer) {
 					fmt.Fprintf(w, " in %.2f s", res.ConnectTime.Seconds())
 				}
 				fmt.Fprintln(w)
+				for _, r := range c.Redirects {
+					fmt.Fprintf(w, "          redirect %s\n", r)
+				}
 				if res.Local != nil && res.Remote != nil {
 					fmt.Fprintf(w, "          pair   %s <-> %s\n", res.Local, res.Remote)
 				}

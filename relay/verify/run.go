@@ -35,7 +35,9 @@ type Options struct {
 	// RelayPool, when 2, runs each bundled relay whose block lists a
 	// second address of a family as two nodes sharing a store (see
 	// ServiceOptions.RelayPool); after the calls, the first node of each
-	// pool is killed and the calls run again, through the second.
+	// pool drains and the calls run again (redirected to the second node
+	// by 300 Try Alternate), then it is killed and the calls run once
+	// more, through the second.
 	RelayPool int
 	// Agent, when "chromium", also runs headless Chromium on every agents
 	// host with the readiness page (see Lab.Browsers).
@@ -163,35 +165,53 @@ func Run(ctx context.Context, prog *ir.Program, opt Options) (*Report, error) {
 	return rep, nil
 }
 
-// poolFailover kills the first node of every relay pool and runs the calls
-// of the groups those relays serve again: new allocations go to the second
-// node.
+// poolFailover drains the first node of every relay pool and runs the
+// calls of the groups those relays serve again: the node answers their
+// Allocates with 300 Try Alternate, which the calls follow to the second
+// node (redirect.go). Then it kills those nodes and runs the calls once
+// more: new allocations go to the second node.
 func (l *Lab) poolFailover(ctx context.Context, svc *Services, nodes []*PoolNode, opt Options, progress func(string)) []CallResult {
-	var stopped []string
-	seen := map[string]bool{}
+	var first []*PoolNode
+	pools := map[string]bool{}
 	for _, n := range nodes {
-		if seen[n.Relay] {
-			continue
+		if !pools[n.Relay] {
+			pools[n.Relay] = true
+			first = append(first, n)
 		}
-		seen[n.Relay] = true
-		progress(fmt.Sprintf("relay %q: killing pool node %s", n.Relay, n.ID))
-		svc.KillPoolNode(n)
-		stopped = append(stopped, fmt.Sprintf("relay %q's node %s killed", n.Relay, n.ID))
 	}
-	after := strings.Join(stopped, ", ")
-	checks := map[string][]ServerCheck{}
 	var groups []string
 	for _, h := range l.AgentHosts() {
-		if l.servedByPool(h.Block, seen) {
+		if l.servedByPool(h.Block, pools) {
 			groups = append(groups, h.Block)
-			checks[h.Block] = svc.Check(ctx, h.Block)
 		}
 	}
-	out := l.callsOf(ctx, svc, groups, checks, CallOptions{Call: call.Options{Media: opt.Media}, MinMOS: opt.MinMOS, Progress: progress})
-	for i := range out {
-		out[i].After = after
+	again := func(after string) []CallResult {
+		checks := map[string][]ServerCheck{}
+		for _, g := range groups {
+			checks[g] = svc.Check(ctx, g)
+		}
+		out := l.callsOf(ctx, svc, groups, checks, CallOptions{Call: call.Options{Media: opt.Media}, MinMOS: opt.MinMOS, Progress: progress})
+		for i := range out {
+			out[i].After = after
+		}
+		return out
 	}
-	return out
+	var drained, killed []string
+	for _, n := range first {
+		progress(fmt.Sprintf("relay %q: draining pool node %s", n.Relay, n.ID))
+		svc.DrainPoolNode(n)
+		drained = append(drained, fmt.Sprintf("relay %q's node %s draining", n.Relay, n.ID))
+	}
+	out := again(strings.Join(drained, ", "))
+	if ctx.Err() != nil {
+		return out
+	}
+	for _, n := range first {
+		progress(fmt.Sprintf("relay %q: killing pool node %s", n.Relay, n.ID))
+		svc.KillPoolNode(n)
+		killed = append(killed, fmt.Sprintf("relay %q's node %s killed", n.Relay, n.ID))
+	}
+	return append(out, again(strings.Join(killed, ", "))...)
 }
 
 // servedByPool reports whether a relay in pools serves agents group.

@@ -37,6 +37,10 @@ import (
 // names are resolved with the process's resolver, not the namespace's.
 type Server struct {
 	URL, Username, Credential string
+	// TLSName is the name a turns: server's certificate must carry (the
+	// ALTERNATE-DOMAIN of a relay that redirected the agent); "": the
+	// URL's host.
+	TLSName string
 }
 
 // Endpoint is one side of the call.

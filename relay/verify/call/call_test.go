@@ -104,7 +104,8 @@ func (n *testNet) endpoints() (agent, far Endpoint) {
 	return agent, far
 }
 
-// testCA issues the relay's TLS certificate for 192.0.2.10.
+// testCA issues the relay's TLS certificate for 192.0.2.10 and
+// relay.lab.example.
 func testCA(t *testing.T) (*tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -128,7 +129,7 @@ func testCA(t *testing.T) (*tls.Certificate, *x509.CertPool) {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "relay.lab.example"},
-		IPAddresses: []net.IP{relay4.AsSlice()}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IPAddresses: []net.IP{relay4.AsSlice()}, DNSNames: []string{"relay.lab.example"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -302,17 +303,20 @@ func TestRelayOnlyCall(t *testing.T) {
 	n := newTestNet(t)
 	roots := startRelay(t, n)
 	for _, tc := range []struct {
-		name, url, proto string
+		name, url, proto, tlsName string
 	}{
-		{"turn-udp", "turn:192.0.2.10:3478?transport=udp", "udp"},
-		{"turn-tcp", "turn:192.0.2.10:3478?transport=tcp", "tcp"},
-		{"turns", "turns:192.0.2.10:5349?transport=tcp", "tls"},
+		{"turn-udp", "turn:192.0.2.10:3478?transport=udp", "udp", ""},
+		{"turn-tcp", "turn:192.0.2.10:3478?transport=tcp", "tcp", ""},
+		{"turns", "turns:192.0.2.10:5349?transport=tcp", "tls", ""},
+		// A relay's ALTERNATE-DOMAIN: the certificate is checked for it.
+		{"turns-name", "turns:192.0.2.10:5349?transport=tcp", "tls", "relay.lab.example"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			agent, far := n.endpoints()
 			agent.RelayOnly = true
 			agent.RootCAs = roots
 			agent.Servers = []Server{restServer(tc.url)}
+			agent.Servers[0].TLSName = tc.tlsName
 			start := time.Now()
 			r := Run(callCtx(t), agent, far, Options{})
 			logResult(t, r, time.Since(start))
@@ -387,6 +391,11 @@ func TestRelayFailure(t *testing.T) {
 		}, roots, 5 * time.Second, "refused the credentials (401 Unauthorized)"},
 		{"untrusted-certificate", func() Server { return restServer("turns:192.0.2.10:5349?transport=tcp") },
 			x509.NewCertPool(), 5 * time.Second, "authority the endpoint does not trust"},
+		{"certificate-name", func() Server {
+			s := restServer("turns:192.0.2.10:5349?transport=tcp")
+			s.TLSName = "other.lab.example"
+			return s
+		}, roots, 5 * time.Second, "certificate is not valid for other.lab.example"},
 		// Nothing listens there: the allocation is still retransmitting
 		// when the connect timeout ends the call.
 		{"no-answer", func() Server { return restServer("turn:192.0.2.10:3479?transport=udp") },

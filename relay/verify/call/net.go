@@ -61,8 +61,12 @@ func newNSNet(ctx context.Context, ep Endpoint, dialTimeout time.Duration) (*nsN
 		if err != nil || u.Scheme != stun.SchemeTypeTURNS || u.Proto == stun.ProtoTypeUDP {
 			continue
 		}
+		name := u.Host
+		if s.TLSName != "" {
+			name = s.TLSName
+		}
 		n.tlsServers[net.JoinHostPort(u.Host, strconv.Itoa(u.Port))] = &tls.Config{
-			ServerName:         u.Host,
+			ServerName:         name,
 			RootCAs:            ep.RootCAs,
 			InsecureSkipVerify: ep.InsecureTLS, //nolint:gosec // lab relays with throwaway certificates, by request
 			MinVersion:         tls.VersionTLS12,
