@@ -340,7 +340,9 @@ func (r *Registry) Run(ctx context.Context) error {
 // Pick chooses an alternate for a client of transport (udp, tcp or tls)
 // that reached this node at self: the live node with the lowest load, not
 // draining nor full, other than this one, with a listener of that transport
-// in self's address family. It answers from the list read last (Run); when
+// in self's address family; a node listening on self's port comes before
+// one that does not, and of a node's listeners the one on self's port is
+// chosen. It answers from the list read last (Run); when
 // that list is older than the lease it reads it again within ctx.
 func (r *Registry) Pick(ctx context.Context, transport string, self netip.AddrPort) (netip.AddrPort, string, bool) {
 	r.mu.Lock()
@@ -359,20 +361,33 @@ func (r *Registry) Pick(ctx context.Context, transport string, self netip.AddrPo
 	var best *Node
 	var bestL NodeListener
 	var bestShare float64
+	bestOtherPort := true
 	for i := range r.nodes {
 		n := r.nodes[i]
 		n.Load.Allocations += r.bumps[n.ID]
 		if n.full() {
 			continue
 		}
+		// The node's listener of the transport and family, on the port the
+		// client used when it has one: behind a firewall that opens only
+		// that port (TURN/TLS on 443), another port would not be reached.
+		var pick NodeListener
+		found, otherPort := false, true
 		for _, l := range n.Listeners {
 			if l.Transport != transport || l.Addr == self || l.Addr.Addr().Unmap().Is4() != v4 {
 				continue
 			}
-			if s := n.share(); best == nil || s < bestShare {
-				best, bestL, bestShare = &r.nodes[i], l, s
+			if !found || (otherPort && l.Addr.Port() == self.Port()) {
+				pick, found, otherPort = l, true, l.Addr.Port() != self.Port()
 			}
-			break
+		}
+		if !found {
+			continue
+		}
+		// Nodes on the client's port first, then the least loaded.
+		s := n.share()
+		if best == nil || (bestOtherPort && !otherPort) || (bestOtherPort == otherPort && s < bestShare) {
+			best, bestL, bestShare, bestOtherPort = &r.nodes[i], pick, s, otherPort
 		}
 	}
 	if best == nil {

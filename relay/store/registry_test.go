@@ -27,6 +27,46 @@ func registryNode(t *testing.T, s *store.Store, id string, load *atomic.Int64, d
 	return r
 }
 
+// TestRegistryClientPort: a client that reached a node on TURN/TLS 443
+// (all a strict firewall opens) is sent to another node's 443, not to its
+// 5349, and to a node listening on 443 before a less loaded one that does
+// not; without such a node the least loaded node's listener is chosen.
+func TestRegistryClientPort(t *testing.T) {
+	r := storetest.StartRedis(t)
+	s, _ := openStore(t, r.URL(1))
+	ctx := ctxT(t)
+	const lease = 5 * time.Second
+	var la, lb, lc atomic.Int64
+	var da, db, dc atomic.Bool
+	a := registryNode(t, s, "node-a", &la, &da, lease,
+		store.NodeListener{Transport: "tls", Addr: ap("192.0.2.10:443")},
+		store.NodeListener{Transport: "tls", Addr: ap("192.0.2.10:5349")})
+	b := registryNode(t, s, "node-b", &lb, &db, lease,
+		store.NodeListener{Transport: "tls", Addr: ap("192.0.2.11:5349")},
+		store.NodeListener{Transport: "tls", Addr: ap("192.0.2.11:443"), Domain: "b.example.com"})
+	c := registryNode(t, s, "node-c", &lc, &dc, lease,
+		store.NodeListener{Transport: "tls", Addr: ap("192.0.2.12:5349")})
+	la.Store(0)
+	lb.Store(40)
+	lc.Store(10)
+	for _, n := range []*store.Registry{a, b, c} {
+		must(t, n.Publish(ctx))
+	}
+	must(t, a.Refresh(ctx))
+	if got, domain, ok := a.Pick(ctx, "tls", ap("192.0.2.10:443")); !ok || got != ap("192.0.2.11:443") || domain != "b.example.com" {
+		t.Errorf("client on 443: %v %q %v, want node-b's 443 (node-c, less loaded, has no 443)", got, domain, ok)
+	}
+	if got, _, ok := a.Pick(ctx, "tls", ap("192.0.2.10:5349")); !ok || got != ap("192.0.2.12:5349") {
+		t.Errorf("client on 5349: %v %v, want the least loaded node-c", got, ok)
+	}
+	db.Store(true) // node-b drains: no node has 443 left
+	must(t, b.Publish(ctx))
+	must(t, a.Refresh(ctx))
+	if got, _, ok := a.Pick(ctx, "tls", ap("192.0.2.10:443")); !ok || got != ap("192.0.2.12:5349") {
+		t.Errorf("client on 443, no other node on 443: %v %v, want node-c's 5349", got, ok)
+	}
+}
+
 // TestRegistry: nodes register with their listeners and load; Pick chooses
 // the least loaded other node of the client's transport and family, skips
 // draining and full nodes, spreads a burst, and a node that stops renewing

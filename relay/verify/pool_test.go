@@ -177,19 +177,19 @@ func TestRelayPool(t *testing.T) {
 	// A call given node 1's servers alone follows their redirects and
 	// connects through node 2; the report says so.
 	drained := calls("node 1 draining, its servers alone", onlyNode1)
-	// The registry gives the alternate's first listener of the client's
-	// transport: a client of TLS 443 may be sent to TLS 5349.
+	// The registry keeps the client's port: TLS 443 goes to node 2's 443,
+	// TLS 5349 to its 5349.
 	want := []TURNRedirect{
 		{From: "turn:192.0.2.10:3478?transport=udp", To: "turn:192.0.2.20:3478?transport=udp", Transport: "udp"},
 		{From: "turn:192.0.2.10:3478?transport=tcp", To: "turn:192.0.2.20:3478?transport=tcp", Transport: "tcp"},
-		{From: "turns:192.0.2.10:5349?transport=tcp", To: "turns:192.0.2.20:", Transport: "tls", Domain: "turn.example.com"},
-		{From: "turns:192.0.2.10:443?transport=tcp", To: "turns:192.0.2.20:", Transport: "tls", Domain: "turn.example.com"},
+		{From: "turns:192.0.2.10:5349?transport=tcp", To: "turns:192.0.2.20:5349?transport=tcp", Transport: "tls", Domain: "turn.example.com"},
+		{From: "turns:192.0.2.10:443?transport=tcp", To: "turns:192.0.2.20:443?transport=tcp", Transport: "tls", Domain: "turn.example.com"},
 	}
 	for _, c := range drained {
 		same := len(c.Redirects) == len(want)
 		for i := 0; same && i < len(want); i++ {
 			g, w := c.Redirects[i], want[i]
-			same = g.From == w.From && strings.HasPrefix(g.To, w.To) && g.Transport == w.Transport && g.Domain == w.Domain && g.Error == ""
+			same = g.From == w.From && g.To == w.To && g.Transport == w.Transport && g.Domain == w.Domain && g.Error == ""
 		}
 		if !same || c.Result.Local == nil || c.Result.Local.Type != "relay" || c.Result.Local.Address != "192.0.2.20" {
 			t.Errorf("node 1 draining: redirects %+v, local candidate %v; want %+v and node 2's relay", c.Redirects, c.Result.Local, want)
@@ -203,7 +203,7 @@ func TestRelayPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"redirect turn:192.0.2.10:3478?transport=udp -> turn:192.0.2.20:3478?transport=udp (300 Try Alternate)",
-		"redirect turns:192.0.2.10:443?transport=tcp -> turns:192.0.2.20:", "?transport=tcp (300 Try Alternate), certificate name turn.example.com\n"} {
+		"redirect turns:192.0.2.10:443?transport=tcp -> turns:192.0.2.20:443?transport=tcp (300 Try Alternate), certificate name turn.example.com\n"} {
 		if !strings.Contains(text.String(), w) {
 			t.Errorf("the text report lacks %q:\n%s", w, text.String())
 		}
