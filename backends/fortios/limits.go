@@ -20,7 +20,7 @@ var (
 	paramLimits = backends.Param{
 		Name:    "limits",
 		Default: "",
-		Help: "addresses=N,members=N,policies=N,feed-entries=N: table sizes that override the model's " +
+		Help: "addresses=N,members=N,policies=N,feed-entries=N,feed-total=N: table sizes that override the model's " +
 			"(read them on the box with `print tablesize`).",
 	}
 )
@@ -33,6 +33,7 @@ type limits struct {
 	members     int // members of one address group
 	policies    int // firewall.policy entries, per VDOM
 	feedEntries int // lines of one external threat feed (IP address list)
+	feedTotal   int // IP address entries over all threat feeds of the box
 	source      string
 }
 
@@ -48,16 +49,27 @@ type limits struct {
 // guide, External blocklist (threat feed), approximate).
 const maxValuesURL = "https://docs.fortinet.com/max-value-table (approximate; confirm with print tablesize)"
 
+// feedTotalIPs: from FortiOS 7.4.4 the entry limit of external resources is
+// global, counted over all feeds (and VDOMs), and for IP address entries it
+// is 300,000 on every model range, entry-level to data center ("External
+// resource entry limit enhancements 7.4.4", FortiOS 7.4 New Features,
+// feedTotalURL). Older releases limit each feed alone (feedEntries), so
+// turnwall checks both.
+const (
+	feedTotalIPs = 300_000
+	feedTotalURL = "https://docs.fortinet.com/document/fortigate/7.4.0/new-features/677896/external-resource-entry-limit-enhancements-7-4-4"
+)
+
 var models = map[string]limits{
-	"FG-40F":  {addresses: 5000, members: 600, policies: 5000, feedEntries: 131072, source: maxValuesURL},
-	"FG-60F":  {addresses: 5000, members: 600, policies: 5000, feedEntries: 131072, source: maxValuesURL},
-	"FG-100F": {addresses: 10000, members: 1500, policies: 10000, feedEntries: 131072, source: maxValuesURL},
-	"FG-200F": {addresses: 10000, members: 1500, policies: 10000, feedEntries: 131072, source: maxValuesURL},
-	"FG-400F": {addresses: 20000, members: 2500, policies: 20000, feedEntries: 131072, source: maxValuesURL},
-	"FG-600F": {addresses: 20000, members: 2500, policies: 20000, feedEntries: 131072, source: maxValuesURL},
-	"FG-1000F": {addresses: 40000, members: 2500, policies: 100000, feedEntries: 131072,
+	"FG-40F":  {addresses: 5000, members: 600, policies: 5000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
+	"FG-60F":  {addresses: 5000, members: 600, policies: 5000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
+	"FG-100F": {addresses: 10000, members: 1500, policies: 10000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
+	"FG-200F": {addresses: 10000, members: 1500, policies: 10000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
+	"FG-400F": {addresses: 20000, members: 2500, policies: 20000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
+	"FG-600F": {addresses: 20000, members: 2500, policies: 20000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
+	"FG-1000F": {addresses: 40000, members: 2500, policies: 100000, feedEntries: 131072, feedTotal: feedTotalIPs,
 		source: maxValuesURL},
-	"FG-VM04": {addresses: 20000, members: 2500, policies: 20000, feedEntries: 131072, source: maxValuesURL},
+	"FG-VM04": {addresses: 20000, members: 2500, policies: 20000, feedEntries: 131072, feedTotal: feedTotalIPs, source: maxValuesURL},
 }
 
 func modelNames() []string {
@@ -84,7 +96,7 @@ func parseLimits(opts backends.Options) (*limits, error) {
 			}
 		}
 		if !ok {
-			return nil, fmt.Errorf("model %q: unknown FortiGate model; known models are %s (or give limits=addresses=N,members=N,policies=N,feed-entries=N)", m, strings.Join(modelNames(), ", "))
+			return nil, fmt.Errorf("model %q: unknown FortiGate model; known models are %s (or give limits=addresses=N,members=N,policies=N,feed-entries=N,feed-total=N)", m, strings.Join(modelNames(), ", "))
 		}
 	}
 	if l != "" {
@@ -92,7 +104,7 @@ func parseLimits(opts backends.Options) (*limits, error) {
 			k, v, ok := strings.Cut(strings.TrimSpace(item), "=")
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if !ok || err != nil || n < 1 {
-				return nil, fmt.Errorf("limits %q: expected NAME=N with N >= 1 (addresses, members, policies, feed-entries)", l)
+				return nil, fmt.Errorf("limits %q: expected NAME=N with N >= 1 (addresses, members, policies, feed-entries, feed-total)", l)
 			}
 			switch strings.TrimSpace(k) {
 			case "addresses":
@@ -103,8 +115,10 @@ func parseLimits(opts backends.Options) (*limits, error) {
 				out.policies = n
 			case "feed-entries":
 				out.feedEntries = n
+			case "feed-total":
+				out.feedTotal = n
 			default:
-				return nil, fmt.Errorf("limits: unknown limit %q (addresses, members, policies, feed-entries)", k)
+				return nil, fmt.Errorf("limits: unknown limit %q (addresses, members, policies, feed-entries, feed-total)", k)
 			}
 		}
 		out.source = "--param fortios.limits"
@@ -141,6 +155,18 @@ func limitConstraints(p *ir.Program, pl *plan, lim *limits) []backends.Constrain
 					Detail: fmt.Sprintf("Address group %s needs %d members but the model holds %d per group (firewall.addrgrp:member, %s). Emit it as a threat feed (--param fortios.feed-above=N and fortios.feed-url=https://...).", g.name, len(g.members), lim.members, lim.source)})
 			}
 		}
+	}
+	total := 0
+	for _, f := range pl.feeds {
+		total += len(f.prefixes)
+	}
+	if lim.feedTotal > 0 && total > lim.feedTotal {
+		src := lim.source
+		if src == maxValuesURL {
+			src = "FortiOS 7.4.4 and later, " + feedTotalURL
+		}
+		out = append(out, backends.Constraint{At: p.Policy.Source, Summary: "threat feeds too large in total",
+			Detail: fmt.Sprintf("The threat feeds hold %d aggregated prefixes together but the box holds %d IP address entries over all external resources (%s). Feed fewer sets (a higher fortios.feed-above), or narrow the providers' ranges.", total, lim.feedTotal, src)})
 	}
 	for _, f := range pl.feeds {
 		if lim.feedEntries > 0 && len(f.prefixes) > lim.feedEntries {

@@ -148,3 +148,24 @@ func TestLimitParams(t *testing.T) {
 		t.Errorf("policies=2: %v", cs)
 	}
 }
+
+// TestFeedTotal: the threat feeds together must fit the box's global IP
+// entry limit (FortiOS 7.4.4 and later: 300,000 on every model); a smaller
+// figure given as limits=feed-total=N is checked the same way, with the
+// numbers.
+func TestFeedTotal(t *testing.T) {
+	p := largeProgram(t, 3_000)
+	opts := func(limits string) backends.Options {
+		return backends.Options{Params: map[string]string{"feed-above": "500", "feed-url": "https://feeds.example.com/tw/", "limits": limits}}
+	}
+	if cs := (Backend{}).Check(p, opts("feed-total=100000")); len(cs) != 0 {
+		t.Fatalf("3,000 prefixes in feeds against 100,000: %v", cs)
+	}
+	cs := Backend{}.Check(p, opts("feed-total=1000"))
+	if len(cs) != 1 || cs[0].Summary != "threat feeds too large in total" || !strings.Contains(cs[0].Detail, "but the box holds 1000 IP address entries") {
+		t.Fatalf("constraints %v, want one naming the total and the limit", cs)
+	}
+	if m := models["FG-60F"]; m.feedTotal != 300_000 {
+		t.Errorf("FG-60F feed total %d, want FortiOS 7.4.4's 300,000", m.feedTotal)
+	}
+}
