@@ -75,7 +75,7 @@ func box(t testing.TB, prog *ir.Program, opts backends.Options) *Model {
 // pairStats is what one checked pair measured.
 type pairStats struct {
 	implLines, backoutLines, steps, packets int
-	qosChecked                               int // scripts whose result's QoS was checked
+	qosChecked                              int // scripts whose result's QoS was checked
 }
 
 // checkPair proves one change on the box model: implementation and backout
