@@ -390,3 +390,47 @@ func TestChangeHostile(t *testing.T) {
 		}
 	}
 }
+
+// TestQoSChangeMinimal: a DSCP change of one class is its class's priority
+// and the marking of the class's security rules, nothing else; replies of a
+// class do not exist on PAN-OS (sessions are marked both ways), so toggling
+// them changes nothing; each script is proved on the box model.
+func TestQoSChangeMinimal(t *testing.T) {
+	old := backendtest.CaseProgram(t, "case-qos")
+	opts := backends.Options{Params: placed}
+	video := -1
+	for i, c := range old.QoS {
+		if c.Name == "video" {
+			video = i
+		}
+	}
+	if video < 0 {
+		t.Fatal("case-qos has no class video")
+	}
+	af31 := clone(old)
+	af31.QoS[video].DSCP = 26
+	got := string(script(t, old, af31, opts))
+	want := "set network qos profile turnwall-qos class class2 priority medium\n" +
+		"set rulebase security rules tw-floor3.video.media qos marking ip-dscp af31\n"
+	if got != want {
+		t.Errorf("AF41 -> AF31:\n%s\nwant\n%s", got, want)
+	}
+	checkPair(t, "AF41 -> AF31", old, af31, opts, 1500)
+
+	af42 := clone(old)
+	af42.QoS[video].DSCP = 36 // same priority (high): the marking only
+	if got := string(script(t, old, af42, opts)); got != "set rulebase security rules tw-floor3.video.media qos marking ip-dscp af42\n" {
+		t.Errorf("AF41 -> AF42:\n%s", got)
+	}
+	replies := clone(old)
+	replies.QoS[video].Replies = !replies.QoS[video].Replies
+	if got := script(t, old, replies, opts); len(got) != 0 {
+		t.Errorf("replies toggled:\n%s", got)
+	}
+	swapped := clone(old)
+	swapped.QoS[0], swapped.QoS[1] = swapped.QoS[1], swapped.QoS[0]
+	st := checkPair(t, "classes swapped", old, swapped, opts, 1500)
+	if st.implLines > 11 {
+		t.Errorf("audio and video swapped: %d lines (2 priorities, 8 classes, 1 move)\n%s", st.implLines, script(t, old, swapped, opts))
+	}
+}

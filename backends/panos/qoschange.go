@@ -157,6 +157,20 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 		box = append(box[:at], append([]string{name}, box[at:]...)...)
 	}
 	rules := qosRulesOf(new.qos)
+	// The kept rules that stay where they are: the longest run of them
+	// in the new order that is in the box's order too; the others move.
+	var keptPos []int
+	var keptName []string
+	for _, r := range rules {
+		if _, ok := oldKept[r.name]; ok {
+			keptPos = append(keptPos, index(r.name))
+			keptName = append(keptName, r.name)
+		}
+	}
+	stays := map[string]bool{}
+	for _, i := range increasing(keptPos) {
+		stays[keptName[i]] = true
+	}
 	for i, r := range rules {
 		o, kept := oldKept[r.name]
 		if !kept {
@@ -180,7 +194,11 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 		if r.description != o.description {
 			post = append(post, step{verb: "set", path: qosPath(r.name), args: []string{"description", quote(r.description)}})
 		}
-		if i > 0 && index(r.name) < index(rules[i-1].name) {
+		switch {
+		case i == 0 && !stays[r.name] && box[0] != r.name:
+			post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"before", box[0]}})
+			moveTo(r.name, 0)
+		case i > 0 && (!stays[r.name] || index(r.name) < index(rules[i-1].name)) && index(r.name) != index(rules[i-1].name)+1:
 			post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"after", rules[i-1].name}})
 			moveTo(r.name, index(rules[i-1].name)+1)
 		}
@@ -364,4 +382,39 @@ func (m *Model) qosCanonical(b *strings.Builder, owned bool) {
 			prev = r.name
 		}
 	}
+}
+
+// increasing returns the indexes of a longest strictly increasing
+// subsequence of xs (patience sorting), in order.
+func increasing(xs []int) []int {
+	var tails []int // index into xs of the smallest tail of a run of each length
+	prev := make([]int, len(xs))
+	for i, x := range xs {
+		lo, hi := 0, len(tails)
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if xs[tails[mid]] < x {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		prev[i] = -1
+		if lo > 0 {
+			prev[i] = tails[lo-1]
+		}
+		if lo == len(tails) {
+			tails = append(tails, i)
+		} else {
+			tails[lo] = i
+		}
+	}
+	if len(tails) == 0 {
+		return nil
+	}
+	out := make([]int, len(tails))
+	for i, k := len(tails)-1, tails[len(tails)-1]; i >= 0; i, k = i-1, prev[k] {
+		out[i] = k
+	}
+	return out
 }
