@@ -86,7 +86,7 @@ func buildQoS(p *ir.Program, pl *plan) (*qosPlan, error) {
 			}
 			head := "turnwall qos " + encodeToken(c.Origin.Source.String(), sourceSafe) + " " + encodeToken(c.Name, zoneSafe) + ":"
 			sp := shapingPolicy{
-				name: polNS.name("qos", c.Name+"-"+name),
+				name:    polNS.name("qos", c.Name+"-"+name),
 				srcintf: fp.srcintf, dstintf: fp.dstintf,
 				srcaddr: fp.srcaddr, dstaddr: fp.dstaddr, srcaddr6: fp.srcaddr6, dstaddr6: fp.dstaddr6,
 				service: fp.service, shaper: sh.name, reverse: c.Replies, dscp: c.DSCP,
