@@ -19,7 +19,8 @@ import (
 // foreignConfig is what the box holds before turnwall: a DNS rule above
 // turnwall's rules, a web rule and a block rule below them, objects of its
 // own, and QoS of its own (a profile, an interface using it, a QoS rule for
-// its phones). None of it carries turnwall's prefixes or its QoS profile.
+// its phones, a marking on its DNS rule). None of it carries turnwall's
+// prefixes or its QoS profile.
 const foreignConfig = `set address corp-dns ip-netmask 192.0.2.53/32
 set address-group corp-dns-servers static [ corp-dns ]
 set service corp-dns-udp protocol udp port 53
@@ -31,6 +32,7 @@ set rulebase security rules block-bad from any to any source [ 203.0.113.0/24 ] 
 set network qos profile site-qos class class1 priority real-time
 set network qos profile site-qos class class4 priority low
 set network qos interface ethernet1/8 enabled yes regular-traffic default-group qos-profile site-qos
+set rulebase security rules allow-dns qos marking ip-dscp cs2
 set rulebase qos rules site-voip from any to any source [ 198.18.0.0/15 ] destination any source-user any application any service any action class 1 description "the site's own phones"
 `
 
