@@ -436,3 +436,18 @@ func TestQoSChangeMinimal(t *testing.T) {
 		t.Errorf("audio and video swapped: %d lines (2 priorities, 8 classes, 1 move)\n%s", st.implLines, script(t, old, swapped, opts))
 	}
 }
+
+// TestQoSSnapshotIsInstall: the snapshot panos.set, loaded on the box, holds
+// the same turnwall part as the first install Change(nil, p), QoS included.
+func TestQoSSnapshotIsInstall(t *testing.T) {
+	opts := backends.Options{Params: placed}
+	for _, c := range backendtest.Cases(t) {
+		m := box(t, nil, opts)
+		if err := m.Apply(backendtest.Emit(t, Backend{}, c.Program, opts)[0].Data, nil); err != nil {
+			t.Fatalf("%s: the snapshot: %v", c.Name, err)
+		}
+		if got, want := m.Owned(), box(t, c.Program, opts).Owned(); got != want {
+			t.Errorf("%s: the snapshot and the first install differ:\n%s", c.Name, lineDiff(got, want))
+		}
+	}
+}
