@@ -90,6 +90,12 @@ func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.F
 			w.Line(": turnwall placement zone %s acl %s interfaces %s", quote(z.Name), pl.acls[z.Name], strings.Join(z.Interfaces, " "))
 		}
 	}
+	if sn.qos != nil {
+		w.Line(": QoS (the qos block): the ASA sets no DSCP (it keeps the marking packets arrive")
+		w.Line(": with); every class goes into the interface's one priority queue; an interface")
+		w.Line(": takes one service-policy, so these must have none of the box's own (check")
+		w.Line(": show running-config service-policy): %s.", strings.Join(sn.qos.ifOrder, " "))
+	}
 	cmds := changeCommands(so, sn, pl)
 	var acls []string
 	for a := range sn.blocks {
@@ -295,6 +301,8 @@ func changeCommands(so, sn *ownedState, pl *placement) []string {
 			}
 		}
 	}
+	// The qos block's part (qoschange.go).
+	qosCommands(s, so.qos, sn.qos)
 	// 5. Old ACL entries, bottom-up; then the twins swapped for the real
 	// entries.
 	for _, a := range acls {

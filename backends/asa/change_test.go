@@ -37,6 +37,18 @@ type site struct {
 const siteObjects = "object-group network SITE-DNS\n network-object host 10.1.1.53\n network-object 2001:db8:53::/48\n" +
 	"object network SITE-HOST\n host 192.0.2.66\n"
 
+// siteQoS is the box's own Modular Policy Framework: the default global
+// inspection policy, and a voice class of its own queued on its management
+// interface.
+const siteQoS = "access-list SITE_VOICE extended permit udp 10.1.1.0 255.255.255.0 any\n" +
+	"class-map inspection_default\n match default-inspection-traffic\n" +
+	"class-map site-voice\n match access-list SITE_VOICE\n" +
+	"policy-map global_policy\n class inspection_default\n  inspect dns\n" +
+	"policy-map site-qos\n class site-voice\n  priority\n" +
+	"service-policy global_policy global\n" +
+	"priority-queue mgmt0\n" +
+	"service-policy site-qos interface mgmt0\n"
+
 func newSite(t testing.TB, zones []ir.Zone) *site {
 	t.Helper()
 	s := &site{zones: zones, acls: map[string]string{}}
@@ -64,6 +76,7 @@ func newSite(t testing.TB, zones []ir.Zone) *site {
 			}
 		}
 	}
+	bind.WriteString(siteQoS)
 	s.above, s.below, s.bind = above.String(), below.String(), bind.String()
 	s.prefix = s.box(t, s.above+s.bind)
 	s.suffix = s.box(t, siteObjects+s.below+s.bind)
@@ -151,6 +164,7 @@ func (s *site) install(t testing.TB, p *ir.Program, params map[string]string) *M
 
 type pairStats struct {
 	pairs, steps, packets, implLines, backLines, maxLines int
+	qos, qosScripts                                       int // results whose QoS was checked, scripts changing QoS
 }
 
 // checkPair proves Change(old, new) and Change(new, old) on the box model:
@@ -219,6 +233,13 @@ func checkPair(t *testing.T, s *site, old, new *ir.Program, params map[string]st
 		if m.Foreign() != s.empty.Foreign() {
 			t.Fatalf("%s changed the box's own configuration", dir.name)
 		}
+		if dir.to != nil && backendtest.QoSSampled(dir.to, 300) {
+			backendtest.CheckQoS(t, dir.to, m.Config(), backendtest.EquivOptions{QoSPerPacket: true, QoSClassOnly: true}, 300, true)
+			st.qos++
+		}
+		if strings.Contains(string(script), "policy-map ") || strings.Contains(string(script), "access-list TW-qos") {
+			st.qosScripts++
+		}
 		n := commands(script)
 		st.steps += step
 		if dir.name == "implementation" {
@@ -265,7 +286,7 @@ func clone(t testing.TB, p *ir.Program) *ir.Program {
 func mutate(t testing.TB, p *ir.Program, rng *rand.Rand, n int) *ir.Program {
 	q := clone(t, p)
 	for k := 0; k < n; k++ {
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
 		case 0, 1: // add a range
 			if len(q.AddressSets) == 0 {
 				continue
@@ -341,6 +362,8 @@ func mutate(t testing.TB, p *ir.Program, rng *rand.Rand, n int) *ir.Program {
 				port := uint16(1025 + rng.IntN(60000))
 				e.Ports = mergePorts(append(e.Ports, ir.PortRange{First: port, Last: port}))
 			}
+		case 6: // the qos block: a class's DSCP, replies, order, rules
+			backendtest.MutateQoS(q, rng)
 		}
 	}
 	q.Index()
@@ -406,6 +429,60 @@ func TestChangeRandomPairs(t *testing.T) {
 	if st.pairs != 200 {
 		t.Fatalf("%d pairs checked", st.pairs)
 	}
-	t.Logf("random: %d pairs, %d script steps, %d agreeing packets checked per step; implementation %d lines (mean %.1f), backout %d, largest script %d",
-		st.pairs, st.steps, st.packets, st.implLines, float64(st.implLines)/float64(st.pairs), st.backLines, st.maxLines)
+	t.Logf("random: %d pairs, %d script steps, %d agreeing packets checked per step; implementation %d lines (mean %.1f), backout %d, largest script %d; %d scripts change QoS, %d results' QoS decisions checked",
+		st.pairs, st.steps, st.packets, st.implLines, float64(st.implLines)/float64(st.pairs), st.backLines, st.maxLines, st.qosScripts, st.qos)
+	if st.qosScripts < st.pairs/10 {
+		t.Errorf("only %d scripts change QoS", st.qosScripts)
+	}
+}
+
+// TestQoSChangeMinimal: the ASA sets no DSCP, so a DSCP change of one class
+// is its ACLs' remark replaced (two commands per zone of the class); two
+// classes swapped are turnwall's policy-maps edited in place (the later
+// class removed and appended again), never a second service-policy; each
+// script is proved on the box model with the site's own MPF configuration.
+func TestQoSChangeMinimal(t *testing.T) {
+	old := backendtest.CaseProgram(t, "case-qos")
+	s := newSite(t, old.Zones)
+	params := s.params("none")
+	video := -1
+	for i, c := range old.QoS {
+		if c.Name == "video" {
+			video = i
+		}
+	}
+	if video < 0 {
+		t.Fatal("case-qos has no class video")
+	}
+	var st pairStats
+	af31 := clone(t, old)
+	af31.QoS[video].DSCP = 26
+	sc := string(change(t, old, af31, params))
+	if n := commands([]byte(sc)); n != 4 || strings.Count(sc, "dscp AF31") != 2 || strings.Count(sc, "no access-list TW-qos-video-") != 2 {
+		t.Errorf("AF41 -> AF31: %d commands:\n%s", n, sc)
+	}
+	checkPair(t, s, old, af31, params, &st)
+
+	swapped := clone(t, old)
+	swapped.QoS[0], swapped.QoS[1] = swapped.QoS[1], swapped.QoS[0]
+	sc = ""
+	for _, l := range strings.Split(string(change(t, old, swapped, params)), "\n") {
+		if !strings.HasPrefix(l, ":") {
+			sc += l + "\n"
+		}
+	}
+	if strings.Contains(sc, "service-policy") || strings.Contains(sc, "class-map") || !strings.Contains(sc, " no class TW-qos-audio-") {
+		t.Errorf("classes swapped:\n%s", sc)
+	}
+	checkPair(t, s, old, swapped, params, &st)
+
+	replies := clone(t, old)
+	replies.QoS[video].Replies = !replies.QoS[video].Replies
+	checkPair(t, s, old, replies, params, &st)
+	none := clone(t, old)
+	none.QoS = nil
+	checkPair(t, s, old, none, params, &st)
+	if st.qos != 7 { // both directions of each pair, but the one to no qos block
+		t.Errorf("%d results had their QoS checked", st.qos)
+	}
 }

@@ -43,6 +43,7 @@ type Model struct {
 	binding map[string]string    // lower-cased nameif -> ACL
 	mode    string               // kind of the object open for sub-commands
 	modeOf  string               // its name
+	qos     *modelQoS            // class-maps, policy-maps, service-policies (qoschange.go)
 }
 
 var _ backends.BoxModel = (*Model)(nil)
@@ -126,6 +127,9 @@ func (m *Model) top(l string, f []string) error {
 		m.binding[strings.ToLower(f[4])] = f[1]
 		return nil
 	}
+	if ok, err := m.qosTop(f); ok {
+		return err
+	}
 	return fmt.Errorf("unknown command")
 }
 
@@ -133,6 +137,9 @@ func (m *Model) top(l string, f []string) error {
 func (m *Model) sub(f []string) error {
 	if m.mode == "" {
 		return fmt.Errorf("indented line outside an object definition")
+	}
+	if m.mode == "class-map" || m.mode == "policy-map" {
+		return m.qosSub(f)
 	}
 	kind, name := m.mode, m.modeOf
 	o := m.objs[name]
@@ -335,6 +342,9 @@ func (m *Model) aclRemove(l string, f []string) error {
 	for i, x := range entries {
 		if x == e {
 			entries = append(entries[:i:i], entries[i+1:]...)
+			if by := m.aclUser(name); len(entries) == 0 && strings.HasPrefix(by, "class-map ") {
+				return fmt.Errorf("the last entry of ACL %s, which %s matches", name, by)
+			}
 			if len(entries) == 0 {
 				for k, a := range m.binding {
 					if a == name {
@@ -466,6 +476,7 @@ func (m *Model) compile() (*device, error) {
 		}
 		d.acls[name] = a
 	}
+	m.qosDevice(d)
 	return d, nil
 }
 
@@ -491,6 +502,11 @@ func (md modelDevice) Decide(pkt ir.Packet) backends.Decision {
 		return backends.Decision{Action: ir.Deny}
 	}
 	return md.d.Decide(pkt)
+}
+
+// QoS implements backends.QoSConfig as the reader does (device.QoS).
+func (md modelDevice) QoS(pkt ir.Packet, reply bool) backends.QoSDecision {
+	return md.d.QoS(pkt, reply)
 }
 
 // owned reports whether an object or ACL entry is turnwall's.
@@ -534,10 +550,11 @@ func (m *Model) Owned() string {
 			fmt.Fprintf(&b, " %s\n", l)
 		}
 	}
+	m.qosCanonical(&b, true)
 	for _, a := range m.aclNames() {
 		foreign := 0
 		for _, e := range m.acls[a] {
-			if m.ownedEntry(e) {
+			if m.ownedName(a) || m.ownedEntry(e) {
 				fmt.Fprintf(&b, "access-list %s after %d: %s\n", a, foreign, e)
 			} else {
 				foreign++
@@ -560,9 +577,10 @@ func (m *Model) Foreign() string {
 			fmt.Fprintf(&b, " %s\n", l)
 		}
 	}
+	m.qosCanonical(&b, false)
 	for _, a := range m.aclNames() {
 		for _, e := range m.acls[a] {
-			if !m.ownedEntry(e) {
+			if !m.ownedName(a) && !m.ownedEntry(e) {
 				fmt.Fprintf(&b, "access-list %s %s\n", a, e)
 			}
 		}

@@ -208,6 +208,8 @@ type ownedState struct {
 	// blocks maps an ACL name to turnwall's block in it: "remark TEXT" and
 	// "extended ..." items.
 	blocks map[string][]string
+	// qos is the qos block's part (qoschange.go); nil without one.
+	qos *qosState
 }
 
 type ownedObj struct {
@@ -308,6 +310,25 @@ func desired(p *ir.Program, pl *placement) (*ownedState, error) {
 		}
 		st.blocks[acl] = block
 	}
+	// The QoS ACLs name groups too (an allow rule's, which its ACE names
+	// unless another ACE of the block decides for it).
+	st.qos = qosDesired(e)
+	if st.qos != nil {
+		for _, items := range st.qos.acls {
+			for _, it := range items {
+				for _, r := range refs(strings.Fields(it)) {
+					used["net "+r], used["svc "+r] = true, true
+				}
+			}
+		}
+		for _, s := range p.AddressSets {
+			if g := e.netGroups[s.Name]; used["net "+g.name] {
+				for _, k := range g.fqdns {
+					used["fqdn "+k] = true
+				}
+			}
+		}
+	}
 	// Objects in IR order: FQDN objects, network groups, service groups.
 	for _, s := range p.AddressSets {
 		for _, k := range e.netGroups[s.Name].fqdns {
@@ -328,6 +349,13 @@ func desired(p *ir.Program, pl *placement) (*ownedState, error) {
 	for _, s := range p.Services {
 		if g := e.svcGroups[s.Name]; used["svc "+g.name] {
 			st.add(g.name, "object-group service", g.lines)
+		}
+	}
+	if e.qos != nil {
+		for _, g := range e.qos.revSvcs {
+			if used["svc "+g.name] {
+				st.add(g.name, "object-group service", g.lines)
+			}
 		}
 	}
 	return st, nil

@@ -62,7 +62,7 @@ func (e *emitter) planQoS() error {
 				}
 			}
 		}
-		g.name = e.prefix + e.objNames.Name("svcrev-"+svc) + "-" + hash8(g.lines)
+		g.name = e.prefix + e.objNames.Name("svcrev-"+svc) + e.version(g.lines)
 		q.revSvc[svc] = g
 		q.revSvcs = append(q.revSvcs, g)
 		return g
@@ -74,26 +74,34 @@ func (e *emitter) planQoS() error {
 			qc := qosZoneClass{class: c.Name}
 			qc.items = append(qc.items, "remark "+cut(sourceToken(c.Origin.Source)+" qos "+text(c.Name, 60)+" dscp "+ir.DSCPName(c.DSCP), maxRemark))
 			n := 0
+			seen := map[string]bool{}
+			ace := func(it string) {
+				// The ASA refuses a duplicate entry: two rules of the class
+				// with the same groups are one entry.
+				if !seen[it] {
+					seen[it] = true
+					qc.items = append(qc.items, it)
+					n++
+				}
+			}
 			for _, r := range p.QoSRules(c) {
 				src, dst, svc := p.AddressSet(r.Src), p.AddressSet(r.Dst), p.Service(r.Service)
 				if src == nil || dst == nil || svc == nil || src.Empty() || dst.Empty() || len(svc.Entries) == 0 {
 					continue
 				}
 				if r.ToZone == "" || r.ToZone == z.Name {
-					qc.items = append(qc.items, "extended permit object-group "+e.svcGroups[r.Service].name+
-						" object-group "+e.netGroups[r.Src].name+" object-group "+e.netGroups[r.Dst].name)
-					n++
+					ace("extended permit object-group " + e.svcGroups[r.Service].name +
+						" object-group " + e.netGroups[r.Src].name + " object-group " + e.netGroups[r.Dst].name)
 				}
 				if c.Replies && (r.FromZone == "" || r.FromZone == z.Name) {
-					qc.items = append(qc.items, "extended permit object-group "+reverse(r.Service).name+
-						" object-group "+e.netGroups[r.Dst].name+" object-group "+e.netGroups[r.Src].name)
-					n++
+					ace("extended permit object-group " + reverse(r.Service).name +
+						" object-group " + e.netGroups[r.Dst].name + " object-group " + e.netGroups[r.Src].name)
 				}
 			}
 			if n == 0 {
 				continue
 			}
-			base := e.prefix + e.objNames.Name("qos-"+c.Name+"-"+z.Name) + "-" + hash8(qc.items)
+			base := e.prefix + e.objNames.Name("qos-"+c.Name+"-"+z.Name) + e.version(qc.items)
 			qc.acl, qc.classMap = base, base
 			qz.classes = append(qz.classes, qc)
 		}
@@ -104,7 +112,7 @@ func (e *emitter) planQoS() error {
 		for _, c := range qz.classes {
 			all = append(all, c.classMap)
 		}
-		qz.policy = e.prefix + e.objNames.Name("qospm-"+z.Name) + "-" + hash8(all)
+		qz.policy = e.prefix + e.objNames.Name("qospm-"+z.Name) + e.version(all)
 		q.zones = append(q.zones, qz)
 	}
 	e.qos = q

@@ -1,6 +1,8 @@
 package backendtest
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/turnwall/turnwall/backends"
@@ -113,4 +115,130 @@ func perPacketQoS(p *ir.Program, pkt ir.Packet) *ir.QoSClass {
 		}
 	}
 	return nil
+}
+
+// MutateQoS makes one random edit of p's qos block in place, as a change
+// of policy would: a class's DSCP, its replies, two classes swapped, a
+// class removed, a rule added to or removed from a class, or, without a qos
+// block, one added (a class marking some allow rules). Rules stay in at
+// most one class, classes at most four. It reports whether it edited
+// anything. p.Index() is the caller's.
+func MutateQoS(p *ir.Program, rng *rand.Rand) bool {
+	var allows []string
+	inClass := map[string]bool{}
+	for _, c := range p.QoS {
+		for _, r := range c.Rules {
+			inClass[r] = true
+		}
+	}
+	for _, r := range p.Rules {
+		if r.Action == ir.Allow {
+			allows = append(allows, r.Name)
+		}
+	}
+	if len(allows) == 0 {
+		return false
+	}
+	dscps := []uint8{46, 34, 26, 40, 24, 18, 44, 10, 0}
+	pick := func() uint8 { return dscps[rng.IntN(len(dscps))] }
+	if len(p.QoS) == 0 {
+		c := ir.QoSClass{Name: "mut-media", DSCP: pick(), Replies: rng.IntN(2) == 0,
+			Origin: ir.Origin{Source: p.Policy.Source}}
+		for _, r := range allows {
+			if rng.IntN(2) == 0 || len(c.Rules) == 0 {
+				c.Rules = append(c.Rules, r)
+			}
+		}
+		p.QoS = append(p.QoS, c)
+		return true
+	}
+	c := &p.QoS[rng.IntN(len(p.QoS))]
+	switch rng.IntN(7) {
+	case 0: // another DSCP
+		v := pick()
+		if v == c.DSCP {
+			return false
+		}
+		c.DSCP = v
+	case 1: // replies toggled
+		c.Replies = !c.Replies
+	case 2: // two classes swapped
+		if len(p.QoS) < 2 {
+			return false
+		}
+		i := rng.IntN(len(p.QoS) - 1)
+		p.QoS[i], p.QoS[i+1] = p.QoS[i+1], p.QoS[i]
+	case 3: // a class removed (the block with its last)
+		i := rng.IntN(len(p.QoS))
+		p.QoS = append(p.QoS[:i:i], p.QoS[i+1:]...)
+		if len(p.QoS) == 0 {
+			p.QoS = nil
+		}
+	case 4: // a rule no class marks joins one
+		var free []string
+		for _, r := range allows {
+			if !inClass[r] {
+				free = append(free, r)
+			}
+		}
+		if len(free) == 0 {
+			return false
+		}
+		c.Rules = append(c.Rules, free[rng.IntN(len(free))])
+	case 5: // a rule leaves its class
+		if len(c.Rules) < 2 {
+			return false
+		}
+		i := rng.IntN(len(c.Rules))
+		c.Rules = append(c.Rules[:i:i], c.Rules[i+1:]...)
+	case 6: // a new class for a rule no class marks
+		var free []string
+		for _, r := range allows {
+			if !inClass[r] {
+				free = append(free, r)
+			}
+		}
+		if len(free) == 0 || len(p.QoS) >= 4 {
+			return false
+		}
+		name := ""
+		for n := len(p.QoS); name == ""; n++ {
+			name = fmt.Sprintf("mut-%d", n)
+			for _, o := range p.QoS {
+				if o.Name == name {
+					name = ""
+				}
+			}
+		}
+		p.QoS = append(p.QoS, ir.QoSClass{Name: name, DSCP: pick(), Replies: true,
+			Rules: []string{free[rng.IntN(len(free))]}, Origin: c.Origin})
+	}
+	return true
+}
+
+// QoSSampled reports whether some packet CheckQoS(p, ..., max, ...) would
+// generate is in a QoS class (under the IR's semantics or PAN-OS's
+// sessions), so a proof over random policies can skip a qos block whose
+// classes mark nothing the generator reaches instead of failing.
+func QoSSampled(p *ir.Program, max int) bool {
+	if len(p.QoS) == 0 {
+		return false
+	}
+	n := 0
+	for seed := uint64(11); n < max && seed <= 18; seed++ {
+		pkts := Packets(p, seed, max-n)
+		n += len(pkts)
+		for _, base := range pkts {
+			base.DstHost = ""
+			for _, pkt := range []ir.Packet{base, base.Reverse()} {
+				if p.QoSFor(pkt, false) != nil || perPacketQoS(p, pkt) != nil {
+					return true
+				}
+				if s := sessionQoS(p, pkt, false); s.DSCP >= 0 || s.Class != "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

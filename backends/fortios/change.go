@@ -26,9 +26,11 @@ const (
 	tblGroup6   = "firewall addrgrp6"
 	tblSvcGroup = "firewall service group"
 	tblPolicy   = "firewall policy"
+	tblShaper   = "firewall shaper traffic-shaper"
+	tblShaping  = "firewall shaping-policy"
 )
 
-var objectTables = []string{tblAddr, tblAddr6, tblFeed, tblCustom, tblGroup, tblGroup6, tblSvcGroup}
+var objectTables = []string{tblAddr, tblAddr6, tblFeed, tblCustom, tblGroup, tblGroup6, tblSvcGroup, tblShaper}
 
 // fieldOrder is the order fields are written in, as `show` prints them.
 var fieldOrder = map[string][]string{
@@ -41,6 +43,9 @@ var fieldOrder = map[string][]string{
 	tblSvcGroup: {"member", "comment"},
 	tblPolicy: {"name", "srcintf", "dstintf", "action", "srcaddr", "dstaddr", "srcaddr6", "dstaddr6", "status",
 		"schedule", "service", "utm-status", "ssl-ssh-profile", "logtraffic", "comments"},
+	tblShaper: {"priority", "per-policy"},
+	tblShaping: {"name", "comment", "status", "srcintf", "dstintf", "srcaddr", "dstaddr", "srcaddr6", "dstaddr6", "service",
+		"traffic-shaper", "traffic-shaper-reverse", "diffserv-forward", "diffservcode-forward", "diffserv-reverse", "diffservcode-rev"},
 }
 
 // matchFields are the policy fields that decide which packets it takes.
@@ -50,13 +55,14 @@ type fields = map[string][]string
 
 // boxState is turnwall's part of a box as the plan wants it.
 type boxState struct {
-	tables map[string]map[string]fields
-	order  []string // policy ids, top first
+	tables   map[string]map[string]fields
+	order    []string // policy ids, top first
+	qosOrder []string // shaping policy ids, first match first
 }
 
 func (pl *plan) state() boxState {
 	st := boxState{tables: map[string]map[string]fields{}}
-	for _, t := range append(objectTables, tblPolicy) {
+	for _, t := range append(objectTables, tblPolicy, tblShaping) {
 		st.tables[t] = map[string]fields{}
 	}
 	for _, a := range pl.addr4 {
@@ -113,6 +119,7 @@ func (pl *plan) state() boxState {
 		st.tables[tblPolicy][id] = f
 		st.order = append(st.order, id)
 	}
+	qosState(pl.qos, &st)
 	return st
 }
 
@@ -393,6 +400,7 @@ func changeScript(o, n boxState, s settings) []byte {
 			b.add(tblPolicy, false, "    edit "+id, "        set status enable", "    next")
 		}
 	}
+	shapingChanges(b, o, n)
 
 	// Phase 3: removals.
 	if !nameClash {
@@ -457,7 +465,7 @@ func (b *scriptBuilder) render(tx bool) []byte {
 // entryLines writes a whole new entry.
 func entryLines(t, name string, f fields) []string {
 	key := name
-	if t != tblPolicy {
+	if t != tblPolicy && t != tblShaping {
 		key = quote(name)
 	}
 	lines := []string{"    edit " + key}
@@ -478,7 +486,9 @@ func entryLines(t, name string, f fields) []string {
 
 // Fields whose values are keywords, numbers or addresses, written bare.
 var bareFields = map[string]bool{"type": true, "subnet": true, "ip6": true, "protocol": true, "tcp-portrange": true,
-	"udp-portrange": true, "action": true, "status": true, "utm-status": true, "logtraffic": true, "refresh-rate": true}
+	"udp-portrange": true, "action": true, "status": true, "utm-status": true, "logtraffic": true, "refresh-rate": true,
+	"priority": true, "per-policy": true, "diffserv-forward": true, "diffservcode-forward": true, "diffserv-reverse": true,
+	"diffservcode-rev": true}
 
 func setLine(f string, v []string) string {
 	if len(v) == 0 {

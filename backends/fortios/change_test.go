@@ -22,8 +22,10 @@ var _ backends.BoxModel = (*Box)(nil)
 // foreignConfig is a box's own configuration: its addresses, groups and
 // services, an intrazone policy above turnwall's block (1), a guest block
 // (2), and below where the block goes (position=before:3) web browsing and
-// DNS for everyone (3, 4) and a log-all deny (5). Its policies use the
-// policy zones' interfaces, so that they see the same packets as turnwall's.
+// DNS for everyone (3, 4) and a log-all deny (5), and a traffic shaper and
+// shaping policy of its own (guests' traffic low, marked CS1). Its policies
+// use the policy zones' interfaces, so that they see the same packets as
+// turnwall's.
 func foreignConfig(p *ir.Program) []byte {
 	var ifs []string
 	for _, z := range p.Zones {
@@ -104,6 +106,26 @@ config firewall policy
         set logtraffic all
     next
 end
+config firewall shaper traffic-shaper
+    edit "guest-low"
+        set priority low
+        set per-policy disable
+    next
+end
+config firewall shaping-policy
+    edit 1
+        set name "guest-low"
+        set status enable
+        set srcintf "any"
+        set dstintf "any"
+        set srcaddr "guest-net"
+        set dstaddr "all"
+        set service "ALL"
+        set traffic-shaper "guest-low"
+        set diffserv-forward enable
+        set diffservcode-forward 001000
+    next
+end
 `)
 }
 
@@ -154,6 +176,7 @@ func running(t *testing.T, base, p *ir.Program, zones map[string][]string, opts 
 
 type proofStats struct {
 	pairs, tx, steps, checks int
+	qos, qosScripts          int // results whose QoS was checked, scripts that change QoS
 	lines                    []int
 }
 
@@ -207,6 +230,19 @@ func proveChange(t *testing.T, old, new *ir.Program, st *proofStats) {
 	}
 	if box.Foreign() != foreign {
 		t.Fatalf("the box's own configuration changed:\n%s", script)
+	}
+	// The QoS decision after the script is new's.
+	if new != nil && backendtest.QoSSampled(new, 300) {
+		backendtest.CheckQoS(t, new, box.Config(), backendtest.EquivOptions{}, 300, true)
+		st.qos++
+	}
+	if new == nil || len(new.QoS) == 0 {
+		if strings.Contains(box.Owned(), "shaping") || strings.Contains(box.Owned(), "traffic-shaper") {
+			t.Fatalf("turnwall's QoS is left on the box:\n%s", box.Owned())
+		}
+	}
+	if strings.Contains(string(script), "config firewall shaping-policy") || strings.Contains(string(script), "config firewall shaper") {
+		st.qosScripts++
 	}
 	st.pairs++
 	st.steps += steps
@@ -274,8 +310,11 @@ func TestChangeRandomPairs(t *testing.T) {
 			hist[">50"]++
 		}
 	}
-	t.Logf("%d pairs, %d scripts proved (implementation and backout), %d steps, %d packet checks, %d in a transaction; script lines %v, longest %d",
-		n, st.pairs, st.steps, st.checks, st.tx, hist, maxLines)
+	t.Logf("%d pairs, %d scripts proved (implementation and backout), %d steps, %d packet checks, %d in a transaction; script lines %v, longest %d; %d scripts change QoS, %d results' QoS decisions checked",
+		n, st.pairs, st.steps, st.checks, st.tx, hist, maxLines, st.qosScripts, st.qos)
+	if st.qosScripts < st.pairs/10 {
+		t.Errorf("only %d of %d scripts change QoS", st.qosScripts, st.pairs)
+	}
 }
 
 // clone deep-copies a program.
@@ -297,7 +336,7 @@ func clone(p *ir.Program) *ir.Program {
 func mutate(p *ir.Program, rng *rand.Rand, k int) *ir.Program {
 	q := clone(p)
 	for i := 0; i < k; i++ {
-		switch rng.IntN(7) {
+		switch rng.IntN(8) {
 		case 0, 1: // add a range
 			s := &q.AddressSets[rng.IntN(len(q.AddressSets))]
 			if rng.IntN(4) == 0 {
@@ -353,6 +392,8 @@ func mutate(p *ir.Program, rng *rand.Rand, k int) *ir.Program {
 					e.Ports = append(e.Ports, ir.PortRange{First: port, Last: port})
 				}
 			}
+		case 7: // the qos block: a class's DSCP, replies, order, rules
+			backendtest.MutateQoS(q, rng)
 		}
 	}
 	for i := range q.AddressSets {
@@ -618,5 +659,65 @@ func TestChangeGolden(t *testing.T) {
 			proveChange(t, c.Program, next, &st)
 			proveChange(t, next, c.Program, &st)
 		})
+	}
+}
+
+// TestQoSChangeMinimal: a DSCP change of one class is the DSCP of its
+// shaping policies (both directions when the class marks replies), with its
+// shaper's priority when that changes; toggling replies is the reverse
+// fields of the class's shaping policies; each script is proved.
+func TestQoSChangeMinimal(t *testing.T) {
+	old := backendtest.CaseProgram(t, "case-qos")
+	video := -1
+	for i, c := range old.QoS {
+		if c.Name == "video" {
+			video = i
+		}
+	}
+	if video < 0 || len(old.QoS[video].Rules) != 1 || !old.QoS[video].Replies {
+		t.Fatal("case-qos has no class video of one rule marking replies")
+	}
+	var st proofStats
+	af31 := clone(old)
+	af31.QoS[video].DSCP = 26
+	got := string(change(t, old, af31, changeOpts))
+	if strings.Count(got, "\n") != 6 || !strings.Contains(got, "set diffservcode-forward 011010\n") || !strings.Contains(got, "set diffservcode-rev 011010\n") {
+		t.Errorf("AF41 -> AF31:\n%s", got)
+	}
+	proveChange(t, old, af31, &st)
+	proveChange(t, af31, old, &st)
+
+	cs1 := clone(old)
+	cs1.QoS[video].DSCP = 8 // a lower priority too
+	got = string(change(t, old, cs1, changeOpts))
+	if !strings.Contains(got, "config firewall shaper traffic-shaper\n    edit \"tw-qos-video\"\n        set priority low\n    next\nend\n") {
+		t.Errorf("AF41 -> CS1:\n%s", got)
+	}
+	proveChange(t, old, cs1, &st)
+
+	replies := clone(old)
+	replies.QoS[video].Replies = false
+	got = string(change(t, old, replies, changeOpts))
+	for _, want := range []string{"unset diffservcode-rev", "unset traffic-shaper-reverse", "set diffserv-reverse disable"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("replies off: no %q:\n%s", want, got)
+		}
+	}
+	if strings.Index(got, "unset diffservcode-rev") > strings.Index(got, "set diffserv-reverse disable") {
+		t.Errorf("replies off: the code is unset after the switch that hides it:\n%s", got)
+	}
+	proveChange(t, old, replies, &st)
+	proveChange(t, replies, old, &st)
+
+	swapped := clone(old)
+	swapped.QoS[0], swapped.QoS[1] = swapped.QoS[1], swapped.QoS[0]
+	got = string(change(t, old, swapped, changeOpts))
+	if n := strings.Count(got, "    move "); n != 1 {
+		t.Errorf("audio and video swapped: %d moves, want 1:\n%s", n, got)
+	}
+	proveChange(t, old, swapped, &st)
+	proveChange(t, swapped, old, &st)
+	if st.qos != st.pairs {
+		t.Errorf("%d of %d results had their QoS checked", st.qos, st.pairs)
 	}
 }

@@ -41,6 +41,7 @@ type Box struct {
 	feeds       map[string][]netip.Prefix
 	tables      map[string]map[string]map[string][]string // table -> key -> field -> values
 	order       []string                                  // policy ids, top first
+	qosOrder    []string                                  // shaping policy ids, first match first
 	foreignOK   bool                                      // loading the box's own configuration
 
 	// parse state
@@ -138,7 +139,7 @@ func (b *Box) exec(w []string) error {
 			return nil
 		case len(w) == 2 && w[0] == "delete":
 			return b.delete(w[1])
-		case len(w) == 4 && w[0] == "move" && b.table == "firewall policy":
+		case len(w) == 4 && w[0] == "move" && (b.table == "firewall policy" || b.table == "firewall shaping-policy"):
 			return b.move(w[1], w[2], w[3])
 		case len(w) == 1 && w[0] == "end":
 			b.table = ""
@@ -191,7 +192,7 @@ func (b *Box) owns(key string) error {
 }
 
 func (b *Box) owned(table, key string) bool {
-	if table == "firewall policy" {
+	if table == "firewall policy" || table == "firewall shaping-policy" {
 		id, err := strconv.ParseUint(key, 10, 32)
 		return err == nil && id >= b.first && id <= b.last
 	}
@@ -206,6 +207,9 @@ func (b *Box) commit() error {
 	if b.isNew && b.table == "firewall policy" {
 		b.order = append(b.order, b.key)
 	}
+	if b.isNew && b.table == "firewall shaping-policy" {
+		b.qosOrder = append(b.qosOrder, b.key)
+	}
 	b.work = nil
 	b.stepped()
 	return nil
@@ -213,6 +217,13 @@ func (b *Box) commit() error {
 
 // refs are the fields that name other entries, and where those live.
 func refTables(table, field string) []string {
+	if table == "firewall shaping-policy" {
+		// A shaping policy names addresses and services as a policy does.
+		if field == "traffic-shaper" || field == "traffic-shaper-reverse" {
+			return []string{"firewall shaper traffic-shaper"}
+		}
+		table = "firewall policy"
+	}
 	switch table + "|" + field {
 	case "firewall addrgrp|member", "firewall policy|srcaddr", "firewall policy|dstaddr":
 		return []string{"firewall address", "firewall addrgrp", "system external-resource"}
@@ -269,6 +280,9 @@ func (b *Box) delete(key string) error {
 	if b.table == "firewall policy" {
 		b.order = remove(b.order, key)
 	}
+	if b.table == "firewall shaping-policy" {
+		b.qosOrder = remove(b.qosOrder, key)
+	}
 	b.stepped()
 	return nil
 }
@@ -277,15 +291,19 @@ func (b *Box) move(a, where, c string) error {
 	if err := b.owns(a); err != nil {
 		return err
 	}
-	if (where != "before" && where != "after") || a == c || index(b.order, a) < 0 || index(b.order, c) < 0 {
+	order := &b.order
+	if b.table == "firewall shaping-policy" {
+		order = &b.qosOrder
+	}
+	if (where != "before" && where != "after") || a == c || index(*order, a) < 0 || index(*order, c) < 0 {
 		return b.errf("move %s %s %s: no such policy", a, where, c)
 	}
-	b.order = remove(b.order, a)
-	i := index(b.order, c)
+	*order = remove(*order, a)
+	i := index(*order, c)
 	if where == "after" {
 		i++
 	}
-	b.order = append(b.order[:i], append([]string{a}, b.order[i:]...)...)
+	*order = append((*order)[:i], append([]string{a}, (*order)[i:]...)...)
 	b.stepped()
 	return nil
 }
@@ -332,28 +350,34 @@ func (b *Box) canonical(owned bool) string {
 			}
 		}
 	}
-	// The policy list: the box's own policies in order, and (for the owned
-	// view) turnwall's with the box policy each follows.
-	anchor := "top"
-	for _, id := range b.order {
-		if b.owned("firewall policy", id) {
-			if owned {
-				fmt.Fprintf(&sb, "order %s after %s\n", id, anchor)
+	// The policy lists: the box's own policies in order, and (for the
+	// owned view) turnwall's with the box policy each follows.
+	for _, l := range []struct {
+		table, label string
+		order        []string
+	}{{"firewall policy", "order", b.order}, {"firewall shaping-policy", "shaping order", b.qosOrder}} {
+		anchor := "top"
+		for _, id := range l.order {
+			if b.owned(l.table, id) {
+				if owned {
+					fmt.Fprintf(&sb, "%s %s after %s\n", l.label, id, anchor)
+				}
+				anchor = id
+				continue
 			}
-			anchor = id
-			continue
+			if !owned {
+				fmt.Fprintf(&sb, "%s %s\n", l.label, id)
+			}
+			anchor = "box " + id
 		}
-		if !owned {
-			fmt.Fprintf(&sb, "order %s\n", id)
-		}
-		anchor = "box " + id
 	}
 	return sb.String()
 }
 
 // Config implements backends.BoxModel: a snapshot that decides packets.
 func (b *Box) Config() backends.Config {
-	c := &boxConfig{b: b, order: append([]string(nil), b.order...), tables: map[string]map[string]map[string][]string{}}
+	c := &boxConfig{b: b, order: append([]string(nil), b.order...), qosOrder: append([]string(nil), b.qosOrder...),
+		tables: map[string]map[string]map[string][]string{}}
 	for t, entries := range b.tables {
 		c.tables[t] = map[string]map[string][]string{}
 		for k, f := range entries {
@@ -364,9 +388,49 @@ func (b *Box) Config() backends.Config {
 }
 
 type boxConfig struct {
-	b      *Box
-	order  []string
-	tables map[string]map[string]map[string][]string
+	b        *Box
+	order    []string
+	qosOrder []string
+	tables   map[string]map[string]map[string][]string
+}
+
+// QoS implements backends.QoSConfig as FortiOS applies shaping policies:
+// the session (the reverse of a reply) takes the first enabled shaping
+// policy that matches it; its packets get diffservcode-forward when
+// diffserv-forward is on, its replies diffservcode-rev when
+// diffserv-reverse is on. The class and source are those turnwall's
+// comment names ("turnwall qos SOURCE CLASS: ...").
+func (c *boxConfig) QoS(pkt ir.Packet, reply bool) backends.QoSDecision {
+	out := backends.QoSDecision{DSCP: -1}
+	s := pkt
+	if reply {
+		s = pkt.Reverse()
+	}
+	s.DstHost = ""
+	for _, id := range c.qosOrder {
+		p := c.tables["firewall shaping-policy"][id]
+		if one(p, "status") == "disable" || !c.matches(p, s) {
+			continue
+		}
+		on, code := "diffserv-forward", "diffservcode-forward"
+		if reply {
+			on, code = "diffserv-reverse", "diffservcode-rev"
+		}
+		if one(p, on) != "enable" {
+			return out
+		}
+		v, err := strconv.ParseUint(one(p, code), 2, 8)
+		if err != nil {
+			return out
+		}
+		out.DSCP = int(v)
+		if w := strings.SplitN(one(p, "comment"), " ", 5); len(w) >= 4 && w[0] == "turnwall" && w[1] == "qos" {
+			out.Source, _ = unescape(w[2])
+			out.Class, _ = unescape(strings.TrimSuffix(w[3], ":"))
+		}
+		return out
+	}
+	return out
 }
 
 // Decide walks the policy list and takes the first enabled policy that

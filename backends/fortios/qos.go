@@ -70,10 +70,11 @@ func buildQoS(p *ir.Program, pl *plan) (*qosPlan, error) {
 	}
 	shNS := newNamespace("tw-qos-", objectNameMax)
 	polNS := newNamespace("tw-q-", policyNameMax)
-	// Shaping policies have a table of their own; their ids follow the
-	// firewall policies' in the same reserved range, so that one id never
-	// names two turnwall objects.
-	id := pl.s.firstID + uint64(len(p.Rules))
+	// Shaping policies have a table of their own; each takes an id of the
+	// reserved range from its name, as the firewall policies do
+	// (allocateIDs), so that adding, removing or reordering rules and
+	// classes keeps every other shaping policy's id and a change script
+	// edits only the shaping policies that change.
 	for ci := range p.QoS {
 		c := &p.QoS[ci]
 		sh := shaper{name: shNS.name("shaper", c.Name), priority: shaperPriority(c.DSCP)}
@@ -83,20 +84,27 @@ func buildQoS(p *ir.Program, pl *plan) (*qosPlan, error) {
 			if fp == nil || !fp.enabled {
 				continue // a rule that matches nothing
 			}
-			if id >= pl.s.lastID { // the last id is the default policy's
-				return nil, fmt.Errorf("fortios: the qos block needs more shaping policy ids than policy-ids %d-%d holds; widen the range", pl.s.firstID, pl.s.lastID)
-			}
 			head := "turnwall qos " + encodeToken(c.Origin.Source.String(), sourceSafe) + " " + encodeToken(c.Name, zoneSafe) + ":"
 			sp := shapingPolicy{
-				id: id, name: polNS.name("qos", c.Name+"-"+name),
+				name:    polNS.name("qos", c.Name+"-"+name),
 				srcintf: fp.srcintf, dstintf: fp.dstintf,
 				srcaddr: fp.srcaddr, dstaddr: fp.dstaddr, srcaddr6: fp.srcaddr6, dstaddr6: fp.dstaddr6,
 				service: fp.service, shaper: sh.name, reverse: c.Replies, dscp: c.DSCP,
 				comment: head + " " + cliText("rule "+name, 255-len(head)-1),
 			}
 			q.rules = append(q.rules, sp)
-			id++
 		}
+	}
+	if uint64(len(q.rules)) > pl.s.lastID-pl.s.firstID {
+		return nil, fmt.Errorf("fortios: the qos block needs %d shaping policy ids, more than policy-ids %d-%d holds; widen the range", len(q.rules), pl.s.firstID, pl.s.lastID)
+	}
+	names := make([]string, len(q.rules))
+	for i := range q.rules {
+		names[i] = q.rules[i].name
+	}
+	ids := allocateIDs(names, pl.s.firstID, pl.s.lastID)
+	for i := range q.rules {
+		q.rules[i].id = ids[q.rules[i].name]
 	}
 	return q, nil
 }

@@ -44,7 +44,8 @@ func (Backend) Change(old, new *ir.Program, opts backends.Options) ([]backends.F
 			return nil, err
 		}
 	}
-	steps := changeSteps(plans[0], plans[1])
+	steps, swapped := securitySteps(plans[0], plans[1])
+	steps = withQoS(plans[0], plans[1], steps, swapped)
 	if format == FormatXML {
 		if where.deviceGroup != "" {
 			return nil, fmt.Errorf("--param panos.device-group=%q: the xml change form is written for a firewall's vsys; use the set form for a Panorama device group", where.deviceGroup)
@@ -99,7 +100,11 @@ func renderSteps(steps []step, where place) ([]byte, error) {
 	w := &backends.Writer{W: &buf}
 	scope := where.scope()
 	for _, s := range steps {
-		w.Line("%s %s%s", s.verb, scope, strings.Join(append(append([]string(nil), s.path...), s.args...), " "))
+		sc := scope
+		if s.path[0] == "network" {
+			sc = "" // the device's, outside every vsys
+		}
+		w.Line("%s %s%s", s.verb, sc, strings.Join(append(append([]string(nil), s.path...), s.args...), " "))
 	}
 	return buf.Bytes(), w.Err
 }
@@ -119,11 +124,18 @@ func renderSteps(steps []step, where place) ([]byte, error) {
 //  5. group members removed, then removed groups, services and objects,
 //     when nothing refers to them any more.
 func changeSteps(old, new *plan) []step {
+	steps, _ := securitySteps(old, new)
+	return steps
+}
+
+// securitySteps is changeSteps, and whether it builds the new rules beside
+// the old ones (swapSteps).
+func securitySteps(old, new *plan) ([]step, bool) {
 	steps := inPlaceSteps(old, new)
 	if len(old.rules) > 0 && len(new.rules) > 0 && !inPlaceSafe(old, new) && decisive(steps, old) > 1 {
-		return swapSteps(old, new)
+		return swapSteps(old, new), true
 	}
-	return steps
+	return steps, false
 }
 
 // decisive counts the steps that can change how a packet is decided: not

@@ -17,8 +17,10 @@ import (
 )
 
 // foreignConfig is what the box holds before turnwall: a DNS rule above
-// turnwall's rules, a web rule and a block rule below them, and objects of
-// its own. None of it carries turnwall's prefixes.
+// turnwall's rules, a web rule and a block rule below them, objects of its
+// own, and QoS of its own (a profile, an interface using it, a QoS rule for
+// its phones, a marking on its DNS rule). None of it carries turnwall's
+// prefixes or its QoS profile.
 const foreignConfig = `set address corp-dns ip-netmask 192.0.2.53/32
 set address-group corp-dns-servers static [ corp-dns ]
 set service corp-dns-udp protocol udp port 53
@@ -27,6 +29,11 @@ set service-group corp-web members [ corp-web-tcp ]
 set rulebase security rules allow-dns from any to any source any destination corp-dns-servers source-user any application any service corp-dns-udp action allow log-end yes
 set rulebase security rules corp-web from any to any source any destination any source-user any application any service corp-web action allow log-end yes description "web browsing on every VLAN"
 set rulebase security rules block-bad from any to any source [ 203.0.113.0/24 ] destination any source-user any application any service any action deny
+set network qos profile site-qos class class1 priority real-time
+set network qos profile site-qos class class4 priority low
+set network qos interface ethernet1/8 enabled yes regular-traffic default-group qos-profile site-qos
+set rulebase security rules allow-dns qos marking ip-dscp cs2
+set rulebase qos rules site-voip from any to any source [ 198.18.0.0/15 ] destination any source-user any application any service any action class 1 description "the site's own phones"
 `
 
 // placed is the placement the property tests use: turnwall's rules between
@@ -70,6 +77,7 @@ func box(t testing.TB, prog *ir.Program, opts backends.Options) *Model {
 // pairStats is what one checked pair measured.
 type pairStats struct {
 	implLines, backoutLines, steps, packets int
+	qosChecked                              int // scripts whose result's QoS was checked
 }
 
 // checkPair proves one change on the box model: implementation and backout
@@ -137,12 +145,26 @@ func checkPair(t *testing.T, name string, old, new *ir.Program, opts backends.Op
 			t.Fatalf("%s %s: %v\nscript:\n%s", name, label, err, data)
 		}
 	}
+	checkQoS := func(label string, m *Model, p *ir.Program) {
+		t.Helper()
+		if p == nil || len(p.QoS) == 0 {
+			if strings.Contains(m.Owned(), "qos ") {
+				t.Fatalf("%s %s: turnwall's QoS is left on the box:\n%s", name, label, m.Owned())
+			}
+			return
+		}
+		if backendtest.QoSSampled(p, maxPkts/3) {
+			backendtest.CheckQoS(t, p, m.Config(), backendtest.EquivOptions{QoSSession: true}, maxPkts/3, true)
+			st.qosChecked++
+		}
+	}
 	impl := script(t, old, new, opts)
 	st.implLines = backendtest.CountLines(impl)
 	checkSteps("implementation", mOld, impl)
 	if got := mOld.Owned(); got != ownedNew {
 		t.Fatalf("%s: running(OLD)+implementation differs from running(NEW):\n%s\nscript:\n%s", name, lineDiff(got, ownedNew), impl)
 	}
+	checkQoS("implementation", mOld, new)
 	if mOld.Foreign() != foreign {
 		t.Fatalf("%s: the implementation changed the foreign configuration", name)
 	}
@@ -152,6 +174,7 @@ func checkPair(t *testing.T, name string, old, new *ir.Program, opts backends.Op
 	if got := mOld.Owned(); got != ownedOld {
 		t.Fatalf("%s: running(NEW)+backout differs from running(OLD):\n%s\nscript:\n%s", name, lineDiff(got, ownedOld), backout)
 	}
+	checkQoS("backout", mOld, old)
 	if mOld.Foreign() != foreign {
 		t.Fatalf("%s: the backout changed the foreign configuration", name)
 	}
@@ -217,22 +240,30 @@ func TestChangeRandomPairs(t *testing.T) {
 	opts := backends.Options{Params: placed}
 	rng := rand.New(rand.NewPCG(17, 2026))
 	const pairs = 200
-	total, maxLines, steps, swaps := 0, 0, 0, 0
+	total, maxLines, steps, swaps, qosPairs, qosChecked := 0, 0, 0, 0, 0, 0
 	for i := 0; i < pairs; i++ {
 		base := cases[i%len(cases)]
 		old := mutate(base.Program, rng, rng.IntN(3))
 		new := mutate(old, rng, 1+rng.IntN(3))
 		st := checkPair(t, fmt.Sprintf("pair %d (%s)", i, base.Name), old, new, opts, 300)
-		if strings.Contains(string(script(t, old, new, opts)), "\nrename ") {
+		sc := string(script(t, old, new, opts))
+		if strings.Contains(sc, "\nrename ") {
 			swaps++
 		}
+		if strings.Contains(sc, " qos ") {
+			qosPairs++
+		}
+		qosChecked += st.qosChecked
 		total += st.implLines
 		steps += st.steps
 		if st.implLines > maxLines {
 			maxLines = st.implLines
 		}
 	}
-	t.Logf("%d random pairs proved (%d changed in place, %d by building the new rules beside the old): implementation scripts %d lines in all (at most %d), %d steps checked", pairs, pairs-swaps, swaps, total, maxLines, steps)
+	t.Logf("%d random pairs proved (%d changed in place, %d by building the new rules beside the old): implementation scripts %d lines in all (at most %d), %d steps checked; %d implementation scripts change QoS, %d results' QoS decisions checked", pairs, pairs-swaps, swaps, total, maxLines, steps, qosPairs, qosChecked)
+	if qosPairs < pairs/10 {
+		t.Errorf("only %d of %d pairs change QoS", qosPairs, pairs)
+	}
 }
 
 // clone copies a program through its JSON form.
@@ -255,7 +286,7 @@ func clone(p *ir.Program) *ir.Program {
 func mutate(p *ir.Program, rng *rand.Rand, n int) *ir.Program {
 	q := clone(p)
 	for k := 0; k < n; k++ {
-		switch rng.IntN(7) {
+		switch rng.IntN(8) {
 		case 0: // add a range
 			if len(q.AddressSets) == 0 {
 				continue
@@ -317,6 +348,8 @@ func mutate(p *ir.Program, rng *rand.Rand, n int) *ir.Program {
 		case 6: // change a rule's destination
 			r := &q.Rules[rng.IntN(len(q.Rules))]
 			r.Dst = q.AddressSets[rng.IntN(len(q.AddressSets))].Name
+		case 7: // the qos block: a class's DSCP, replies, order, rules
+			backendtest.MutateQoS(q, rng)
 		}
 	}
 	q.Index()
@@ -356,6 +389,65 @@ func TestChangeHostile(t *testing.T) {
 		m := box(t, hostile, opts)
 		if err := m.Apply(script(t, hostile, nil, opts), nil); err != nil || m.Owned() != "" {
 			t.Fatalf("%s: hostile removal: %v\n%s", c.Name, err, m.Owned())
+		}
+	}
+}
+
+// TestQoSChangeMinimal: a DSCP change of one class is its class's priority
+// and the marking of the class's security rules, nothing else; replies of a
+// class do not exist on PAN-OS (sessions are marked both ways), so toggling
+// them changes nothing; each script is proved on the box model.
+func TestQoSChangeMinimal(t *testing.T) {
+	old := backendtest.CaseProgram(t, "case-qos")
+	opts := backends.Options{Params: placed}
+	video := -1
+	for i, c := range old.QoS {
+		if c.Name == "video" {
+			video = i
+		}
+	}
+	if video < 0 {
+		t.Fatal("case-qos has no class video")
+	}
+	af31 := clone(old)
+	af31.QoS[video].DSCP = 26
+	got := string(script(t, old, af31, opts))
+	want := "set network qos profile turnwall-qos class class2 priority medium\n" +
+		"set rulebase security rules tw-floor3.video.media qos marking ip-dscp af31\n"
+	if got != want {
+		t.Errorf("AF41 -> AF31:\n%s\nwant\n%s", got, want)
+	}
+	checkPair(t, "AF41 -> AF31", old, af31, opts, 1500)
+
+	af42 := clone(old)
+	af42.QoS[video].DSCP = 36 // same priority (high): the marking only
+	if got := string(script(t, old, af42, opts)); got != "set rulebase security rules tw-floor3.video.media qos marking ip-dscp af42\n" {
+		t.Errorf("AF41 -> AF42:\n%s", got)
+	}
+	replies := clone(old)
+	replies.QoS[video].Replies = !replies.QoS[video].Replies
+	if got := script(t, old, replies, opts); len(got) != 0 {
+		t.Errorf("replies toggled:\n%s", got)
+	}
+	swapped := clone(old)
+	swapped.QoS[0], swapped.QoS[1] = swapped.QoS[1], swapped.QoS[0]
+	st := checkPair(t, "classes swapped", old, swapped, opts, 1500)
+	if st.implLines > 11 {
+		t.Errorf("audio and video swapped: %d lines (2 priorities, 8 classes, 1 move)\n%s", st.implLines, script(t, old, swapped, opts))
+	}
+}
+
+// TestQoSSnapshotIsInstall: the snapshot panos.set, loaded on the box, holds
+// the same turnwall part as the first install Change(nil, p), QoS included.
+func TestQoSSnapshotIsInstall(t *testing.T) {
+	opts := backends.Options{Params: placed}
+	for _, c := range backendtest.Cases(t) {
+		m := box(t, nil, opts)
+		if err := m.Apply(backendtest.Emit(t, Backend{}, c.Program, opts)[0].Data, nil); err != nil {
+			t.Fatalf("%s: the snapshot: %v", c.Name, err)
+		}
+		if got, want := m.Owned(), box(t, c.Program, opts).Owned(); got != want {
+			t.Errorf("%s: the snapshot and the first install differ:\n%s", c.Name, lineDiff(got, want))
 		}
 	}
 }

@@ -90,6 +90,12 @@ func values(v string) []string {
 
 func entry(name string) string { return "entry[@name='" + name + "']" }
 
+// vsysOf is the vsys name at the end of a vsys xpath.
+func vsysOf(base string) string {
+	i := strings.LastIndex(base, "[@name='")
+	return strings.TrimSuffix(base[i+len("[@name='"):], "']")
+}
+
 // ruleLists are the list fields of security and decryption rules.
 var ruleLists = map[string]bool{"from": true, "to": true, "source": true, "destination": true,
 	"source-user": true, "application": true, "service": true, "category": true}
@@ -110,8 +116,16 @@ func xmlRequest(base string, s step) (xRequest, error) {
 				xpath += "/" + rest[0] + "/member[text()='" + rest[1] + "']"
 			}
 		}
-	default: // rulebase security|decryption rules NAME
+	case "network": // network qos profile P [class C] | network qos interface I
+		xpath = strings.TrimSuffix(base, "/vsys/"+entry(vsysOf(base))) + "/network/qos/" + p[2] + "/" + entry(strings.Trim(p[3], `"`))
+		if len(p) > 5 {
+			xpath += "/class/" + entry(p[5])
+		}
+	default: // rulebase security|decryption|qos rules NAME [qos [marking]]
 		xpath = base + "/rulebase/" + p[1] + "/rules/" + entry(p[3])
+		if len(p) > 4 {
+			xpath += "/" + strings.Join(p[4:], "/")
+		}
 	}
 	r.XPath = xpath
 	switch s.verb {
@@ -136,6 +150,13 @@ func xmlRequest(base string, s step) (xRequest, error) {
 	el := &xElement{}
 	a := s.args
 	switch p[0] {
+	case "network":
+		if p[2] == "interface" { // enabled yes regular-traffic default-group qos-profile P
+			el.Nodes = append(el.Nodes, leafNode("enabled", a[1]),
+				parentNode("regular-traffic", parentNode("default-group", leafNode("qos-profile", a[5]))))
+		} else { // priority P
+			el.Nodes = append(el.Nodes, leafNode(a[0], a[1]))
+		}
 	case "address":
 		el.Nodes = append(el.Nodes, leafNode(a[0], a[1]))
 	case "address-group", "service-group":
@@ -153,6 +174,9 @@ func xmlRequest(base string, s step) (xRequest, error) {
 		for i := 0; i+1 < len(a); i += 2 {
 			key, v := a[i], a[i+1]
 			switch {
+			case key == "action" && v == "class" && i+2 < len(a): // a QoS rule's action class N
+				el.Nodes = append(el.Nodes, parentNode("action", leafNode("class", a[i+2])))
+				i++
 			case ruleLists[key]:
 				el.Nodes = append(el.Nodes, membersNode(key, values(v)))
 			case key == "type":

@@ -179,7 +179,7 @@ func TestXMLChangeForm(t *testing.T) {
 		files := backendtest.Emit(t, Backend{}, p, xmlOpts)
 		return fromReader(t, files)
 	}
-	requests := 0
+	requests, qosSteps := 0, 0
 	for _, c := range backendtest.Cases(t) {
 		root := &xtree{}
 		_, vs := root.walk("/config/devices/entry[@name='localhost.localdomain']/vsys/entry[@name='vsys1']", true)
@@ -204,10 +204,40 @@ func TestXMLChangeForm(t *testing.T) {
 			if want := snapshotOf(step.to); got != want {
 				t.Fatalf("%s: the XML requests give\n%s\nthe snapshot\n%s", c.Name, got, want)
 			}
+			gotQoS, wantQoS := qosOf(t, doc), qosOf(t, backendtest.Emit(t, Backend{}, step.to, xmlOpts)[0].Data)
+			if len(step.to.QoS) > 0 {
+				qosSteps++
+				if !strings.Contains(wantQoS, "qos profile turnwall-qos") || !strings.Contains(wantQoS, "marking ") {
+					t.Fatalf("%s: the snapshot reads without its QoS:\n%s", c.Name, wantQoS)
+				}
+			}
+			if gotQoS != wantQoS {
+				t.Fatalf("%s: the XML requests give the QoS configuration\n%s\nthe snapshot\n%s", c.Name, gotQoS, wantQoS)
+			}
 			if p := pangoRead(t, doc, "vsys1"); p != got {
 				t.Fatalf("%s: pango reads the result otherwise:\n%s", c.Name, p)
 			}
 		}
 	}
-	t.Logf("%d XML API requests applied", requests)
+	t.Logf("%d XML API requests applied, %d results with a qos block", requests, qosSteps)
+}
+
+// qosOf is the QoS part of an XML configuration as the reader reads it:
+// profiles, interfaces, QoS rules in order, markings.
+func qosOf(t *testing.T, doc []byte) string {
+	t.Helper()
+	d, err := parseXML("qos.xml", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Model{dev: d, where: place{rulePrefix: "tw-", objectPrefix: "tw-"}}
+	var b strings.Builder
+	m.qosCanonical(&b, true)
+	m.qosCanonical(&b, false)
+	if d.qos != nil {
+		for _, r := range sortedKeys(d.qos.marking) {
+			fmt.Fprintf(&b, "marking %s %s\n", r, d.qos.marking[r])
+		}
+	}
+	return b.String()
 }

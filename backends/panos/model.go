@@ -200,13 +200,18 @@ func (m *Model) canonical(owned bool) string {
 				if owned {
 					fmt.Fprintf(&b, " after %s", prev)
 				}
-				b.WriteString(ruleCanonical(r) + "\n")
+				b.WriteString(ruleCanonical(r))
+				if v, ok := d.qosMarking(r.name); ok && rb.name == "security" {
+					b.WriteString(" qos marking ip-dscp " + v)
+				}
+				b.WriteString("\n")
 			}
 			if !mine {
 				prev = r.name
 			}
 		}
 	}
+	m.qosCanonical(&b, owned)
 	return b.String()
 }
 

@@ -175,16 +175,36 @@ func renderQoSSet(w *backends.Writer, pl *plan, scope string) {
 
 // rQoS is what the reader keeps of the QoS statements.
 type rQoS struct {
-	classes map[int]string // class number -> priority
-	rules   rulebase       // QoS policy rules
-	marking map[string]string
+	profiles   map[string]map[int]string // profile -> class number -> priority
+	interfaces map[string]string         // interface -> its QoS profile
+	rules      rulebase                  // QoS policy rules
+	marking    map[string]string         // security rule -> DSCP codepoint
 }
 
 func (d *device) qosState() *rQoS {
 	if d.qos == nil {
-		d.qos = &rQoS{classes: map[int]string{}, rules: rulebase{byName: map[string]*rRule{}}, marking: map[string]string{}}
+		d.qos = &rQoS{profiles: map[string]map[int]string{}, interfaces: map[string]string{},
+			rules: rulebase{byName: map[string]*rRule{}}, marking: map[string]string{}}
 	}
 	return d.qos
+}
+
+// setClass gives a profile's class a priority, creating the profile.
+func (q *rQoS) setClass(profile string, n int, prio string) {
+	if q.profiles[profile] == nil {
+		q.profiles[profile] = map[int]string{}
+	}
+	q.profiles[profile][n] = prio
+}
+
+// hasClass reports whether some QoS profile gives class n a priority.
+func (q *rQoS) hasClass(n int) bool {
+	for _, cs := range q.profiles {
+		if _, ok := cs[n]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 var qosKeys = ruleKeys{
@@ -205,7 +225,8 @@ func (p *setParser) setNetworkQoS() error {
 		return err
 	}
 	if what == "interface" {
-		if _, err := p.name("interface"); err != nil {
+		iface, err := p.name("interface")
+		if err != nil {
 			return err
 		}
 		for _, k := range []string{"enabled", "yes", "regular-traffic", "default-group", "qos-profile"} {
@@ -213,10 +234,15 @@ func (p *setParser) setNetworkQoS() error {
 				return err
 			}
 		}
-		_, err := p.name("qos profile")
-		return err
+		prof, err := p.name("qos profile")
+		if err != nil {
+			return err
+		}
+		q.interfaces[iface] = prof
+		return nil
 	}
-	if _, err := p.name("qos profile"); err != nil {
+	prof, err := p.name("qos profile")
+	if err != nil {
 		return err
 	}
 	if _, err := p.keyword("class"); err != nil {
@@ -237,7 +263,7 @@ func (p *setParser) setNetworkQoS() error {
 	if err != nil {
 		return err
 	}
-	q.classes[n] = prio
+	q.setClass(prof, n, prio)
 	return nil
 }
 
@@ -314,7 +340,7 @@ func (d *device) resolveQoS(c *config, errAt func(int, string, ...any) error) er
 	c.qos = &cQoS{marking: map[string]uint8{}}
 	for _, r := range d.qos.rules.order {
 		n, _ := strconv.Atoi(r.action)
-		if _, ok := d.qos.classes[n]; !ok {
+		if !d.qos.hasClass(n) {
 			return errAt(r.line, "QoS rule %q: class %q has no priority in the QoS profile", r.name, r.action)
 		}
 		r2 := *r
@@ -324,6 +350,11 @@ func (d *device) resolveQoS(c *config, errAt func(int, string, ...any) error) er
 			return errAt(r.line, "QoS rule %q: %v", r.name, err)
 		}
 		c.qos.rules = append(c.qos.rules, qosMatch{rule: rr, class: n, desc: r.description})
+	}
+	for iface, prof := range d.qos.interfaces {
+		if d.qos.profiles[prof] == nil {
+			return fmt.Errorf("QoS interface %q uses QoS profile %q, which does not exist", iface, prof)
+		}
 	}
 	for name, v := range d.qos.marking {
 		if d.security.byName[name] == nil {
@@ -469,11 +500,11 @@ func (x *xmlReader) networkQoS(n *node) error {
 	}
 	q := x.dev.qosState()
 	if pn := only(qn, "profile"); pn != nil {
-		profs, _, err := x.entries(pn)
+		profs, names0, err := x.entries(pn)
 		if err != nil {
 			return err
 		}
-		for _, pe := range profs {
+		for pi, pe := range profs {
 			if err := x.container(pe, []string{"name"}, "class"); err != nil {
 				return err
 			}
@@ -506,19 +537,33 @@ func (x *xmlReader) networkQoS(n *node) error {
 				default:
 					return x.errAt(pr, "unknown priority %q", v)
 				}
-				q.classes[num] = v
+				q.setClass(names0[pi], num, v)
 			}
 		}
 	}
 	if in := only(qn, "interface"); in != nil {
-		ifs, _, err := x.entries(in)
+		ifs, inames, err := x.entries(in)
 		if err != nil {
 			return err
 		}
-		for _, ie := range ifs {
+		for ii, ie := range ifs {
 			if err := x.container(ie, []string{"name"}, "enabled", "regular-traffic"); err != nil {
 				return err
 			}
+			prof := ""
+			if rt := only(ie, "regular-traffic"); rt != nil {
+				if dg := only(rt, "default-group"); dg != nil {
+					if qp := only(dg, "qos-profile"); qp != nil {
+						if prof, err = x.leaf(qp); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if prof == "" {
+				return x.errAt(ie, "QoS interface %q names no qos-profile", inames[ii])
+			}
+			q.interfaces[inames[ii]] = prof
 		}
 	}
 	return nil

@@ -11,12 +11,14 @@ import (
 // is an error, as is deleting an object or group something still refers to
 // (PAN-OS refuses both).
 func (p *setParser) delete() error {
-	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword())
+	what, err := p.keyword("address", "address-group", "service", "service-group", "external-list", p.rulebaseKeyword(), "network")
 	if err != nil {
 		return err
 	}
 	d := p.dev
 	switch what {
+	case "network":
+		return p.deleteNetworkQoS()
 	case "external-list":
 		name, err := p.name("external list name")
 		if err != nil {
@@ -108,7 +110,7 @@ func (p *setParser) delete() error {
 		s.sourcePort = ""
 		return nil
 	}
-	base, err := p.keyword("security", "decryption")
+	base, err := p.keyword("security", "decryption", "qos")
 	if err != nil {
 		return err
 	}
@@ -120,8 +122,11 @@ func (p *setParser) delete() error {
 		return err
 	}
 	rb, keys := &d.security, securityKeys
-	if base == "decryption" {
+	switch base {
+	case "decryption":
 		rb, keys = &d.decryption, decryptionKeys
+	case "qos":
+		rb, keys = &d.qosState().rules, qosKeys
 	}
 	r := rb.byName[name]
 	if r == nil {
@@ -130,7 +135,13 @@ func (p *setParser) delete() error {
 	if !p.more() {
 		delete(rb.byName, name)
 		rb.order = append(rb.order[:rb.index(name):rb.index(name)], rb.order[rb.index(name)+1:]...)
+		if base == "security" && d.qos != nil {
+			delete(d.qos.marking, name) // the marking is part of the rule
+		}
 		return nil
+	}
+	if base == "security" && !p.toks[p.pos].quoted && p.toks[p.pos].s == "qos" {
+		return p.deleteMarking(name)
 	}
 	key, err := p.keyword(keys.lists...)
 	if err != nil {
@@ -176,7 +187,7 @@ func (d *device) users(name string, groups map[string]*rGroup, kind string, keys
 		sort.Strings(gs)
 		return kind + " " + gs[0]
 	}
-	for _, rb := range []*rulebase{&d.security, &d.decryption} {
+	for _, rb := range d.rulebases() {
 		for _, r := range rb.order {
 			for _, k := range keys {
 				if contains(r.lists[k], name) {
@@ -233,6 +244,10 @@ func (p *setParser) rename() error {
 		delete(rb.byName, from)
 		r.name = to
 		rb.byName[to] = r
+		if m, ok := d.qosMarking(from); ok && base == "security" {
+			delete(d.qos.marking, from)
+			d.qos.marking[to] = m
+		}
 		return nil
 	}
 	taken := func(name string) bool {
@@ -281,7 +296,7 @@ func (p *setParser) rename() error {
 			}
 		}
 	}
-	for _, rb := range []*rulebase{&d.security, &d.decryption} {
+	for _, rb := range d.rulebases() {
 		for _, r := range rb.order {
 			for _, k := range keys {
 				for i, m := range r.lists[k] {

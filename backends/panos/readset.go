@@ -199,7 +199,11 @@ func (p *setParser) statement() error {
 		return err
 	}
 	vsys := "vsys1"
-	if p.more() && !p.toks[p.pos].quoted && p.toks[p.pos].s == "vsys" {
+	if verb != "move" && verb != "rename" && p.more() && !p.toks[p.pos].quoted && p.toks[p.pos].s == "network" {
+		// Network settings (the QoS profile and interfaces) are the
+		// device's, outside every vsys and device group.
+		vsys = p.dev.vsys
+	} else if p.more() && !p.toks[p.pos].quoted && p.toks[p.pos].s == "vsys" {
 		p.pos++
 		if vsys, err = p.word("vsys name"); err != nil {
 			return err
