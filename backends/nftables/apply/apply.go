@@ -11,6 +11,9 @@
 // small enough for the 16-bit attribute length that google/nftables v0.3.0
 // overflows silently, and after every change the table is read back and
 // compared with what was meant: any difference restores the previous table.
+// State.Apply also records what a verified apply left in the kernel, and
+// plans the next apply from that record instead of reading the sets while
+// the kernel's ruleset generation shows that nothing was committed since.
 package apply
 
 import (
@@ -131,15 +134,20 @@ func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
 // the kernel's ruleset generation shows that nothing was committed since
 // (see record.go); otherwise it reads the live table as Apply does.
 func (st State) Apply(t Target, want *nftables.Ruleset) (*Result, error) {
-	res, held, err := apply(t, want, st.readRecord(t))
+	rec := st.readRecord(t)
+	res, held, err := apply(t, want, rec)
 	st.keepRecord(t, res, held, err)
 	return res, err
 }
 
 // keepRecord saves the record of a verified apply, or removes the old one.
+// A record that was used and found nothing to change stays as it is.
 func (st State) keepRecord(t Target, res *Result, held *record, err error) {
 	if err != nil {
 		held = nil
+	}
+	if held != nil && res.FromRecord && res.Plan.Action == NoChange {
+		return
 	}
 	if werr := st.writeRecord(t, held); werr != nil && res != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the record of the applied table was not saved (%v); the next apply reads the table in full", werr))

@@ -15,7 +15,7 @@ import (
 
 // largePolicy is the 100,000-prefix policy of the compiler's and the CLI's
 // benchmarks (it aggregates to about 26,000 prefixes), built into the model.
-func largePolicy(b *testing.B) *nftables.Ruleset {
+func largePolicy(b testing.TB) *nftables.Ruleset {
 	b.Helper()
 	dir := b.TempDir()
 	path := filepath.Join(dir, "large.hcl")
