@@ -2,8 +2,10 @@ package apply
 
 import (
 	"os"
+	"os/exec"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/turnwall/turnwall/backends/nftables"
 	"github.com/turnwall/turnwall/relay/netns"
@@ -256,5 +258,43 @@ func TestRecordEncoding(t *testing.T) {
 		if _, err := decodeRecord(b[:n]); err == nil {
 			t.Errorf("a record cut at %d bytes was accepted", n)
 		}
+	}
+}
+
+// TestRecordConfirmWindow: a confirm window opened by an apply planned from
+// the record saves the previous table (its intervals from the record) and
+// its rollback restores it exactly; the rollback moves the generation, so
+// the next apply reads the sets.
+func TestRecordConfirmWindow(t *testing.T) {
+	needKernel(t)
+	st := State{Dir: t.TempDir()}
+	ns := newNS(t, "record")
+	target := Target{Table: "turnwall", NetNS: ns.Name}
+	rs := synthetic("turnwall", 3000, 2000, 0)
+	recordApply(t, st, ns, rs)
+	opts := ConfirmOptions{Window: time.Minute, Watcher: func(id string) *exec.Cmd {
+		return child("watch", "TW_STATE="+st.Dir, "TW_NETNS="+ns.Name, "TW_TABLE=turnwall", "TW_ID="+id)
+	}}
+	v := withPrefix(rs, "big_v4", "2.0.0.0/32")
+	unlock, err := st.Lock(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, p, err := st.ApplyConfirmed(target, v, opts)
+	unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == nil || !res.FromRecord || res.Plan.Action != Delta {
+		t.Fatalf("confirmed apply: window %v, from record %v, %s", p != nil, res.FromRecord, res.Plan.Action)
+	}
+	sameAsRead(t, ns, v)
+	if _, _, err := st.Rollback(target, RollbackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameAsRead(t, ns, rs)
+	res, reads := recordApply(t, st, ns, rs)
+	if res.FromRecord || reads == 0 || res.Plan.Action != NoChange {
+		t.Fatalf("after the rollback: %s, from record %v, %d sets read", res.Plan.Action, res.FromRecord, reads)
 	}
 }
