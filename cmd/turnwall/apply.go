@@ -432,7 +432,7 @@ func (a *app) runPlan(args []string, f *policyFlags, t *targetFlags) error {
 		return err
 	}
 	a.warnInterfaces(target, c)
-	p, err := apply.PlanFor(target, c.rs)
+	p, err := t.state().PlanFor(target, c.rs)
 	if err != nil {
 		return err
 	}

@@ -291,3 +291,14 @@ func readWithRecord(t Target, r *record) (*Snapshot, bool, error) {
 	snap, err = read(s, t.Table)
 	return snap, false, err
 }
+
+// PlanFor plans applying want as the package's PlanFor does, taking the sets'
+// elements from the record of the last verified apply when it still
+// describes the kernel (the ruleset generation has not moved).
+func (st State) PlanFor(t Target, want *nftables.Ruleset) (*Plan, error) {
+	live, _, err := readWithRecord(t, st.readRecord(t))
+	if err != nil {
+		return nil, err
+	}
+	return NewPlan(live, want)
+}

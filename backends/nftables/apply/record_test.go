@@ -108,6 +108,24 @@ func TestRecordSkipsRead(t *testing.T) {
 		t.Fatalf("plan from the record %q, from a read %q", res.Plan.Summary(), stateless.Plan.Summary())
 	}
 
+	// A plan (turnwall plan) from the record is the plan from a read.
+	v := withPrefix(rs, "big_v6", "2001:db8::/64")
+	before := setReads.Load()
+	fromRec, err := st.PlanFor(Target{Table: rs.Table, NetNS: ns.Name}, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := setReads.Load() - before; n != 0 {
+		t.Fatalf("a plan read %d sets", n)
+	}
+	read, err := PlanFor(Target{Table: rs.Table, NetNS: ns.Name}, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromRec.Summary() != read.Summary() || fromRec.Diff("a", "b") != read.Diff("a", "b") {
+		t.Fatalf("plan from the record %q, from a read %q", fromRec.Summary(), read.Summary())
+	}
+
 	// Deltas, small and large sets, planned from the record each time.
 	versions := []*nftables.Ruleset{
 		withPrefix(rs, "big_v4", "2.0.0.0/32"),
@@ -123,7 +141,7 @@ func TestRecordSkipsRead(t *testing.T) {
 		sameAsRead(t, ns, v)
 	}
 	// A change of rules replaces the table, planned from the record too.
-	v := synthetic("turnwall", 3000, 2000, 1)
+	v = synthetic("turnwall", 3000, 2000, 1)
 	res, _ = recordApply(t, st, ns, v)
 	if res.Plan.Action != Replace || !res.FromRecord {
 		t.Fatalf("rule change: %s, from record %v", res.Plan.Action, res.FromRecord)
