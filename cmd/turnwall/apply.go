@@ -263,7 +263,7 @@ Exit status: 0 applied (or nothing to do), 1 errors, 2 usage errors; with
 					Watcher: func(id string) *exec.Cmd { return watcherCmd(&t, id) },
 					Timer:   apply.DefaultSystemdTimer(func(id string) []string { return timerCmd(&t, id) })})
 			} else {
-				res, err = apply.Apply(target, c.rs)
+				res, err = st.Apply(target, c.rs)
 			}
 			if err != nil {
 				return err
@@ -432,7 +432,7 @@ func (a *app) runPlan(args []string, f *policyFlags, t *targetFlags) error {
 		return err
 	}
 	a.warnInterfaces(target, c)
-	p, err := apply.PlanFor(target, c.rs)
+	p, err := t.state().PlanFor(target, c.rs)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,9 @@
 // small enough for the 16-bit attribute length that google/nftables v0.3.0
 // overflows silently, and after every change the table is read back and
 // compared with what was meant: any difference restores the previous table.
+// State.Apply also records what a verified apply left in the kernel, and
+// plans the next apply from that record instead of reading the sets while
+// the kernel's ruleset generation shows that nothing was committed since.
 package apply
 
 import (
@@ -92,6 +95,9 @@ type Result struct {
 	Intervals int
 	// Generation is the ruleset generation after the apply.
 	Generation uint32
+	// FromRecord: the plan started from the record of the last verified
+	// apply (the generation had not moved), not from reading the sets.
+	FromRecord bool
 	// Attempts counts plans made: more than one when another program
 	// changed the ruleset in between.
 	Attempts int
@@ -118,32 +124,74 @@ const maxAttempts = 5
 // in one batch. Afterwards the table is read back; if it is not exactly what
 // was meant, the previous table is restored and an error returned.
 func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
+	res, _, err := apply(t, want, nil)
+	return res, err
+}
+
+// Apply applies want as the package's Apply does, and keeps a record of what
+// the kernel holds afterwards in the state directory. The next apply of the
+// target plans from that record instead of reading the sets' elements when
+// the kernel's ruleset generation shows that nothing was committed since
+// (see record.go); otherwise it reads the live table as Apply does.
+func (st State) Apply(t Target, want *nftables.Ruleset) (*Result, error) {
+	rec := st.readRecord(t)
+	res, held, err := apply(t, want, rec)
+	st.keepRecord(t, res, held, err)
+	return res, err
+}
+
+// keepRecord saves the record of a verified apply, or removes the old one.
+// A record that was used and found nothing to change stays as it is.
+func (st State) keepRecord(t Target, res *Result, held *record, err error) {
+	if err != nil {
+		held = nil
+	}
+	if held != nil && res.FromRecord && res.Plan.Action == NoChange {
+		return
+	}
+	if werr := st.writeRecord(t, held); werr != nil && res != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the record of the applied table was not saved (%v); the next apply reads the table in full", werr))
+	}
+}
+
+// apply is Apply, planning from rec when it still describes the kernel. It
+// returns the record of what the kernel holds afterwards (nil when unknown).
+func apply(t Target, want *nftables.Ruleset, rec *record) (*Result, *record, error) {
 	if want.Table != t.Table {
-		return nil, fmt.Errorf("the ruleset is for table %s, not %s", want.Table, t.Table)
+		return nil, nil, fmt.Errorf("the ruleset is for table %s, not %s", want.Table, t.Table)
 	}
 	s, err := t.open()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.close()
 	res := &Result{}
 	for res.Attempts < maxAttempts {
 		res.Attempts++
 		start := time.Now()
-		live, err := read(s, t.Table)
-		if err != nil {
-			return res, err
+		var live *Snapshot
+		res.FromRecord = false
+		if res.Attempts == 1 {
+			if live, err = fromRecord(s, t.Table, rec); err != nil {
+				return res, nil, err
+			}
+			res.FromRecord = live != nil
+		}
+		if live == nil {
+			if live, err = read(s, t.Table); err != nil {
+				return res, nil, err
+			}
 		}
 		res.Previous = live
 		plan, err := NewPlan(live, want)
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		res.Plan = plan
 		res.Read = time.Since(start)
 		if plan.Action == NoChange {
 			res.Generation = live.genID
-			return res, nil
+			return res, newRecord(s, plan, live.genID), nil
 		}
 		b := newBatch(s)
 		e := newEncoder(b, t.Table)
@@ -154,9 +202,12 @@ func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
 				e.elements(unix.NFT_MSG_NEWSETELEM, unix.NLM_F_CREATE|unix.NLM_F_EXCL, d.Set, 0, add)
 			}
 		} else if err := e.replace(want, plan.wantRanges); err != nil {
-			return res, err
+			return res, nil, err
 		}
 		res.Messages, res.Bytes = b.len(), b.size()
+		if beforeSend != nil {
+			beforeSend(res.Attempts)
+		}
 		start = time.Now()
 		err = b.send(live.genID)
 		res.Send = time.Since(start)
@@ -164,7 +215,7 @@ func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
 			continue
 		}
 		if err != nil && !errors.Is(err, errUncertain) {
-			return res, err
+			return res, nil, err
 		}
 		res.Uncertain = err != nil
 		start = time.Now()
@@ -175,20 +226,24 @@ func Apply(t Target, want *nftables.Ruleset) (*Result, error) {
 			for _, r := range plan.wantRanges {
 				res.Intervals += len(r)
 			}
-			return res, nil
+			return res, newRecord(s, plan, gen), nil
 		}
 		if res.Uncertain && errors.Is(verr, errUnchanged) {
-			return res, fmt.Errorf("the kernel's answer was lost and %s is unchanged: %w", t, err)
+			return res, nil, fmt.Errorf("the kernel's answer was lost and %s is unchanged: %w", t, err)
 		}
 		// The kernel does not hold what was meant: put the previous table back.
 		res.RolledBack = true
 		if err := restore(s, live, maxAttempts); err != nil {
-			return res, fmt.Errorf("verification after the apply failed (%v) and restoring the previous table failed too: %w", verr, err)
+			return res, nil, fmt.Errorf("verification after the apply failed (%v) and restoring the previous table failed too: %w", verr, err)
 		}
-		return res, fmt.Errorf("verification after the apply failed, the previous table was restored: %w", verr)
+		return res, nil, fmt.Errorf("verification after the apply failed, the previous table was restored: %w", verr)
 	}
-	return res, fmt.Errorf("another program kept changing the ruleset; %s was not changed (tried %d times)", t, maxAttempts)
+	return res, nil, fmt.Errorf("another program kept changing the ruleset; %s was not changed (tried %d times)", t, maxAttempts)
 }
+
+// beforeSend, when set (by tests), runs after planning and before the batch
+// is sent, with the attempt's number.
+var beforeSend func(attempt int)
 
 // errUnchanged: after a batch the kernel still holds the previous table.
 var errUnchanged = errors.New("the table is unchanged")

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"go4.org/netipx"
 	"golang.org/x/sys/unix"
@@ -72,6 +73,10 @@ func readElements(s *sock, table, set string) ([]element, error) {
 	return out, err
 }
 
+// setReads counts the address sets whose elements were read, for the tests
+// of planning from a record.
+var setReads atomic.Int64
+
 type addrSetResult struct {
 	ranges []netipx.IPRange
 	marker bool
@@ -82,6 +87,7 @@ type addrSetResult struct {
 // so reading a set of 200,000 elements takes about half a second of kernel
 // time; reading sets in parallel does not help.)
 func readAddrSets(s *sock, table string, sets []liveSet) ([]addrSetResult, error) {
+	setReads.Add(int64(len(sets)))
 	out := make([]addrSetResult, len(sets))
 	readOne := func(s *sock, i int) error {
 		ls := sets[i]

@@ -335,7 +335,14 @@ func BenchmarkForward(b *testing.B) {
 	for _, n := range names {
 		entries = append(entries, entry{name: strings.TrimPrefix(n, "policies-"), rs: all[n]})
 	}
-	entries = append(entries, entry{name: "100k-prefixes", rs: largePolicy(b)})
+	large := largePolicy(b)
+	entries = append(entries, entry{name: "100k-prefixes", rs: large})
+	// Its rules with only the first prefix of each set (the one the flow
+	// uses): what the lookups in its large interval sets cost.
+	entries = append(entries, entry{name: "100k-rules-small-sets", rs: firstPrefixes(large)})
+	// The same policy with its rules in one chain per interface pair, chosen
+	// by one verdict map lookup (loaded by nft: the model has no maps).
+	entries = append(entries, entry{name: "100k-pair-vmap", rs: large, text: pairVmap(b, large)})
 	// The private-relay example in the structure of earlier versions, for a
 	// before/after comparison in the same run.
 	if rs, ok := all["policies-private-relay"]; ok {
@@ -361,7 +368,11 @@ func BenchmarkForward(b *testing.B) {
 		}
 		l := newFwdLab(b, e.name, f)
 		l.policy = true
-		mustApply(b, l.gw, e.rs)
+		if e.text != "" {
+			nftFile(b, l.gw, []byte(e.text))
+		} else {
+			mustApply(b, l.gw, e.rs)
+		}
 		labs = append(labs, l)
 	}
 	for _, l := range labs {
@@ -447,4 +458,74 @@ func earlierStructure(rs *nftables.Ruleset) *nftables.Ruleset {
 		}
 	}
 	return out
+}
+
+// firstPrefixes is a ruleset with only the first prefix of each set.
+func firstPrefixes(rs *nftables.Ruleset) *nftables.Ruleset {
+	out := clone(rs)
+	for i := range out.Sets {
+		if len(out.Sets[i].Prefixes) > 1 {
+			out.Sets[i].Prefixes = out.Sets[i].Prefixes[:1]
+		}
+	}
+	return out
+}
+
+// pairVmap renders a ruleset whose policy chain holds, after its ct state
+// rules, only rules naming one input and one output interface each (and
+// rules naming none after them), with those rules moved to one chain per
+// interface pair, without the interface tests, and the policy chain jumping
+// to the packet's pair through an `iifname . oifname` verdict map. A rule
+// is evaluated only for packets of its pair, in the same order, and the
+// rules after the map are reached when the pair's chain returns, so every
+// decision is the same.
+func pairVmap(b testing.TB, rs *nftables.Ruleset) string {
+	b.Helper()
+	out := clone(rs)
+	const mark = "PAIR VERDICT MAP"
+	var pairs []string
+	pairChain := map[string]int{}
+	for ci := range out.Chains {
+		c := &out.Chains[ci]
+		if c.Hook != "" {
+			continue
+		}
+		var head, tail []nftables.Rule
+		for _, r := range c.Rules {
+			switch {
+			case len(r.CtState) > 0 && len(tail) == 0 && len(pairs) == 0:
+				head = append(head, r)
+			case len(r.IIF) == 1 && len(r.OIF) == 1 && len(tail) == 0:
+				pair := r.IIF[0] + "|" + r.OIF[0]
+				if _, ok := pairChain[pair]; !ok {
+					pairChain[pair] = len(out.Chains)
+					pairs = append(pairs, pair)
+					out.Chains = append(out.Chains, nftables.Chain{Name: fmt.Sprintf("pair_%d", len(pairs))})
+				}
+				r.IIF, r.OIF = nil, nil
+				i := pairChain[pair]
+				out.Chains[i].Rules = append(out.Chains[i].Rules, r)
+				c = &out.Chains[ci]
+			case len(r.IIF) == 0 && len(r.OIF) == 0:
+				tail = append(tail, r)
+			default:
+				b.Fatalf("pairVmap: rule %q does not fit", r.Comment)
+			}
+		}
+		c.Rules = append(append(head, nftables.Rule{Verdict: "accept", Comment: mark}), tail...)
+	}
+	var elems []string
+	for _, p := range pairs {
+		in, o, _ := strings.Cut(p, "|")
+		elems = append(elems, fmt.Sprintf("%q . %q : jump %s", in, o, out.Chains[pairChain[p]].Name))
+	}
+	vmap := "iifname . oifname vmap { " + strings.Join(elems, ", ") + " }"
+	var lines []string
+	for _, line := range strings.Split(string(out.Text()), "\n") {
+		if strings.Contains(line, mark) {
+			line = "\t\t" + vmap
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n")
 }

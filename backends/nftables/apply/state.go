@@ -230,7 +230,8 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 	if err != nil {
 		return nil, nil, err
 	}
-	prev, err := Read(t)
+	rec := st.readRecord(t)
+	prev, fromRec, err := readWithRecord(t, rec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -239,7 +240,7 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 		return nil, nil, err
 	}
 	if !plan.Changed() {
-		return &Result{Plan: plan, Previous: prev, Generation: prev.genID, Attempts: 1}, nil, nil
+		return &Result{Plan: plan, Previous: prev, Generation: prev.genID, Attempts: 1, FromRecord: fromRec}, nil, nil
 	}
 	idb := make([]byte, 8)
 	rand.Read(idb)
@@ -255,7 +256,8 @@ func (st State) ApplyConfirmed(t Target, want *nftables.Ruleset, o ConfirmOption
 	}
 	p.Watcher = cmd.Process.Pid
 	p.WatcherStart, _ = procStart(p.Watcher)
-	res, err := Apply(t, want)
+	res, held, err := apply(t, want, rec)
+	st.keepRecord(t, res, held, err)
 	if err != nil {
 		// Nothing to roll back when the kernel still holds the previous
 		// table (the batch was refused, or the read-back restored it);
