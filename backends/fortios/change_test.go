@@ -721,3 +721,89 @@ func TestQoSChangeMinimal(t *testing.T) {
 		t.Errorf("%d of %d results had their QoS checked", st.qos, st.pairs)
 	}
 }
+
+// TestOnePrefixChangeFeed: a 10,000-range provider is above every model's
+// group size in the limit table (600-2,500 members), so on FortiOS it is a
+// threat feed; one range added or removed is then one line of the feed file
+// and no CLI command at all (the box fetches the file), and the box model
+// decides from configuration and feed as the IR does.
+func TestOnePrefixChangeFeed(t *testing.T) {
+	old := largeProgram(t, 10_000)
+	if cs := (Backend{}).Check(old, backends.Options{Params: map[string]string{"model": "FG-1000F"}}); len(cs) == 0 {
+		t.Fatal("a 10,000-range group fits the largest model's table; the premise of this test is gone")
+	}
+	new := clone(old)
+	big := 0
+	for i := range new.AddressSets {
+		if len(new.AddressSets[i].V4) > len(new.AddressSets[big].V4) {
+			big = i
+		}
+	}
+	new.AddressSets[big].V4 = append(new.AddressSets[big].V4, netip.MustParsePrefix("100.100.100.0/24"))
+	new.Index()
+	const base = "https://feeds.example.com/turnwall/"
+	opts := backends.Options{Params: map[string]string{"model": "FG-1000F", "feed-above": "1000", "feed-url": base}}
+	for _, pair := range [][2]*ir.Program{{old, new}, {new, old}} {
+		files, err := Backend{}.Change(pair[0], pair[1], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files[0].Name != changeFile || strings.TrimSpace(string(files[0].Data)) != "" {
+			t.Errorf("a one-range change of a feed gave a script:\n%s", files[0].Data)
+		}
+		before, err := Backend{}.Change(nil, pair[0], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := 0
+		for _, f := range files[1:] {
+			for _, g := range before[1:] {
+				if g.Name == f.Name {
+					changed += diffLines(string(g.Data), string(f.Data))
+				}
+			}
+		}
+		if changed != 1 {
+			t.Errorf("the feed files differ in %d lines, want 1", changed)
+		}
+		t.Logf("script %d bytes, %d feed files, %d feed lines changed", len(strings.TrimSpace(string(files[0].Data))), len(files)-1, changed)
+		feeds, err := ReadFeeds(base, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		box, err := NewBox(nil, 10000, 10999, zonesOf(pair[1]), feeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := box.Apply(before[0].Data, nil); err != nil {
+			t.Fatal(err)
+		}
+		cfg := box.Config()
+		for _, pkt := range backendtest.Packets(pair[1], 7, 2000) {
+			if got, want := cfg.Decide(pkt).Action, pair[1].Allows(pkt).Action; got != want {
+				t.Fatalf("%v: box with the new feed says %s, the IR %s", pkt, got, want)
+			}
+		}
+	}
+}
+
+// diffLines counts the lines in one text and not the other (both sorted
+// prefix lists).
+func diffLines(a, b string) int {
+	in := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		in[l]++
+	}
+	n := 0
+	for _, l := range strings.Split(b, "\n") {
+		if in[l] > 0 {
+			in[l]--
+		} else {
+			n++
+		}
+	}
+	for _, c := range in {
+		n += c
+	}
+	return n
+}
