@@ -62,6 +62,18 @@ func newNamespace(prefix string, max int) *namespace {
 	return &namespace{namer: naming.New(objectRules(prefix, max)), owner: map[string]string{}}
 }
 
+// grow makes room for k more names.
+func (ns *namespace) grow(k int) {
+	if k > 0 {
+		owner := make(map[string]string, len(ns.owner)+k)
+		for a, b := range ns.owner {
+			owner[a] = b
+		}
+		ns.owner = owner
+	}
+	ns.namer.Grow(k)
+}
+
 func (ns *namespace) name(kind, key string) string {
 	for {
 		k, taken := ns.owner[key]
@@ -76,11 +88,24 @@ func (ns *namespace) name(kind, key string) string {
 
 // prefixKey spells a prefix with name-safe characters: "10.20.0.0/16" ->
 // "10.20.0.0_16", "fd00:20::/48" -> "fd00-20--_48". Neither '-' nor '_' occurs
-var prefixSpelling = strings.NewReplacer(":", "-", "/", "_")
-
 // in a prefix's text, so the spelling is one-to-one.
 func prefixKey(p netip.Prefix) string {
-	return prefixSpelling.Replace(p.String())
+	return string(appendPrefixKey(nil, p))
+}
+
+// appendPrefixKey appends prefixKey(p) to b.
+func appendPrefixKey(b []byte, p netip.Prefix) []byte {
+	start := len(b)
+	b = p.AppendTo(b)
+	for i := start; i < len(b); i++ {
+		switch b[i] {
+		case ':':
+			b[i] = '-'
+		case '/':
+			b[i] = '_'
+		}
+	}
+	return b
 }
 
 // cliText makes user text safe inside a double-quoted FortiOS string on one

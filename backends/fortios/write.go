@@ -105,21 +105,24 @@ func memberLines(members []string) [][]string {
 // ipmask is the default) or `set ip6 PREFIX` (ipprefix is address6's), or
 // an FQDN object.
 func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
-	if len(addrs) == 0 {
+	if len(addrs) == 0 || w.Err != nil {
 		return
 	}
-	w.Line("%s", header)
+	// Appended, not formatted: these are most of a large policy's output.
+	buf := make([]byte, 0, len(header)+5+len(addrs)*(len(field)+40))
+	buf = append(append(buf, header...), '\n')
 	for _, a := range addrs {
-		w.Line("edit %s", a.name)
+		buf = append(append(append(buf, "edit "...), a.name...), '\n')
 		if a.fqdn != "" {
-			w.Line("set type fqdn")
-			w.Line("set fqdn %s", quote(a.fqdn))
+			buf = append(append(append(buf, "set type fqdn\nset fqdn "...), quote(a.fqdn)...), '\n')
 		} else {
-			w.Line("set %s %s", field, a.prefix)
+			buf = append(append(append(buf, "set "...), field...), ' ')
+			buf = append(a.prefix.AppendTo(buf), '\n')
 		}
-		w.Line("next")
+		buf = append(buf, "next\n"...)
 	}
-	w.Line("end")
+	buf = append(buf, "end\n"...)
+	_, w.Err = w.W.Write(buf)
 }
 
 // writeGroups writes address or service groups. `set member` replaces the

@@ -38,6 +38,8 @@ type Namer struct {
 	reserved map[string]bool
 	byIR     map[string]string
 	used     map[string]string // lower-cased target name -> IR name
+	// plain[c]: ASCII c is allowed anywhere (1) and also first (2).
+	plain [utf8.RuneSelf]uint8
 }
 
 // New returns a namer for the rules.
@@ -46,7 +48,33 @@ func New(r Rules) *Namer {
 	for _, w := range r.Reserved {
 		n.reserved[strings.ToLower(w)] = true
 	}
+	for c := rune(0); c < utf8.RuneSelf; c++ {
+		if c != utf8.RuneError && r.Allowed(c) {
+			n.plain[c] = 1
+			if r.First == nil || r.First(c) {
+				n.plain[c] = 2
+			}
+		}
+	}
 	return n
+}
+
+// Grow makes room for k more names without growing the namer's tables
+// name by name (a target with one object per prefix of a big list).
+func (n *Namer) Grow(k int) {
+	if k > 0 {
+		n.byIR = grown(n.byIR, k)
+		n.used = grown(n.used, k)
+	}
+}
+
+// grown returns m with room for k more entries.
+func grown(m map[string]string, k int) map[string]string {
+	g := make(map[string]string, len(m)+k)
+	for a, b := range m {
+		g[a] = b
+	}
+	return g
 }
 
 // Name returns the target name for an IR name, the same on every call. A name
@@ -57,7 +85,7 @@ func (n *Namer) Name(irName string) string {
 		return t
 	}
 	t := n.clean(irName)
-	if t != n.rules.Prefix+irName {
+	if p := n.rules.Prefix; len(t) != len(p)+len(irName) || t[:len(p)] != p || t[len(p):] != irName {
 		t = n.hashed(irName, t)
 	}
 	for i := 2; ; i++ { // a collision within one namespace: practically never
@@ -72,6 +100,9 @@ func (n *Namer) Name(irName string) string {
 }
 
 func (n *Namer) clean(irName string) string {
+	if s, ok := n.cleanPlain(irName); ok {
+		return s
+	}
 	var b strings.Builder
 	b.WriteString(n.rules.Prefix)
 	for _, r := range irName {
@@ -91,6 +122,27 @@ func (n *Namer) clean(irName string) string {
 		return s[:n.rules.MaxLen]
 	}
 	return s
+}
+
+// cleanPlain is clean for the common name that needs no change: allowed
+// ASCII characters only, within the length limit, not reserved.
+func (n *Namer) cleanPlain(irName string) (string, bool) {
+	s := n.rules.Prefix + irName
+	if s == "" || len(s) > n.rules.MaxLen {
+		return "", false
+	}
+	if n.plain[s[0]&0x7f] != 2 || s[0] >= utf8.RuneSelf {
+		return "", false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || n.plain[c] == 0 {
+			return "", false
+		}
+	}
+	if len(n.reserved) > 0 && n.reserved[strings.ToLower(s)] {
+		return "", false
+	}
+	return s, true
 }
 
 func (n *Namer) hashed(irName, cleaned string) string {

@@ -1,9 +1,7 @@
 package panos
 
 import (
-	"bytes"
 	"fmt"
-	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -95,13 +93,33 @@ func renderSet(old, new *plan) ([]byte, error) {
 }
 
 func renderSteps(steps []step, where place) ([]byte, error) {
-	var buf bytes.Buffer
-	w := &backends.Writer{W: &buf}
 	scope := where.scope()
+	n := 0
 	for _, s := range steps {
-		w.Line("%s %s%s", s.verb, scope, strings.Join(append(append([]string(nil), s.path...), s.args...), " "))
+		n += len(s.verb) + 2 + len(scope)
+		for _, f := range s.path {
+			n += len(f) + 1
+		}
+		for _, f := range s.args {
+			n += len(f) + 1
+		}
 	}
-	return buf.Bytes(), w.Err
+	buf := make([]byte, 0, n)
+	for _, s := range steps {
+		buf = append(append(append(buf, s.verb...), ' '), scope...)
+		sep := false
+		for _, list := range [2][]string{s.path, s.args} {
+			for _, f := range list {
+				if sep {
+					buf = append(buf, ' ')
+				}
+				buf = append(buf, f...)
+				sep = true
+			}
+		}
+		buf = append(buf, '\n')
+	}
+	return buf, nil
 }
 
 // changeSteps orders the commands so that no flow both versions decide alike
@@ -166,7 +184,8 @@ func inPlaceSteps(old, new *plan) []step {
 	}
 
 	// 1. objects and services.
-	oldAddr := map[string]address{}
+	out = make([]step, 0, len(new.addresses)+len(new.services)+len(new.groups)+len(new.svcGroups)+2*len(new.rules)+8)
+	oldAddr := make(map[string]address, len(old.addresses))
 	for _, a := range old.addresses {
 		oldAddr[a.name] = a
 	}
@@ -390,22 +409,26 @@ func inPlaceSteps(old, new *plan) []step {
 	}
 	shrink("address-group", "static", groupOrder(old, old.groups, addrFields), new.groups)
 	shrink("service-group", "members", groupOrder(old, old.svcGroups, svcFields), new.svcGroups)
-	newSvc := map[string]bool{}
-	for _, s := range new.services {
-		newSvc[s.name] = true
-	}
-	for _, s := range old.services {
-		if !newSvc[s.name] {
-			add("delete", []string{"service", s.name})
+	if len(old.services) > 0 {
+		newSvc := make(map[string]bool, len(new.services))
+		for _, s := range new.services {
+			newSvc[s.name] = true
+		}
+		for _, s := range old.services {
+			if !newSvc[s.name] {
+				add("delete", []string{"service", s.name})
+			}
 		}
 	}
-	newAddr := map[string]bool{}
-	for _, a := range new.addresses {
-		newAddr[a.name] = true
-	}
-	for _, a := range old.addresses {
-		if !newAddr[a.name] {
-			add("delete", []string{"address", a.name})
+	if len(old.addresses) > 0 {
+		newAddr := make(map[string]bool, len(new.addresses))
+		for _, a := range new.addresses {
+			newAddr[a.name] = true
+		}
+		for _, a := range old.addresses {
+			if !newAddr[a.name] {
+				add("delete", []string{"address", a.name})
+			}
 		}
 	}
 	feedDeletes(old, new, add)

@@ -63,6 +63,18 @@ func newNamespace(r naming.Rules) *namespace {
 	return &namespace{namer: naming.New(r), owner: map[string]string{}}
 }
 
+// grow makes room for k more names.
+func (ns *namespace) grow(k int) {
+	if k > 0 {
+		owner := make(map[string]string, len(ns.owner)+k)
+		for a, b := range ns.owner {
+			owner[a] = b
+		}
+		ns.owner = owner
+	}
+	ns.namer.Grow(k)
+}
+
 func (ns *namespace) name(kind, key string) string {
 	for {
 		o, ok := ns.owner[key]
