@@ -217,3 +217,41 @@ func median(xs []float64) float64 {
 	}
 	return s[len(s)/2]
 }
+
+// BenchmarkRangesFile50kTargets runs, in this process, what each command of
+// BenchmarkRangesFile50kProcess runs after start-up (`validate` and
+// `compile -t X -o FILE` on the 50,000-prefix policy): the figure to profile
+// (-cpuprofile) for the part of the process that is not start-up.
+func BenchmarkRangesFile50kTargets(b *testing.B) {
+	dir := b.TempDir()
+	var list strings.Builder
+	for i := range 50_000 {
+		a := 20<<24 + uint32(2*i)<<8
+		fmt.Fprintf(&list, "%d.%d.%d.0/24\n", a>>24, a>>16&255, a>>8&255)
+	}
+	policy := filepath.Join(dir, "policy.hcl")
+	if err := os.WriteFile(filepath.Join(dir, "big.txt"), []byte(list.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(policy, []byte(ranges50kPolicy), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cases := [][]string{{"validate", policy}}
+	for _, t := range []string{"ir", "nftables", "asa", "panos", "fortios"} {
+		cases = append(cases, []string{"compile", "-t", t, "-o", filepath.Join(dir, "out."+t), policy})
+	}
+	for _, args := range cases {
+		name := args[0]
+		if name == "compile" {
+			name = args[2]
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var stdout, stderr strings.Builder
+				if code := run(args, nil, &stdout, &stderr); code != exitOK {
+					b.Fatalf("exit %d\n%s", code, stderr.String())
+				}
+			}
+		})
+	}
+}
