@@ -3,13 +3,13 @@ package fortios
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // plan is everything the output holds, named and checked, in output order.
@@ -74,13 +74,13 @@ const (
 // FortiOS zone name of up to 35
 // (https://docs.fortinet.com/document/fortigate/6.4.9/cli-reference/319620).
 // They are device names, so they are checked, never rewritten.
-var interfaceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,34}$`)
+var interfaceName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,34}$`)
 
 // FQDN objects: host names of at most 255 characters (firewall address fqdn
 // size[255], https://docs.fortinet.com/document/fortigate/6.0.0/cli-reference/969597/firewall-address-address6).
 // A '*' would need FortiOS's wildcard-fqdn type, and the IR matches names
 // exactly, so it is refused.
-var fqdnName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+var fqdnName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 
 func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	out := &plan{s: s}

@@ -3,7 +3,6 @@ package panos
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // plan is the PAN-OS configuration turnwall emits, with every name already a
@@ -75,7 +75,7 @@ const maxPortList = 1023
 // fqdnPattern is what turnwall accepts as a PAN-OS fqdn value: DNS labels of
 // letters, digits, '-' and '_', separated by dots, 255 characters at most. A
 // final dot is accepted in the IR and left out of the object.
-var fqdnPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
+var fqdnPattern = lazyre.New(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
 
 func buildPlan(p *ir.Program, where place) (*plan, error) {
 	pl := &plan{vsys: where.vsys, place: where}
