@@ -137,18 +137,13 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		}
 	}
 	prefixes4, prefixes6 = sortedPrefixes(prefixes4), sortedPrefixes(prefixes6)
-	v4.grow(len(prefixes4) + len(fqdns))
-	v6.grow(len(prefixes6) + len(fqdns))
 	out.addr4 = make([]address, 0, len(prefixes4)+len(fqdns))
 	out.addr6 = make([]address, 0, len(prefixes6)+len(fqdns))
-	var key []byte
-	for _, pr := range prefixes4 {
-		key = appendPrefixKey(key[:0], pr)
-		out.addr4 = append(out.addr4, address{name: v4.name("subnet", string(key)), prefix: pr})
+	for i, name := range v4.nameValues("subnet", prefixes4) {
+		out.addr4 = append(out.addr4, address{name: name, prefix: prefixes4[i]})
 	}
-	for _, pr := range prefixes6 {
-		key = appendPrefixKey(key[:0], pr)
-		out.addr6 = append(out.addr6, address{name: v6.name("subnet", string(key)), prefix: pr})
+	for i, name := range v6.nameValues("subnet", prefixes6) {
+		out.addr6 = append(out.addr6, address{name: name, prefix: prefixes6[i]})
 	}
 	// The object of a member prefix: out.addrN[i] is prefixesN[i]; a set's
 	// prefixes come in that order, so each is found at the cursor.

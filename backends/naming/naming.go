@@ -29,6 +29,9 @@ type Rules struct {
 	Reserved []string
 	// Prefix is prepended to every name (for example "tw-").
 	Prefix string
+	// Taken, when set, reports whether a lower-cased name was given out
+	// besides the namer's own (a Block's); the namer never gives it again.
+	Taken func(lower string) bool
 }
 
 // Namer hands out target names for one namespace. The zero value is not
@@ -59,24 +62,6 @@ func New(r Rules) *Namer {
 	return n
 }
 
-// Grow makes room for k more names without growing the namer's tables
-// name by name (a target with one object per prefix of a big list).
-func (n *Namer) Grow(k int) {
-	if k > 0 {
-		n.byIR = grown(n.byIR, k)
-		n.used = grown(n.used, k)
-	}
-}
-
-// grown returns m with room for k more entries.
-func grown(m map[string]string, k int) map[string]string {
-	g := make(map[string]string, len(m)+k)
-	for a, b := range m {
-		g[a] = b
-	}
-	return g
-}
-
 // Name returns the target name for an IR name, the same on every call. A name
 // that had to be changed (characters replaced, cut to length, reserved) carries
 // a hash of the IR name, so two IR names that clean to the same text stay apart.
@@ -84,17 +69,27 @@ func (n *Namer) Name(irName string) string {
 	if t, ok := n.byIR[irName]; ok {
 		return t
 	}
+	t := n.Fresh(irName)
+	n.byIR[irName] = t
+	return t
+}
+
+// Fresh returns the name Name gives an IR name it has not named yet, and
+// keeps it from every later name, but does not remember it for irName: for
+// a caller that keeps the names it was given and asks for each IR name once
+// (a later Name or Fresh of the same IR name gives another name).
+func (n *Namer) Fresh(irName string) string {
 	t := n.clean(irName)
 	if p := n.rules.Prefix; len(t) != len(p)+len(irName) || t[:len(p)] != p || t[len(p):] != irName {
 		t = n.hashed(irName, t)
 	}
 	for i := 2; ; i++ { // a collision within one namespace: practically never
-		if _, taken := n.used[strings.ToLower(t)]; !taken {
+		lower := strings.ToLower(t)
+		if _, taken := n.used[lower]; !taken && (n.rules.Taken == nil || !n.rules.Taken(lower)) {
 			break
 		}
 		t = n.hashed(fmt.Sprintf("%s#%d", irName, i), t)
 	}
-	n.byIR[irName] = t
 	n.used[strings.ToLower(t)] = irName
 	return t
 }
@@ -124,6 +119,11 @@ func (n *Namer) clean(irName string) string {
 	return s
 }
 
+// Plain returns the name an IR name gets when it needs no change (allowed
+// ASCII characters only, within the length limit, not reserved): the
+// prefix and the IR name.
+func (n *Namer) Plain(irName string) (string, bool) { return n.cleanPlain(irName) }
+
 // cleanPlain is clean for the common name that needs no change: allowed
 // ASCII characters only, within the length limit, not reserved.
 func (n *Namer) cleanPlain(irName string) (string, bool) {
@@ -139,6 +139,38 @@ func (n *Namer) cleanPlain(irName string) (string, bool) {
 			return "", false
 		}
 	}
+	if len(n.reserved) > 0 && n.reserved[strings.ToLower(s)] {
+		return "", false
+	}
+	return s, true
+}
+
+// cleanPlainBytes is cleanPlain of a key being built.
+func (n *Namer) cleanPlainBytes(irName []byte) (string, bool) {
+	p := n.rules.Prefix
+	if len(p)+len(irName) > n.rules.MaxLen || len(p)+len(irName) == 0 {
+		return "", false
+	}
+	first := byte(0)
+	if p != "" {
+		first = p[0]
+	} else {
+		first = irName[0]
+	}
+	if first >= utf8.RuneSelf || n.plain[first] != 2 {
+		return "", false
+	}
+	for i := 1; i < len(p); i++ {
+		if c := p[i]; c >= utf8.RuneSelf || n.plain[c] == 0 {
+			return "", false
+		}
+	}
+	for i, c := range irName {
+		if (p != "" || i > 0) && (c >= utf8.RuneSelf || n.plain[c] == 0) {
+			return "", false
+		}
+	}
+	s := p + string(irName)
 	if len(n.reserved) > 0 && n.reserved[strings.ToLower(s)] {
 		return "", false
 	}

@@ -174,17 +174,12 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	sortPrefixes(all) // IPv4 sorts before IPv6
 	all = slices.Compact(all)
 	sort.Strings(fqdns)
-	addrNS.grow(len(all) + len(fqdns) + len(p.AddressSets))
 	pl.addresses = make([]address, 0, len(all)+len(fqdns))
-	prefixNames := make([]string, len(all)) // the object of all[i]
-	var key []byte
+	prefixNames := addrNS.nameValues("object", all) // the object of all[i]
 	for i, pf := range all {
-		key = appendPrefixObjectKey(key[:0], pf)
-		name := addrNS.name("object", string(key))
-		prefixNames[i] = name
 		// ip-netmask takes IPv4 and IPv6 prefixes alike (Objects > Addresses:
 		// "IP Netmask: the IPv4 or IPv6 address ... ip_address/mask").
-		pl.addresses = append(pl.addresses, address{name: name, kind: "ip-netmask", value: pf.String()})
+		pl.addresses = append(pl.addresses, address{name: prefixNames[i], kind: "ip-netmask", value: pf.String()})
 	}
 	fqdnName := map[string]string{}
 	for _, f := range fqdns {
@@ -458,4 +453,28 @@ func appendNew(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// parsePrefixObjectKey reverses prefixObjectKey.
+func parsePrefixObjectKey(key string) (netip.Prefix, bool) {
+	kind, rest, ok := strings.Cut(key, "-")
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	addr, bits, hasBits := strings.Cut(rest, "_")
+	if strings.HasSuffix(kind, "6") {
+		addr = strings.ReplaceAll(addr, "-", ":")
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	n := a.BitLen()
+	if hasBits {
+		if n, err = strconv.Atoi(bits); err != nil {
+			return netip.Prefix{}, false
+		}
+	}
+	p := netip.PrefixFrom(a, n)
+	return p, p.IsValid()
 }
