@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
@@ -41,6 +42,10 @@ func buildIPSet(v4, v6 []netip.Prefix) *netipx.IPSet {
 // IPSet builds it when something asks for it, and the set's own Contains,
 // OverlapsPrefix and Overlaps answer from the sorted cover.
 func (s *AddressSet) SetPrefixes(ps []netip.Prefix) {
+	if all, ok := coverSorted4(ps); ok {
+		s.setCover(all)
+		return
+	}
 	sorted := true
 	for i, p := range ps {
 		if !p.IsValid() || p.Masked() != p || (i > 0 && comparePrefixes(ps[i-1], p) > 0) {
@@ -92,6 +97,11 @@ func (s *AddressSet) SetPrefixes(ps []netip.Prefix) {
 		// Otherwise p lies within the range.
 	}
 	flush()
+	s.setCover(all)
+}
+
+// setCover makes all, a sorted minimal cover, the set's V4 and V6.
+func (s *AddressSet) setCover(all []netip.Prefix) {
 	v4 := len(all)
 	for i, p := range all {
 		if !p.Addr().Is4() {
@@ -110,6 +120,57 @@ func (s *AddressSet) SetPrefixes(ps []netip.Prefix) {
 	s.lazy = nil
 	s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
 	s.cover = true
+}
+
+// coverSorted4 is SetPrefixes' cover of IPv4 prefixes that come sorted and
+// masked, in 32-bit arithmetic; ok is false for any other input.
+func coverSorted4(ps []netip.Prefix) (all []netip.Prefix, ok bool) {
+	all = make([]netip.Prefix, 0, len(ps))
+	var from, to uint32
+	single := -1
+	open := false
+	flush := func() {
+		if !open {
+			return
+		}
+		if single >= 0 {
+			all = append(all, ps[single])
+		} else {
+			all = netipx.IPRangeFrom(addr4(from), addr4(to)).AppendPrefixes(all)
+		}
+	}
+	var prevFirst uint32
+	prevBits := -1
+	for i, p := range ps {
+		a := p.Addr()
+		if !a.Is4() || !p.IsValid() {
+			return nil, false
+		}
+		b := a.As4()
+		first := binary.BigEndian.Uint32(b[:])
+		bits := p.Bits()
+		host := uint32(uint64(1)<<(32-bits) - 1)
+		if first&host != 0 || first < prevFirst || (first == prevFirst && bits <= prevBits) {
+			return nil, false // host bits set, out of order or repeated
+		}
+		prevFirst, prevBits = first, bits
+		last := first | host
+		switch {
+		case !open || (to < first && to+1 != first):
+			flush()
+			from, to, single, open = first, last, i, true
+		case last > to:
+			to, single = last, -1
+		}
+	}
+	flush()
+	return all, true
+}
+
+func addr4(v uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
 }
 
 // comparePrefixes orders by address (IPv4 before IPv6), then shorter

@@ -39,6 +39,10 @@ func TestSetPrefixesAgreesWithIPSet(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 3000 {
 		ps := randomPrefixes(r, r.IntN(40))
+		if i%4 == 0 {
+			// IPv4 only (SetPrefixes takes them in 32-bit arithmetic).
+			ps = slices.DeleteFunc(ps, func(p netip.Prefix) bool { return !p.Addr().Is4() })
+		}
 		if i%2 == 0 {
 			ps = slices.DeleteFunc(ps, func(p netip.Prefix) bool { return !p.IsValid() })
 			for j := range ps {
