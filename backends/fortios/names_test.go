@@ -1,6 +1,7 @@
 package fortios
 
 import (
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strings"
@@ -48,6 +49,17 @@ func TestNameValuesAsOneByOne(t *testing.T) {
 	for i := range prefixes {
 		if p, ok := parsePrefixKey(key(i)); !ok || p != prefixes[i] {
 			t.Fatalf("parsePrefixKey(%q) = %v, %v", key(i), p, ok)
+		}
+	}
+}
+
+// fnv32a is hash/fnv's FNV-1a: member lines split where they always did.
+func TestFNV32a(t *testing.T) {
+	for _, s := range []string{"", "tw-20.0.0.0_24", "tw6-2001-db8--_32", "\xff\x00x"} {
+		h := fnv.New32a()
+		h.Write([]byte(s))
+		if got, want := fnv32a(s), h.Sum32(); got != want {
+			t.Errorf("fnv32a(%q) = %#x, want %#x", s, got, want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package fortios
 
 import (
-	"hash/fnv"
 	"io"
 	"strings"
 
@@ -91,14 +90,23 @@ func memberLines(members []string) [][]string {
 	var lines [][]string
 	start := 0
 	for i, m := range members {
-		h := fnv.New32a()
-		h.Write([]byte(m))
-		if h.Sum32()%chunkModulus == 0 || i+1-start == maxMembersPerLine || i == len(members)-1 {
+		if fnv32a(m)%chunkModulus == 0 || i+1-start == maxMembersPerLine || i == len(members)-1 {
 			lines = append(lines, members[start:i+1])
 			start = i + 1
 		}
 	}
 	return lines
+}
+
+// fnv32a is the 32-bit FNV-1a hash of s (hash/fnv's New32a), without a
+// hasher and a copy of s per member.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // writeAddresses writes an address table: `set subnet A.B.C.D/N` (type
