@@ -241,12 +241,16 @@ func quote(s string) string {
 }
 
 func hash8(lines []string) string {
-	h := sha256.New()
+	n := 0
 	for _, l := range lines {
-		h.Write([]byte(l))
-		h.Write([]byte{'\n'})
+		n += len(l) + 1
 	}
-	return hex.EncodeToString(h.Sum(nil))[:hashLen]
+	buf := make([]byte, 0, n)
+	for _, l := range lines {
+		buf = append(append(buf, l...), '\n')
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])[:hashLen]
 }
 
 // emitter holds the planned output.
@@ -346,13 +350,16 @@ func (e *emitter) planObjects() error {
 	e.svcGroups = map[string]*groupPlan{}
 	e.fqdnObjs = map[string]*groupPlan{}
 	for _, s := range e.p.AddressSets {
-		g := &groupPlan{}
+		g := &groupPlan{lines: make([]string, 0, len(s.V4)+len(s.V6)+len(s.FQDNs))}
+		var line []byte
 		for _, pf := range s.V4 {
 			if pf.IsSingleIP() {
-				g.lines = append(g.lines, "network-object host "+pf.Addr().String())
+				line = pf.Addr().AppendTo(append(line[:0], "network-object host "...))
 			} else {
-				g.lines = append(g.lines, "network-object "+pf.Masked().Addr().String()+" "+mask4(pf.Bits()))
+				line = pf.Masked().Addr().AppendTo(append(line[:0], "network-object "...))
+				line = append(append(line, ' '), mask4(pf.Bits())...)
 			}
+			g.lines = append(g.lines, string(line))
 		}
 		for _, pf := range s.V6 {
 			if pf.IsSingleIP() {
@@ -402,6 +409,22 @@ func (e *emitter) planObjects() error {
 
 // version is a group name's suffix: a hash of its lines in a snapshot, none
 // in placement mode.
+// writeIndented writes each line after one space, as an object's lines go.
+func writeIndented(w *backends.Writer, lines []string) {
+	if w.Err != nil || len(lines) == 0 {
+		return
+	}
+	n := 0
+	for _, l := range lines {
+		n += len(l) + 2
+	}
+	buf := make([]byte, 0, n)
+	for _, l := range lines {
+		buf = append(append(append(buf, ' '), l...), '\n')
+	}
+	_, w.Err = w.W.Write(buf)
+}
+
 func (e *emitter) version(lines []string) string {
 	if e.stable {
 		return ""
@@ -430,13 +453,19 @@ func portArgs(dir string, rs []ir.PortRange) []string {
 	return out
 }
 
-func mask4(bits int) string {
-	var m [4]byte
-	for i := 0; i < bits; i++ {
-		m[i/8] |= 0x80 >> (i % 8)
+// masks4[n] is the dotted IPv4 netmask of a /n.
+var masks4 = func() (m [33]string) {
+	for bits := range m {
+		var b [4]byte
+		for i := 0; i < bits; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		m[bits] = netip.AddrFrom4(b).String()
 	}
-	return netip.AddrFrom4(m).String()
-}
+	return m
+}()
+
+func mask4(bits int) string { return masks4[bits] }
 
 // planACL builds one zone's ACL: the policy's rules in order (those of the
 // zone and those of any zone), each after a remark tracing it to the policy,
@@ -602,9 +631,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 		for _, k := range fqdns {
 			o := e.fqdnObjs[k]
 			w.Line("object network %s", o.name)
-			for _, l := range o.lines {
-				w.Line(" %s", l)
-			}
+			writeIndented(w, o.lines)
 		}
 	}
 	if len(usedNet) > 0 {
@@ -617,9 +644,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 			g := e.netGroups[s.Name]
 			w.Line(": %s (%s)", text(s.Name, 80), sourceToken(s.Origin.Source))
 			w.Line("object-group network %s", g.name)
-			for _, l := range g.lines {
-				w.Line(" %s", l)
-			}
+			writeIndented(w, g.lines)
 		}
 	}
 	if len(usedSvc) > 0 {
@@ -634,9 +659,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 			g := e.svcGroups[s.Name]
 			w.Line(": %s", text(s.Name, 80))
 			w.Line("object-group service %s", g.name)
-			for _, l := range g.lines {
-				w.Line(" %s", l)
-			}
+			writeIndented(w, g.lines)
 		}
 	}
 	for _, a := range e.acls {

@@ -13,12 +13,12 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // Reader implements backends.Traceable.
@@ -195,10 +195,10 @@ type parser struct {
 }
 
 var (
-	objectNameRE = regexp.MustCompile(`^[A-Za-z0-9.!@#$%^&()\-_{}]{1,64}$`)
-	aclNameRE    = regexp.MustCompile(`^[\x21-\x3e\x40-\x7e]{1,241}$`) // printable, no space, no '?'
-	nameifRE     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,48}$`)
-	hostRE       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,253}$`)
+	objectNameRE = lazyre.New(`^[A-Za-z0-9.!@#$%^&()\-_{}]{1,64}$`)
+	aclNameRE    = lazyre.New(`^[\x21-\x3e\x40-\x7e]{1,241}$`) // printable, no space, no '?'
+	nameifRE     = lazyre.New(`^[A-Za-z0-9._-]{1,48}$`)
+	hostRE       = lazyre.New(`^[A-Za-z0-9._-]{1,253}$`)
 	keywords     = map[string]bool{"any": true, "any4": true, "any6": true, "host": true, "object": true,
 		"object-group": true, "interface": true, "range": true, "eq": true, "log": true}
 )
@@ -787,7 +787,7 @@ type device struct {
 	qos     *asaQoS
 }
 
-var sourceRE = regexp.MustCompile(`^(\S+:\d+|generated)$`)
+var sourceRE = lazyre.New(`^(\S+:\d+|generated)$`)
 
 // Decide implements backends.Config: the ACL bound to the zone's interfaces,
 // first matching ACE, implicit deny at the end. The deciding rule is named as

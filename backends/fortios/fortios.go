@@ -20,12 +20,12 @@ package fortios
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // fileName is the single output file.
@@ -114,7 +114,7 @@ const maxPolicyID = 4294967294
 // Profile names: letters, digits and . _ - (the built-in ones are
 // certificate-inspection, deep-inspection, no-inspection); the policy field
 // holds at most 47 characters.
-var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,46}$`)
+var profileName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,46}$`)
 
 func parseSettings(opts backends.Options) (settings, error) {
 	var s settings

@@ -55,32 +55,73 @@ func objectRules(prefix string, max int) naming.Rules {
 // kind then gets a key the namer must change, which gives it a hashed name.
 type namespace struct {
 	namer *naming.Namer
-	owner map[string]string // key -> kind that named it
+	block *naming.Block    // the objects named after their prefixes (nameValues)
+	owner map[string]owned // key -> the kind that claimed it, its name
 }
 
+// owned is the kind that claimed a key and the name the key was given.
+type owned struct{ kind, name string }
+
 func newNamespace(prefix string, max int) *namespace {
-	return &namespace{namer: naming.New(objectRules(prefix, max)), owner: map[string]string{}}
+	ns := &namespace{owner: map[string]owned{}}
+	rules := objectRules(prefix, max)
+	rules.Taken = func(lower string) bool { return ns.block != nil && ns.block.Taken(lower) }
+	ns.namer = naming.New(rules)
+	return ns
 }
 
 func (ns *namespace) name(kind, key string) string {
 	for {
-		k, taken := ns.owner[key]
-		if !taken || k == kind {
+		o, taken := ns.owner[key]
+		if !taken && ns.block != nil {
+			o.kind, o.name, taken = ns.block.Lookup(key)
+		}
+		if !taken {
 			break
+		}
+		if o.kind == kind {
+			return o.name
 		}
 		key = kind + " " + key // a space is never allowed: the namer hashes it
 	}
-	ns.owner[key] = kind
-	return ns.namer.Name(key)
+	// Each key is named once, here; the owner table keeps its name.
+	name := ns.namer.Fresh(key)
+	ns.owner[key] = owned{kind, name}
+	return name
+}
+
+// nameValues names objects after the prefixes they hold (sorted, distinct)
+// as name(kind, key) of each in turn would, with no table entry for the
+// names that need no change (naming.Block). Once per namespace.
+func (ns *namespace) nameValues(kind string, prefixes []netip.Prefix) []string {
+	if ns.block != nil {
+		panic("nameValues: the namespace has its block")
+	}
+	ns.block = naming.NewBlock(ns.namer, kind, prefixes, appendPrefixKey, parsePrefixKey)
+	ns.block.Name(func(key string) string { return ns.name(kind, key) })
+	return ns.block.Names()
 }
 
 // prefixKey spells a prefix with name-safe characters: "10.20.0.0/16" ->
 // "10.20.0.0_16", "fd00:20::/48" -> "fd00-20--_48". Neither '-' nor '_' occurs
-var prefixSpelling = strings.NewReplacer(":", "-", "/", "_")
-
 // in a prefix's text, so the spelling is one-to-one.
 func prefixKey(p netip.Prefix) string {
-	return prefixSpelling.Replace(p.String())
+	return string(appendPrefixKey(nil, p))
+}
+
+// appendPrefixKey appends prefixKey(p) to b.
+func appendPrefixKey(b []byte, p netip.Prefix) []byte {
+	start := len(b)
+	b = p.AppendTo(b)
+	for i := start; i < len(b); i++ {
+		switch b[i] {
+		case ':':
+			b[i] = '-'
+		case '/':
+			b[i] = '_'
+		}
+	}
+	return b
 }
 
 // cliText makes user text safe inside a double-quoted FortiOS string on one
@@ -122,3 +163,9 @@ const (
 	sourceSafe = "._/-:"
 	zoneSafe   = "._-"
 )
+
+// parsePrefixKey reverses prefixKey.
+func parsePrefixKey(key string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.NewReplacer("-", ":", "_", "/").Replace(key))
+	return p, err == nil
+}

@@ -3,13 +3,13 @@ package fortios
 import (
 	"fmt"
 	"hash/fnv"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // Placement in a FortiGate that already holds policies of its own: which
@@ -48,7 +48,7 @@ type placement struct {
 	defaultRule bool
 }
 
-var boxName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,34}$`)
+var boxName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,34}$`)
 
 func parsePlacement(opts backends.Options, s *settings) error {
 	pl := &s.place

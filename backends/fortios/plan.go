@@ -3,12 +3,13 @@ package fortios
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // plan is everything the output holds, named and checked, in output order.
@@ -73,13 +74,13 @@ const (
 // FortiOS zone name of up to 35
 // (https://docs.fortinet.com/document/fortigate/6.4.9/cli-reference/319620).
 // They are device names, so they are checked, never rewritten.
-var interfaceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,34}$`)
+var interfaceName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,34}$`)
 
 // FQDN objects: host names of at most 255 characters (firewall address fqdn
 // size[255], https://docs.fortinet.com/document/fortigate/6.0.0/cli-reference/969597/firewall-address-address6).
 // A '*' would need FortiOS's wildcard-fqdn type, and the IR matches names
 // exactly, so it is refused.
-var fqdnName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+var fqdnName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 
 func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	out := &plan{s: s}
@@ -97,7 +98,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	// member objects, deduplicated across sets.
 	grp4 := map[string]string{} // IR set -> addrgrp name, "" when it has no v4 member
 	grp6 := map[string]string{}
-	prefixes4, prefixes6 := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	var prefixes4, prefixes6 []netip.Prefix // masked; sorted and made distinct below
 	fqdns := map[string]bool{}
 	for i := range p.AddressSets {
 		set := &p.AddressSets[i]
@@ -123,12 +124,8 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			}
 			fqdns[f] = true
 		}
-		for _, pr := range set.V4 {
-			prefixes4[pr.Masked()] = true
-		}
-		for _, pr := range set.V6 {
-			prefixes6[pr.Masked()] = true
-		}
+		prefixes4 = appendMasked(prefixes4, set.V4)
+		prefixes6 = appendMasked(prefixes6, set.V6)
 		comment := cliText(fmt.Sprintf("turnwall %s %s (%s)", set.Origin.Kind, set.Origin.Name, set.Origin.Source), groupCommentMax)
 		if len(set.V4) > 0 || len(set.FQDNs) > 0 {
 			grp4[set.Name] = v4.name("group", set.Name)
@@ -139,14 +136,26 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			out.groups6 = append(out.groups6, group{name: grp6[set.Name], comment: comment, set: set.Name})
 		}
 	}
-	name4, name6 := map[netip.Prefix]string{}, map[netip.Prefix]string{}
-	for _, pr := range sortedPrefixes(prefixes4) {
-		name4[pr] = v4.name("subnet", prefixKey(pr))
-		out.addr4 = append(out.addr4, address{name: name4[pr], prefix: pr})
+	prefixes4, prefixes6 = sortedPrefixes(prefixes4), sortedPrefixes(prefixes6)
+	out.addr4 = make([]address, 0, len(prefixes4)+len(fqdns))
+	out.addr6 = make([]address, 0, len(prefixes6)+len(fqdns))
+	for i, name := range v4.nameValues("subnet", prefixes4) {
+		out.addr4 = append(out.addr4, address{name: name, prefix: prefixes4[i]})
 	}
-	for _, pr := range sortedPrefixes(prefixes6) {
-		name6[pr] = v6.name("subnet", prefixKey(pr))
-		out.addr6 = append(out.addr6, address{name: name6[pr], prefix: pr})
+	for i, name := range v6.nameValues("subnet", prefixes6) {
+		out.addr6 = append(out.addr6, address{name: name, prefix: prefixes6[i]})
+	}
+	// The object of a member prefix: out.addrN[i] is prefixesN[i]; a set's
+	// prefixes come in that order, so each is found at the cursor.
+	cursor := 0
+	objectOf := func(addrs []address, prefixes []netip.Prefix, pr netip.Prefix) string {
+		pr = pr.Masked()
+		i := cursor
+		if i >= len(prefixes) || prefixes[i] != pr {
+			i, _ = slices.BinarySearchFunc(prefixes, pr, comparePrefixes)
+		}
+		cursor = i + 1
+		return addrs[i].name
 	}
 	fqdn4, fqdn6 := map[string]string{}, map[string]string{}
 	for _, f := range sortedKeys(fqdns) {
@@ -163,8 +172,10 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			continue
 		}
 		if grp4[set.Name] != "" {
+			out.groups4[g4].members = make([]string, 0, len(set.V4)+len(set.FQDNs))
+			cursor = 0
 			for _, pr := range set.V4 {
-				out.groups4[g4].members = append(out.groups4[g4].members, name4[pr.Masked()])
+				out.groups4[g4].members = append(out.groups4[g4].members, objectOf(out.addr4, prefixes4, pr))
 			}
 			for _, f := range set.FQDNs {
 				out.groups4[g4].members = append(out.groups4[g4].members, fqdn4[f])
@@ -172,8 +183,10 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			g4++
 		}
 		if grp6[set.Name] != "" {
+			out.groups6[g6].members = make([]string, 0, len(set.V6)+len(set.FQDNs))
+			cursor = 0
 			for _, pr := range set.V6 {
-				out.groups6[g6].members = append(out.groups6[g6].members, name6[pr.Masked()])
+				out.groups6[g6].members = append(out.groups6[g6].members, objectOf(out.addr6, prefixes6, pr))
 			}
 			for _, f := range set.FQDNs {
 				out.groups6[g6].members = append(out.groups6[g6].members, fqdn6[f])
@@ -459,18 +472,27 @@ func fortiRanges(rs []ir.PortRange) ([]ir.PortRange, error) {
 	return out, nil
 }
 
-func sortedPrefixes(set map[netip.Prefix]bool) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(set))
-	for pr := range set {
-		out = append(out, pr)
+// appendMasked appends the prefixes, masked.
+func appendMasked(dst, prs []netip.Prefix) []netip.Prefix {
+	dst = slices.Grow(dst, len(prs))
+	for _, pr := range prs {
+		dst = append(dst, pr.Masked())
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if c := out[i].Addr().Compare(out[j].Addr()); c != 0 {
-			return c < 0
-		}
-		return out[i].Bits() < out[j].Bits()
-	})
-	return out
+	return dst
+}
+
+// sortedPrefixes sorts the prefixes and drops repeats.
+func sortedPrefixes(prs []netip.Prefix) []netip.Prefix {
+	slices.SortFunc(prs, comparePrefixes)
+	return slices.Compact(prs)
+}
+
+// comparePrefixes orders by address (IPv4 first), then shorter first.
+func comparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
 }
 
 func sortedKeys(set map[string]bool) []string {

@@ -23,7 +23,7 @@ const minNested = 2
 func nestGroups(groups []group) {
 	sets := make([]map[string]bool, len(groups))
 	for i, g := range groups {
-		sets[i] = map[string]bool{}
+		sets[i] = make(map[string]bool, len(g.members))
 		for _, m := range g.members {
 			sets[i][m] = true
 		}

@@ -1,7 +1,6 @@
 package fortios
 
 import (
-	"hash/fnv"
 	"io"
 	"strings"
 
@@ -91,9 +90,7 @@ func memberLines(members []string) [][]string {
 	var lines [][]string
 	start := 0
 	for i, m := range members {
-		h := fnv.New32a()
-		h.Write([]byte(m))
-		if h.Sum32()%chunkModulus == 0 || i+1-start == maxMembersPerLine || i == len(members)-1 {
+		if fnv32a(m)%chunkModulus == 0 || i+1-start == maxMembersPerLine || i == len(members)-1 {
 			lines = append(lines, members[start:i+1])
 			start = i + 1
 		}
@@ -101,25 +98,39 @@ func memberLines(members []string) [][]string {
 	return lines
 }
 
+// fnv32a is the 32-bit FNV-1a hash of s (hash/fnv's New32a), without a
+// hasher and a copy of s per member.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
 // writeAddresses writes an address table: `set subnet A.B.C.D/N` (type
 // ipmask is the default) or `set ip6 PREFIX` (ipprefix is address6's), or
 // an FQDN object.
 func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
-	if len(addrs) == 0 {
+	if len(addrs) == 0 || w.Err != nil {
 		return
 	}
-	w.Line("%s", header)
+	// Appended, not formatted: these are most of a large policy's output.
+	buf := make([]byte, 0, len(header)+5+len(addrs)*(len(field)+40))
+	buf = append(append(buf, header...), '\n')
 	for _, a := range addrs {
-		w.Line("edit %s", a.name)
+		buf = append(append(append(buf, "edit "...), a.name...), '\n')
 		if a.fqdn != "" {
-			w.Line("set type fqdn")
-			w.Line("set fqdn %s", quote(a.fqdn))
+			buf = append(append(append(buf, "set type fqdn\nset fqdn "...), quote(a.fqdn)...), '\n')
 		} else {
-			w.Line("set %s %s", field, a.prefix)
+			buf = append(append(append(buf, "set "...), field...), ' ')
+			buf = append(a.prefix.AppendTo(buf), '\n')
 		}
-		w.Line("next")
+		buf = append(buf, "next\n"...)
 	}
-	w.Line("end")
+	buf = append(buf, "end\n"...)
+	_, w.Err = w.W.Write(buf)
 }
 
 // writeGroups writes address or service groups. `set member` replaces the

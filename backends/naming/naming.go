@@ -29,6 +29,9 @@ type Rules struct {
 	Reserved []string
 	// Prefix is prepended to every name (for example "tw-").
 	Prefix string
+	// Taken, when set, reports whether a lower-cased name was given out
+	// besides the namer's own (a Block's); the namer never gives it again.
+	Taken func(lower string) bool
 }
 
 // Namer hands out target names for one namespace. The zero value is not
@@ -38,6 +41,8 @@ type Namer struct {
 	reserved map[string]bool
 	byIR     map[string]string
 	used     map[string]string // lower-cased target name -> IR name
+	// plain[c]: ASCII c is allowed anywhere (1) and also first (2).
+	plain [utf8.RuneSelf]uint8
 }
 
 // New returns a namer for the rules.
@@ -45,6 +50,14 @@ func New(r Rules) *Namer {
 	n := &Namer{rules: r, reserved: map[string]bool{}, byIR: map[string]string{}, used: map[string]string{}}
 	for _, w := range r.Reserved {
 		n.reserved[strings.ToLower(w)] = true
+	}
+	for c := rune(0); c < utf8.RuneSelf; c++ {
+		if c != utf8.RuneError && r.Allowed(c) {
+			n.plain[c] = 1
+			if r.First == nil || r.First(c) {
+				n.plain[c] = 2
+			}
+		}
 	}
 	return n
 }
@@ -56,22 +69,35 @@ func (n *Namer) Name(irName string) string {
 	if t, ok := n.byIR[irName]; ok {
 		return t
 	}
+	t := n.Fresh(irName)
+	n.byIR[irName] = t
+	return t
+}
+
+// Fresh returns the name Name gives an IR name it has not named yet, and
+// keeps it from every later name, but does not remember it for irName: for
+// a caller that keeps the names it was given and asks for each IR name once
+// (a later Name or Fresh of the same IR name gives another name).
+func (n *Namer) Fresh(irName string) string {
 	t := n.clean(irName)
-	if t != n.rules.Prefix+irName {
+	if p := n.rules.Prefix; len(t) != len(p)+len(irName) || t[:len(p)] != p || t[len(p):] != irName {
 		t = n.hashed(irName, t)
 	}
 	for i := 2; ; i++ { // a collision within one namespace: practically never
-		if _, taken := n.used[strings.ToLower(t)]; !taken {
+		lower := strings.ToLower(t)
+		if _, taken := n.used[lower]; !taken && (n.rules.Taken == nil || !n.rules.Taken(lower)) {
 			break
 		}
 		t = n.hashed(fmt.Sprintf("%s#%d", irName, i), t)
 	}
-	n.byIR[irName] = t
 	n.used[strings.ToLower(t)] = irName
 	return t
 }
 
 func (n *Namer) clean(irName string) string {
+	if s, ok := n.cleanPlain(irName); ok {
+		return s
+	}
 	var b strings.Builder
 	b.WriteString(n.rules.Prefix)
 	for _, r := range irName {
@@ -91,6 +117,64 @@ func (n *Namer) clean(irName string) string {
 		return s[:n.rules.MaxLen]
 	}
 	return s
+}
+
+// Plain returns the name an IR name gets when it needs no change (allowed
+// ASCII characters only, within the length limit, not reserved): the
+// prefix and the IR name.
+func (n *Namer) Plain(irName string) (string, bool) { return n.cleanPlain(irName) }
+
+// cleanPlain is clean for the common name that needs no change: allowed
+// ASCII characters only, within the length limit, not reserved.
+func (n *Namer) cleanPlain(irName string) (string, bool) {
+	s := n.rules.Prefix + irName
+	if s == "" || len(s) > n.rules.MaxLen {
+		return "", false
+	}
+	if n.plain[s[0]&0x7f] != 2 || s[0] >= utf8.RuneSelf {
+		return "", false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || n.plain[c] == 0 {
+			return "", false
+		}
+	}
+	if len(n.reserved) > 0 && n.reserved[strings.ToLower(s)] {
+		return "", false
+	}
+	return s, true
+}
+
+// cleanPlainBytes is cleanPlain of a key being built.
+func (n *Namer) cleanPlainBytes(irName []byte) (string, bool) {
+	p := n.rules.Prefix
+	if len(p)+len(irName) > n.rules.MaxLen || len(p)+len(irName) == 0 {
+		return "", false
+	}
+	first := byte(0)
+	if p != "" {
+		first = p[0]
+	} else {
+		first = irName[0]
+	}
+	if first >= utf8.RuneSelf || n.plain[first] != 2 {
+		return "", false
+	}
+	for i := 1; i < len(p); i++ {
+		if c := p[i]; c >= utf8.RuneSelf || n.plain[c] == 0 {
+			return "", false
+		}
+	}
+	for i, c := range irName {
+		if (p != "" || i > 0) && (c >= utf8.RuneSelf || n.plain[c] == 0) {
+			return "", false
+		}
+	}
+	s := p + string(irName)
+	if len(n.reserved) > 0 && n.reserved[strings.ToLower(s)] {
+		return "", false
+	}
+	return s, true
 }
 
 func (n *Namer) hashed(irName, cleaned string) string {

@@ -36,8 +36,19 @@ func (rs *Ruleset) Text() []byte {
 			// One element a line, each with its comma (nft accepts a trailing
 			// one): adding a prefix anywhere changes exactly one line.
 			w.Line("\t\telements = {")
-			for _, p := range s.Prefixes {
-				w.Line("\t\t\t%s,", p)
+			if w.Err == nil {
+				// Appended, not formatted: the elements are most of the text.
+				elems := make([]byte, 0, len(s.Prefixes)*24)
+				for _, p := range s.Prefixes {
+					elems = append(elems, "\t\t\t"...)
+					if p.IsValid() {
+						elems = p.AppendTo(elems)
+					} else {
+						elems = append(elems, p.String()...) // as %s writes it
+					}
+					elems = append(elems, ",\n"...)
+				}
+				buf.Write(elems)
 			}
 			w.Line("\t\t}")
 		}

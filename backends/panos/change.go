@@ -1,9 +1,7 @@
 package panos
 
 import (
-	"bytes"
 	"fmt"
-	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -96,17 +94,41 @@ func renderSet(old, new *plan) ([]byte, error) {
 }
 
 func renderSteps(steps []step, where place) ([]byte, error) {
-	var buf bytes.Buffer
-	w := &backends.Writer{W: &buf}
 	scope := where.scope()
-	for _, s := range steps {
-		sc := scope
+	// stepScope is the scope a step is written in: the device's own
+	// (network qos) is outside every vsys.
+	stepScope := func(s step) string {
 		if s.path[0] == "network" {
-			sc = "" // the device's, outside every vsys
+			return ""
 		}
-		w.Line("%s %s%s", s.verb, sc, strings.Join(append(append([]string(nil), s.path...), s.args...), " "))
+		return scope
 	}
-	return buf.Bytes(), w.Err
+	n := 0
+	for _, s := range steps {
+		n += len(s.verb) + 2 + len(stepScope(s))
+		for _, f := range s.path {
+			n += len(f) + 1
+		}
+		for _, f := range s.args {
+			n += len(f) + 1
+		}
+	}
+	buf := make([]byte, 0, n)
+	for _, s := range steps {
+		buf = append(append(append(buf, s.verb...), ' '), stepScope(s)...)
+		sep := false
+		for _, list := range [2][]string{s.path, s.args} {
+			for _, f := range list {
+				if sep {
+					buf = append(buf, ' ')
+				}
+				buf = append(buf, f...)
+				sep = true
+			}
+		}
+		buf = append(buf, '\n')
+	}
+	return buf, nil
 }
 
 // changeSteps orders the commands so that no flow both versions decide alike
@@ -178,7 +200,8 @@ func inPlaceSteps(old, new *plan) []step {
 	}
 
 	// 1. objects and services.
-	oldAddr := map[string]address{}
+	out = make([]step, 0, len(new.addresses)+len(new.services)+len(new.groups)+len(new.svcGroups)+2*len(new.rules)+8)
+	oldAddr := make(map[string]address, len(old.addresses))
 	for _, a := range old.addresses {
 		oldAddr[a.name] = a
 	}
@@ -402,22 +425,26 @@ func inPlaceSteps(old, new *plan) []step {
 	}
 	shrink("address-group", "static", groupOrder(old, old.groups, addrFields), new.groups)
 	shrink("service-group", "members", groupOrder(old, old.svcGroups, svcFields), new.svcGroups)
-	newSvc := map[string]bool{}
-	for _, s := range new.services {
-		newSvc[s.name] = true
-	}
-	for _, s := range old.services {
-		if !newSvc[s.name] {
-			add("delete", []string{"service", s.name})
+	if len(old.services) > 0 {
+		newSvc := make(map[string]bool, len(new.services))
+		for _, s := range new.services {
+			newSvc[s.name] = true
+		}
+		for _, s := range old.services {
+			if !newSvc[s.name] {
+				add("delete", []string{"service", s.name})
+			}
 		}
 	}
-	newAddr := map[string]bool{}
-	for _, a := range new.addresses {
-		newAddr[a.name] = true
-	}
-	for _, a := range old.addresses {
-		if !newAddr[a.name] {
-			add("delete", []string{"address", a.name})
+	if len(old.addresses) > 0 {
+		newAddr := make(map[string]bool, len(new.addresses))
+		for _, a := range new.addresses {
+			newAddr[a.name] = true
+		}
+		for _, a := range old.addresses {
+			if !newAddr[a.name] {
+				add("delete", []string{"address", a.name})
+			}
 		}
 	}
 	feedDeletes(old, new, add)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // Feed parameters: a big provider range list as a PAN-OS External Dynamic
@@ -51,7 +51,7 @@ type feedPlace struct {
 	refresh string
 }
 
-var feedSetName = regexp.MustCompile(`^[^,\s]+$`)
+var feedSetName = lazyre.New(`^[^,\s]+$`)
 
 func parseFeeds(opts backends.Options) (feedPlace, error) {
 	var fp feedPlace

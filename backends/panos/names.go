@@ -1,6 +1,8 @@
 package panos
 
 import (
+	"net/netip"
+
 	"github.com/turnwall/turnwall/backends/naming"
 )
 
@@ -56,21 +58,49 @@ func ZoneName(irZone string) string {
 // equal another kind's key from being handed the same target name.
 type namespace struct {
 	namer *naming.Namer
-	owner map[string]string // namer key -> kind that claimed it
+	block *naming.Block    // the objects named after their prefixes (nameValues)
+	owner map[string]owned // namer key -> the kind that claimed it, its name
 }
 
+// owned is the kind that claimed a key and the name the key was given.
+type owned struct{ kind, name string }
+
 func newNamespace(r naming.Rules) *namespace {
-	return &namespace{namer: naming.New(r), owner: map[string]string{}}
+	ns := &namespace{owner: map[string]owned{}}
+	rules := r
+	rules.Taken = func(lower string) bool { return ns.block != nil && ns.block.Taken(lower) }
+	ns.namer = naming.New(rules)
+	return ns
 }
 
 func (ns *namespace) name(kind, key string) string {
 	for {
-		o, ok := ns.owner[key]
-		if !ok || o == kind {
+		o, taken := ns.owner[key]
+		if !taken && ns.block != nil {
+			o.kind, o.name, taken = ns.block.Lookup(key)
+		}
+		if !taken {
 			break
+		}
+		if o.kind == kind {
+			return o.name
 		}
 		key += "#" + kind
 	}
-	ns.owner[key] = kind
-	return ns.namer.Name(key)
+	// Each key is named once, here; the owner table keeps its name.
+	name := ns.namer.Fresh(key)
+	ns.owner[key] = owned{kind, name}
+	return name
+}
+
+// nameValues names objects after the prefixes they hold (sorted, distinct)
+// as name(kind, key) of each in turn would, with no table entry for the
+// names that need no change (naming.Block). Once per namespace.
+func (ns *namespace) nameValues(kind string, prefixes []netip.Prefix) []string {
+	if ns.block != nil {
+		panic("nameValues: the namespace has its block")
+	}
+	ns.block = naming.NewBlock(ns.namer, kind, prefixes, appendPrefixObjectKey, parsePrefixObjectKey)
+	ns.block.Name(func(key string) string { return ns.name(kind, key) })
+	return ns.block.Names()
 }

@@ -10,11 +10,11 @@ package panos
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // Backend is the panos target. The zero value is ready to use.
@@ -34,8 +34,8 @@ var (
 )
 
 var (
-	vsysPattern   = regexp.MustCompile(`^vsys[1-9][0-9]{0,2}$`)
-	prefixPattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]{0,15})?$`)
+	vsysPattern   = lazyre.New(`^vsys[1-9][0-9]{0,2}$`)
+	prefixPattern = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]{0,15})?$`)
 )
 
 // Name implements backends.Backend.

@@ -2,12 +2,12 @@ package panos
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // Placement parameters: where turnwall's part goes on a firewall that
@@ -40,9 +40,9 @@ type place struct {
 }
 
 var (
-	zoneTarget = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`)
-	ruleRef    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._ -]{0,62}$`)
-	dgPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`)
+	zoneTarget = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`)
+	ruleRef    = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._ -]{0,62}$`)
+	dgPattern  = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`)
 )
 
 // parsePlace checks the placement parameters; errors name the parameter and

@@ -3,13 +3,14 @@ package panos
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // plan is the PAN-OS configuration turnwall emits, with every name already a
@@ -74,7 +75,7 @@ const maxPortList = 1023
 // fqdnPattern is what turnwall accepts as a PAN-OS fqdn value: DNS labels of
 // letters, digits, '-' and '_', separated by dots, 255 characters at most. A
 // final dot is accepted in the IR and left out of the object.
-var fqdnPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
+var fqdnPattern = lazyre.New(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$`)
 
 func buildPlan(p *ir.Program, where place) (*plan, error) {
 	pl := &plan{vsys: where.vsys, place: where}
@@ -141,9 +142,8 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	// Address objects: one per distinct prefix or FQDN, shared by the groups,
 	// named after their value so that the name says what the object holds.
 	addrNS := newNamespace(prefixed(objectRules(), where.objectPrefix))
-	var v4, v6 []netip.Prefix
+	var all []netip.Prefix // every used set's prefixes, masked, sorted, distinct
 	var fqdns []string
-	seenPrefix := map[netip.Prefix]bool{}
 	seenFQDN := map[string]bool{}
 	fed := map[string]bool{}
 	for i := range p.AddressSets {
@@ -155,15 +155,10 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			fed[s.Name] = true
 			continue
 		}
-		for _, pf := range append(append([]netip.Prefix(nil), s.V4...), s.V6...) {
-			pf = pf.Masked()
-			if !seenPrefix[pf] {
-				seenPrefix[pf] = true
-				if pf.Addr().Is4() {
-					v4 = append(v4, pf)
-				} else {
-					v6 = append(v6, pf)
-				}
+		all = slices.Grow(all, len(s.V4)+len(s.V6))
+		for _, list := range [2][]netip.Prefix{s.V4, s.V6} {
+			for _, pf := range list {
+				all = append(all, pf.Masked())
 			}
 		}
 		for _, f := range s.FQDNs {
@@ -176,16 +171,15 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			}
 		}
 	}
-	sortPrefixes(v4)
-	sortPrefixes(v6)
+	sortPrefixes(all) // IPv4 sorts before IPv6
+	all = slices.Compact(all)
 	sort.Strings(fqdns)
-	prefixName := map[netip.Prefix]string{}
-	for _, pf := range append(v4, v6...) {
-		name := addrNS.name("object", prefixObjectKey(pf))
-		prefixName[pf] = name
+	pl.addresses = make([]address, 0, len(all)+len(fqdns))
+	prefixNames := addrNS.nameValues("object", all) // the object of all[i]
+	for i, pf := range all {
 		// ip-netmask takes IPv4 and IPv6 prefixes alike (Objects > Addresses:
 		// "IP Netmask: the IPv4 or IPv6 address ... ip_address/mask").
-		pl.addresses = append(pl.addresses, address{name: name, kind: "ip-netmask", value: pf.String()})
+		pl.addresses = append(pl.addresses, address{name: prefixNames[i], kind: "ip-netmask", value: pf.String()})
 	}
 	fqdnName := map[string]string{}
 	for _, f := range fqdns {
@@ -196,6 +190,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 
 	// Address groups: one static group per IR set, both families together.
 	groupName := map[string]string{}
+	inGroup := make([]int, len(all)) // 1 + the last group all[i] was added to
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
 		if !usedAddr[s.Name] {
@@ -211,21 +206,32 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			continue
 		}
 		g := memberList{name: addrNS.name("group", s.Name), set: s.Name}
+		g.members = make([]string, 0, len(s.V4)+len(s.V6)+len(s.FQDNs))
 		// Members are distinct by construction (IR prefixes are a minimal
-		// cover; FQDNs are deduplicated); the map only guards against
-		// two spellings of one name, in linear time for big sets.
+		// cover; FQDNs are deduplicated); the marks and the map only guard
+		// against two spellings of one member. A set's prefixes come in
+		// all's order, so each is found at the cursor.
+		cursor := 0
+		for _, list := range [2][]netip.Prefix{s.V4, s.V6} {
+			for _, pf := range list {
+				pf = pf.Masked()
+				j := cursor
+				if j >= len(all) || all[j] != pf {
+					j, _ = slices.BinarySearchFunc(all, pf, comparePrefixes)
+				}
+				cursor = j + 1
+				if inGroup[j] != i+1 {
+					inGroup[j] = i + 1
+					g.members = append(g.members, prefixNames[j])
+				}
+			}
+		}
 		seen := map[string]bool{}
-		add := func(m string) {
-			if !seen[m] {
+		for _, f := range s.FQDNs {
+			if m := fqdnName[strings.TrimSuffix(f, ".")]; !seen[m] {
 				seen[m] = true
 				g.members = append(g.members, m)
 			}
-		}
-		for _, pf := range append(append([]netip.Prefix(nil), s.V4...), s.V6...) {
-			add(prefixName[pf.Masked()])
-		}
-		for _, f := range s.FQDNs {
-			add(fqdnName[strings.TrimSuffix(f, ".")])
 		}
 		groupName[s.Name] = g.name
 		pl.groups = append(pl.groups, g)
@@ -370,24 +376,44 @@ func ruleRules(prefix string) naming.Rules {
 // host-198.51.100.10, net6-fd00-20--_48, host6-2001-db8--10 (':' and '/' are
 // not name characters; the mapping is one-to-one).
 func prefixObjectKey(pf netip.Prefix) string {
-	addr := strings.ReplaceAll(pf.Addr().String(), ":", "-")
-	kind := "net"
-	if pf.Addr().Is6() {
-		kind = "net6"
-	}
-	if pf.IsSingleIP() {
-		return strings.Replace(kind, "net", "host", 1) + "-" + addr
-	}
-	return kind + "-" + addr + "_" + strconv.Itoa(pf.Bits())
+	return string(appendPrefixObjectKey(nil, pf))
 }
 
-func sortPrefixes(ps []netip.Prefix) {
-	sort.Slice(ps, func(i, j int) bool {
-		if c := ps[i].Addr().Compare(ps[j].Addr()); c != 0 {
-			return c < 0
+// appendPrefixObjectKey appends prefixObjectKey(pf) to b.
+func appendPrefixObjectKey(b []byte, pf netip.Prefix) []byte {
+	single := pf.IsSingleIP()
+	switch {
+	case single && pf.Addr().Is4():
+		b = append(b, "host-"...)
+	case single:
+		b = append(b, "host6-"...)
+	case pf.Addr().Is4():
+		b = append(b, "net-"...)
+	default:
+		b = append(b, "net6-"...)
+	}
+	start := len(b)
+	b = pf.Addr().AppendTo(b)
+	for i := start; i < len(b); i++ {
+		if b[i] == ':' {
+			b[i] = '-'
 		}
-		return ps[i].Bits() < ps[j].Bits()
-	})
+	}
+	if !single {
+		b = append(b, '_')
+		b = strconv.AppendInt(b, int64(pf.Bits()), 10)
+	}
+	return b
+}
+
+func sortPrefixes(ps []netip.Prefix) { slices.SortFunc(ps, comparePrefixes) }
+
+// comparePrefixes orders by address (IPv4 first), then shorter first.
+func comparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
 }
 
 // portChunks renders port ranges as PAN-OS port strings ("443,3478-3481"),
@@ -427,4 +453,28 @@ func appendNew(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// parsePrefixObjectKey reverses prefixObjectKey.
+func parsePrefixObjectKey(key string) (netip.Prefix, bool) {
+	kind, rest, ok := strings.Cut(key, "-")
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	addr, bits, hasBits := strings.Cut(rest, "_")
+	if strings.HasSuffix(kind, "6") {
+		addr = strings.ReplaceAll(addr, "-", ":")
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	n := a.BitLen()
+	if hasBits {
+		if n, err = strconv.Atoi(bits); err != nil {
+			return netip.Prefix{}, false
+		}
+	}
+	p := netip.PrefixFrom(a, n)
+	return p, p.IsValid()
 }

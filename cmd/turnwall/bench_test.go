@@ -123,11 +123,13 @@ rule "https" {
 // BenchmarkRangesFile50kProcess runs, in the same run and interleaved
 // (rounds of: floor, then each command), the floor process and the
 // turnwall binary's `validate` and `compile -t X` for each target on the
-// 50,000-prefix policy, and reports for each the median wall time, the
-// median of its ratios to the floor of the same round (x-floor) and its
-// peak resident memory. TURNWALL_BENCH_BASE=/path/to/turnwall adds the same
-// runs of another build (base-*), to compare two versions on one machine
-// state.
+// 50,000-prefix policy, and reports for each the median wall time and CPU
+// time (user and system, all threads), the medians of its ratios to the
+// floor of the same round (x-floor, cpu-x-floor) and its peak resident
+// memory. On a loaded machine the CPU ratio is the steadier figure.
+// TURNWALL_BENCH_BASE=/path/to/turnwall adds the same runs of another build
+// (base-*), to compare two versions on one machine state; a list (as in
+// PATH) adds several (base-*, base2-*, ...).
 func BenchmarkRangesFile50kProcess(b *testing.B) {
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "turnwall")
@@ -171,16 +173,24 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 	}
 	runs := []run{{"floor", []string{floorBin, ranges, filepath.Join(dir, "floor.out")}}}
 	runs = append(runs, commands("", bin)...)
-	if base := os.Getenv("TURNWALL_BENCH_BASE"); base != "" {
-		runs = append(runs, commands("base-", base)...)
+	if bases := os.Getenv("TURNWALL_BENCH_BASE"); bases != "" {
+		for i, base := range filepath.SplitList(bases) {
+			name := "base-"
+			if i > 0 {
+				name = fmt.Sprintf("base%d-", i+1)
+			}
+			runs = append(runs, commands(name, base)...)
+		}
 	}
 	const rounds = 5
 	times := map[string][]float64{}
 	ratios := map[string][]float64{}
+	cpus := map[string][]float64{}
+	cpuRatios := map[string][]float64{}
 	peak := map[string]int64{}
 	for b.Loop() {
 		for range rounds {
-			var floor float64
+			var floor, floorCPU float64
 			for _, r := range runs {
 				cmd := exec.Command(r.args[0], r.args[1:]...)
 				start := time.Now()
@@ -189,22 +199,29 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 				if err != nil {
 					b.Fatalf("%s: %v\n%s", r.name, err, out)
 				}
+				cpu := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > peak[r.name] {
 					peak[r.name] = ru.Maxrss
 				}
 				if r.name == "floor" {
-					floor = took
+					floor, floorCPU = took, cpu
 				}
 				times[r.name] = append(times[r.name], took)
 				ratios[r.name] = append(ratios[r.name], took/floor)
+				cpus[r.name] = append(cpus[r.name], cpu)
+				if floorCPU > 0 {
+					cpuRatios[r.name] = append(cpuRatios[r.name], cpu/floorCPU)
+				}
 			}
 		}
 	}
 	for _, r := range runs {
 		b.ReportMetric(median(times[r.name])*1000, r.name+"-ms")
+		b.ReportMetric(median(cpus[r.name])*1000, r.name+"-cpu-ms")
 		b.ReportMetric(float64(peak[r.name])/1024, r.name+"-peak-RSS-MiB")
 		if r.name != "floor" {
 			b.ReportMetric(median(ratios[r.name]), r.name+"-x-floor")
+			b.ReportMetric(median(cpuRatios[r.name]), r.name+"-cpu-x-floor")
 		}
 	}
 }
@@ -216,4 +233,42 @@ func median(xs []float64) float64 {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// BenchmarkRangesFile50kTargets runs, in this process, what each command of
+// BenchmarkRangesFile50kProcess runs after start-up (`validate` and
+// `compile -t X -o FILE` on the 50,000-prefix policy): the figure to profile
+// (-cpuprofile) for the part of the process that is not start-up.
+func BenchmarkRangesFile50kTargets(b *testing.B) {
+	dir := b.TempDir()
+	var list strings.Builder
+	for i := range 50_000 {
+		a := 20<<24 + uint32(2*i)<<8
+		fmt.Fprintf(&list, "%d.%d.%d.0/24\n", a>>24, a>>16&255, a>>8&255)
+	}
+	policy := filepath.Join(dir, "policy.hcl")
+	if err := os.WriteFile(filepath.Join(dir, "big.txt"), []byte(list.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(policy, []byte(ranges50kPolicy), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cases := [][]string{{"validate", policy}}
+	for _, t := range []string{"ir", "nftables", "asa", "panos", "fortios"} {
+		cases = append(cases, []string{"compile", "-t", t, "-o", filepath.Join(dir, "out."+t), policy})
+	}
+	for _, args := range cases {
+		name := args[0]
+		if name == "compile" {
+			name = args[2]
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var stdout, stderr strings.Builder
+				if code := run(args, nil, &stdout, &stderr); code != exitOK {
+					b.Fatalf("exit %d\n%s", code, stderr.String())
+				}
+			}
+		})
+	}
 }

@@ -39,10 +39,23 @@ func appendAddress(dst []netip.Prefix, text string) ([]netip.Prefix, *AddrProble
 	if s == "" {
 		return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Empty address", Detail: "An address entry is empty. Give an IP, a CIDR prefix such as 10.20.0.0/16, or a range such as 10.0.0.1-10.0.0.9."}
 	}
-	if strings.Contains(s, "%") {
+	// One pass for the characters that tell the forms apart.
+	var pct, dash, slash bool
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			pct = true
+		case '-':
+			dash = true
+		case '/':
+			slash = true
+		}
+	}
+	if pct {
 		return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Scoped address not allowed", Detail: fmt.Sprintf("%q carries an interface zone (%%...). Firewall rules need plain addresses; remove the zone.", s)}
 	}
-	if a, b, ok := strings.Cut(s, "-"); ok {
+	if dash {
+		a, b, _ := strings.Cut(s, "-")
 		from, err1 := netip.ParseAddr(strings.TrimSpace(a))
 		to, err2 := netip.ParseAddr(strings.TrimSpace(b))
 		if err1 != nil || err2 != nil {
@@ -56,7 +69,7 @@ func appendAddress(dst []netip.Prefix, text string) ([]netip.Prefix, *AddrProble
 		}
 		return netipx.IPRangeFrom(from, to).AppendPrefixes(dst), nil
 	}
-	if strings.Contains(s, "/") {
+	if slash {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return dst, &AddrProblem{Code: diag.InvalidAddress, Summary: "Invalid CIDR prefix", Detail: fmt.Sprintf("%q is not a valid CIDR prefix: %s. Write it like 10.20.0.0/16 or fd00:20::/48.", s, trimErr(err))}

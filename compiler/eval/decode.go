@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 	"github.com/turnwall/turnwall/compiler/load"
 )
 
@@ -181,8 +181,8 @@ func settingString(v cty.Value) (string, string) {
 }
 
 var (
-	interfaceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,31}$`)
-	hostName      = regexp.MustCompile(`^(?i:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.(?i:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?))*\.?$`)
+	interfaceName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,31}$`)
+	hostName      = lazyre.New(`^(?i:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.(?i:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?))*\.?$`)
 )
 
 // declared drops blocks that redeclare a name (already reported by load): they

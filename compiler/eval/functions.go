@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"unicode"
 
 	"github.com/apparentlymart/go-cidr/cidr"
 	"github.com/hashicorp/hcl/v2"
@@ -332,7 +333,8 @@ func (e *evaluator) readRangesFile(rel string) *rangesFile {
 				line = line[:i]
 			}
 			if t := strings.TrimSpace(line); t != "" {
-				add(t, lineStart+strings.Index(line, t))
+				// t starts where the leading space ends.
+				add(t, lineStart+len(line)-len(strings.TrimLeftFunc(line, unicode.IsSpace)))
 			}
 			lineStart += end + 1
 		}

@@ -57,14 +57,14 @@ func (p *Program) Matches(r *Rule, pkt Packet) bool {
 		return false
 	}
 	src := p.AddressSet(r.Src)
-	if src == nil || !src.IPSet().Contains(pkt.Src) {
+	if src == nil || !src.Contains(pkt.Src) {
 		return false
 	}
 	dst := p.AddressSet(r.Dst)
 	if dst == nil {
 		return false
 	}
-	return dst.IPSet().Contains(pkt.Dst) || (pkt.DstHost != "" && dst.hasFQDN(pkt.DstHost))
+	return dst.Contains(pkt.Dst) || (pkt.DstHost != "" && dst.hasFQDN(pkt.DstHost))
 }
 
 func (s *AddressSet) hasFQDN(host string) bool {
@@ -106,7 +106,7 @@ func (p *Program) ZoneOf(a netip.Addr) string {
 	zone := ""
 	check := func(set, z string) bool {
 		s := p.AddressSet(set)
-		if s == nil || !s.IPSet().Contains(a) {
+		if s == nil || !s.Contains(a) {
 			return true
 		}
 		if zone != "" && zone != z {

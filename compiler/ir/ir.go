@@ -188,9 +188,13 @@ type AddressSet struct {
 	FQDNs  []string       `json:"fqdns,omitempty"`
 
 	set *netipx.IPSet
-	// setOf identifies the V4 and V6 slices set was made from (SetIPSet):
-	// Index keeps set while the set still has them.
+	// lazy builds set on first use after Index (addrset.go).
+	lazy *lazySet
+	// setOf identifies the V4 and V6 slices set, lazy and cover were made
+	// from (SetIPSet, SetPrefixes): they hold while the set still has them.
 	setOf [2]prefixesID
+	// cover: V4 and V6 are a sorted minimal cover (SetIPSet, SetPrefixes).
+	cover bool
 }
 
 // prefixesID identifies a slice of prefixes by its array and length.
@@ -231,25 +235,27 @@ func (s *AddressSet) SetIPSet(set *netipx.IPSet) {
 		s.V6 = all[v4:]
 	}
 	s.set = set
+	s.lazy = nil
 	s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
+	s.cover = true
 }
 
 // Empty reports whether the set matches nothing at all.
 func (s *AddressSet) Empty() bool { return len(s.V4) == 0 && len(s.V6) == 0 && len(s.FQDNs) == 0 }
 
-// IPSet returns the set's addresses as an immutable netipx.IPSet.
+// IPSet returns the set's addresses as an immutable netipx.IPSet. After
+// Index it is built at most once, whichever goroutine asks first.
 func (s *AddressSet) IPSet() *netipx.IPSet {
-	if s.set == nil {
-		var b netipx.IPSetBuilder
-		for _, p := range s.V4 {
-			b.AddPrefix(p)
-		}
-		for _, p := range s.V6 {
-			b.AddPrefix(p)
-		}
-		s.set, _ = b.IPSet() // prefixes are valid by construction
-		s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
+	if s.set != nil {
+		return s.set
 	}
+	if s.lazy != nil {
+		return s.lazy.get()
+	}
+	if id := [2]prefixesID{idOf(s.V4), idOf(s.V6)}; id != s.setOf {
+		s.setOf, s.cover = id, false
+	}
+	s.set = buildIPSet(s.V4, s.V6)
 	return s.set
 }
 
@@ -369,8 +375,8 @@ type Platform struct {
 	Origin             Origin `json:"origin"`
 }
 
-// Index builds the lookup tables used by AddressSet and Service and every
-// set's IPSet. Whoever builds or changes a program calls it once, before the
+// Index builds the lookup tables used by AddressSet and Service and readies
+// every set's IPSet (built on first use). Whoever builds or changes a program calls it once, before the
 // program is shared: afterwards the program is only read, and any number of
 // goroutines (backends emitting in parallel, for example) may use it. It
 // must not run while others read the program; it is idempotent.
@@ -379,9 +385,15 @@ func (p *Program) Index() {
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
 		p.addrIndex[s.Name] = s
-		if s.setOf != [2]prefixesID{idOf(s.V4), idOf(s.V6)} || s.set == nil {
-			s.set = nil
-			s.IPSet()
+		if s.setOf != [2]prefixesID{idOf(s.V4), idOf(s.V6)} {
+			s.set, s.lazy, s.cover = nil, nil, false
+		}
+		if s.set == nil && s.lazy == nil {
+			// Built when first asked for: a big set nobody asks about as
+			// an IPSet (the emitters, the checks that use the set's own
+			// Contains and Overlaps) never builds one.
+			s.lazy = &lazySet{v4: s.V4, v6: s.V6}
+			s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
 		}
 	}
 	p.svcIndex = make(map[string]*ServiceSet, len(p.Services))

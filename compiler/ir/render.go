@@ -5,10 +5,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 )
+
+// writePrefixes writes one "  PREFIX" line per prefix, appended rather than
+// formatted: a big set's lines are most of the output.
+func writePrefixes(bw *bufio.Writer, ps []netip.Prefix) {
+	var line []byte
+	for _, pf := range ps {
+		line = append(line[:0], "  "...)
+		if pf.IsValid() {
+			line = pf.AppendTo(line)
+		} else {
+			line = append(line, pf.String()...) // as %s writes it
+		}
+		line = append(line, '\n')
+		bw.Write(line)
+	}
+}
 
 // WriteText renders the program in turnwall's readable IR form. The output is
 // deterministic; every user-supplied string is quoted, so it cannot start a line.
@@ -27,12 +44,8 @@ func (p *Program) WriteText(w io.Writer) error {
 	for i := range p.AddressSets {
 		s := &p.AddressSets[i]
 		fmt.Fprintf(bw, "\naddresses %s  # %s\n", s.Name, s.Origin)
-		for _, pf := range s.V4 {
-			fmt.Fprintf(bw, "  %s\n", pf)
-		}
-		for _, pf := range s.V6 {
-			fmt.Fprintf(bw, "  %s\n", pf)
-		}
+		writePrefixes(bw, s.V4)
+		writePrefixes(bw, s.V6)
 		for _, f := range s.FQDNs {
 			fmt.Fprintf(bw, "  fqdn %s\n", strconv.Quote(f))
 		}

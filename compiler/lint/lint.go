@@ -82,7 +82,7 @@ func (c *checker) allowsFrom(set string) []*ir.Rule {
 		if r.Action != ir.Allow {
 			continue
 		}
-		if r.Src == set || (src != nil && c.p.AddressSet(r.Src) != nil && c.p.AddressSet(r.Src).IPSet().Overlaps(src.IPSet())) {
+		if r.Src == set || (src != nil && c.p.AddressSet(r.Src) != nil && c.p.AddressSet(r.Src).Overlaps(src)) {
 			out = append(out, r)
 		}
 	}
@@ -231,7 +231,7 @@ func (c *checker) oneWayAudio(r ir.Relay) {
 		for _, rule := range c.allowsFrom(r.Addresses) {
 			dst := c.p.AddressSet(rule.Dst)
 			agents := c.p.AddressSet(g.Addresses)
-			if dst == nil || agents == nil || !dst.IPSet().Overlaps(agents.IPSet()) {
+			if dst == nil || agents == nil || !dst.Overlaps(agents) {
 				continue
 			}
 			if c.hasEntry(rule, func(e ir.ServiceEntry) bool {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/turnwall/turnwall/compiler/diag"
+	"github.com/turnwall/turnwall/compiler/lazyre"
 )
 
 // Config is a loaded, not yet evaluated, policy.
@@ -356,7 +356,7 @@ func decodeBlock(hb *hcl.Block) (*Block, hcl.Diagnostics) {
 // portableName is what every target can carry: PAN-OS names start with an
 // alphanumeric and zones allow 31 characters; FortiOS and ASA forbid spaces and
 // quotes; nftables names may not start with a digit.
-var portableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,30}$`)
+var portableName = lazyre.New(`^[A-Za-z][A-Za-z0-9_-]{0,30}$`)
 
 // reservedNames are words some target reserves or treats specially as object
 // names (FortiOS all/none/always, ASA any/host/object/interface, PAN-OS

@@ -2,9 +2,8 @@ package lower
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
-
-	"go4.org/netipx"
 
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/eval"
@@ -162,16 +161,12 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 	var literal []eval.AddrEntry
 	// The relay's own peer list: built from the peers' aggregated sets, not
 	// their raw entries, so a 100,000-prefix provider is aggregated once.
-	var union netipx.IPSetBuilder
+	var union []netip.Prefix
 	havePeers := false
 	for _, p := range r.Peers {
 		if p.Kind == "" {
 			literal = append(literal, p.Addrs...)
-			for _, a := range p.Addrs {
-				for _, pf := range a.Prefixes {
-					union.AddPrefix(pf)
-				}
-			}
+			union = appendEntries(union[:len(union):len(union)], p.Addrs)
 			havePeers = true
 			continue
 		}
@@ -180,7 +175,7 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 			continue
 		}
 		if set := l.setByName[ep.set]; set != nil {
-			union.AddSet(set.IPSet())
+			union = appendSet(union[:len(union):len(union)], set)
 			havePeers = true
 		}
 		if p.Kind != "agents" {
@@ -204,7 +199,7 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 	}
 	peers := ""
 	if havePeers {
-		s := fromBuilder(prefix+"peers", origin, &union)
+		s := setFrom(prefix+"peers", origin, union)
 		peerSets = append(peerSets, s)
 		peers = s.Name
 	}
@@ -225,7 +220,7 @@ func (l *lowerer) relayRules(r *eval.Relay) ([]ir.Rule, []*ir.AddressSet) {
 	// client may be sent to must be one of them.
 	if rs := l.setByName[relaySet]; rs != nil {
 		for _, alt := range r.Alternates {
-			if !rs.IPSet().Contains(alt.Addr()) {
+			if !rs.Contains(alt.Addr()) {
 				l.diags = append(l.diags, diag.Errorf(diag.InvalidValue, r.AttrRanges["alternates"], "Alternate server outside the relay's addresses",
 					"Relay %q sends clients to %s, which is not one of its addresses: the firewall rules open only those, so the redirected client would be dropped. Add %s to addresses (every node of the pool).", r.Name, alt, alt.Addr()))
 			}
@@ -294,19 +289,19 @@ func (l *lowerer) explicitRule(r *eval.Rule) (*ir.Rule, []*ir.AddressSet) {
 		}
 		// Referenced blocks add their aggregated sets, not their entries
 		// again.
-		var b netipx.IPSetBuilder
+		var ps []netip.Prefix
 		for _, e := range eps {
 			if e.Kind == "" {
-				addEntries(&b, e.Addrs)
+				ps = appendEntries(ps[:len(ps):len(ps)], e.Addrs)
 			} else if ep, ok := l.lookup(e.Kind, e.Name); ok {
 				if set := l.setByName[ep.set]; set != nil {
-					b.AddSet(set.IPSet())
+					ps = appendSet(ps[:len(ps):len(ps)], set)
 				} else {
-					addEntries(&b, ep.addrs)
+					ps = appendEntries(ps[:len(ps):len(ps)], ep.addrs)
 				}
 			}
 		}
-		s := fromBuilder("rule."+r.Name+"."+suffix, origin, &b)
+		s := setFrom("rule."+r.Name+"."+suffix, origin, ps)
 		l.setByName[s.Name] = s
 		sets = append(sets, s)
 		return s.Name, zone, true

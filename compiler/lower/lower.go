@@ -6,13 +6,13 @@ package lower
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"go4.org/netipx"
 
 	"github.com/turnwall/turnwall/compiler/diag"
 	"github.com/turnwall/turnwall/compiler/eval"
@@ -180,41 +180,55 @@ func (l *lowerer) origin(kind string, b *eval.Block) ir.Origin {
 
 // addrSet aggregates address entries into the exact minimal prefix cover.
 func (l *lowerer) addrSet(name string, origin ir.Origin, entries []eval.AddrEntry) *ir.AddressSet {
-	var b netipx.IPSetBuilder
-	addEntries(&b, entries)
-	s := fromBuilder(name, origin, &b)
+	s := setFrom(name, origin, appendEntries(nil, entries))
 	l.setByName[name] = s
 	return s
 }
 
-func addEntries(b *netipx.IPSetBuilder, entries []eval.AddrEntry) {
-	for _, e := range entries {
-		for _, p := range e.Prefixes {
-			b.AddPrefix(p)
-		}
+// appendEntries appends the entries' prefixes to ps; with one entry and no ps
+// it returns the entry's own slice (setFrom only reads it).
+func appendEntries(ps []netip.Prefix, entries []eval.AddrEntry) []netip.Prefix {
+	if len(ps) == 0 && len(entries) == 1 {
+		return entries[0].Prefixes
 	}
+	n := len(ps)
+	for _, e := range entries {
+		n += len(e.Prefixes)
+	}
+	ps = slices.Grow(ps, n-len(ps))
+	for _, e := range entries {
+		ps = append(ps, e.Prefixes...)
+	}
+	return ps
 }
 
-func fromBuilder(name string, origin ir.Origin, b *netipx.IPSetBuilder) *ir.AddressSet {
-	set, _ := b.IPSet() // every prefix was validated by eval
+// appendSet appends an aggregated set's prefixes to ps.
+func appendSet(ps []netip.Prefix, s *ir.AddressSet) []netip.Prefix {
+	ps = slices.Grow(ps, len(s.V4)+len(s.V6))
+	return append(append(ps, s.V4...), s.V6...)
+}
+
+// setFrom makes the set of the prefixes' addresses: their minimal cover, in
+// one pass when they come sorted (ir.AddressSet.SetPrefixes).
+func setFrom(name string, origin ir.Origin, ps []netip.Prefix) *ir.AddressSet {
 	s := &ir.AddressSet{Name: name, Origin: origin}
-	s.SetIPSet(set) // built once: Index and the overlap checks reuse it
+	s.SetPrefixes(ps)
 	return s
 }
 
 func (l *lowerer) checkAgentOverlap() {
 	type other struct {
 		what string
-		set  *netipx.IPSet
+		set  *ir.AddressSet
 	}
 	var others []other
 	for _, p := range l.pol.Providers {
 		if s, ok := l.providerSets[p.Name]; ok {
-			others = append(others, other{fmt.Sprintf("provider %q", p.Name), s.IPSet()})
+			others = append(others, other{fmt.Sprintf("provider %q", p.Name), s})
 		}
 	}
 	for _, r := range l.pol.Relays {
-		others = append(others, other{fmt.Sprintf("relay %q", r.Name), l.relaySets[r.Name].IPSet()})
+		others = append(others, other{fmt.Sprintf("relay %q", r.Name), l.relaySets[r.Name]})
 	}
 	for _, a := range l.pol.Agents {
 		for _, e := range a.Subnets {
