@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/turn/v5"
@@ -105,35 +106,37 @@ type Server struct {
 	relayV4     netip.Addr
 	relayV6     netip.Addr
 	maxLifetime time.Duration
-	idleTimeout time.Duration
-	gen         *relayGen
-	turn        *turn.Server
-	packetConns []*guardedPacketConn
-	groups      []*socketGroup
-	listeners   []*guardedListener
-	bound       []Listener
-	tcpConns    atomic.Int64
-	connMu      sync.Mutex
-	tcpBySource map[netip.Addr]int
-	tcpByUser   map[string]int
-	tcpByTuple  map[string]*guardedConn
-	unallocated time.Duration
-	throttle    *authThrottle
-	draining    atomic.Bool
-	stopping    atomic.Bool // Shutdown or Close: draining for good
-	closed      atomic.Bool
-	capacity    float64 // CapacityThreshold, defaulted
-	allocSeq    atomic.Uint64
-	allocEvents allocEvents
-	self        []netip.Addr // the relay's own addresses, unmapped
-	dp          *dataplane   // nil: relayed sockets are read by goroutines
-	relayMu     sync.Mutex
-	relays      map[netip.AddrPort]*relayConn // UDP relayed sockets by address
-	tcpMu       sync.Mutex
-	tcpAllocs   map[netip.AddrPort]*relayListener
-	logLimit    logLimiter
-	closeOnce   sync.Once
-	closeErr    error
+	// maxQueueDelay: Limits.MaxQueueDelay, defaulted.
+	maxQueueDelay time.Duration
+	idleTimeout   time.Duration
+	gen           *relayGen
+	turn          *turn.Server
+	packetConns   []*guardedPacketConn
+	groups        []*socketGroup
+	listeners     []*guardedListener
+	bound         []Listener
+	tcpConns      atomic.Int64
+	connMu        sync.Mutex
+	tcpBySource   map[netip.Addr]int
+	tcpByUser     map[string]int
+	tcpByTuple    map[string]*guardedConn
+	unallocated   time.Duration
+	throttle      *authThrottle
+	draining      atomic.Bool
+	stopping      atomic.Bool // Shutdown or Close: draining for good
+	closed        atomic.Bool
+	capacity      float64 // CapacityThreshold, defaulted
+	allocSeq      atomic.Uint64
+	allocEvents   allocEvents
+	self          []netip.Addr // the relay's own addresses, unmapped
+	dp            *dataplane   // nil: relayed sockets are read by goroutines
+	relayMu       sync.Mutex
+	relays        map[netip.AddrPort]*relayConn // UDP relayed sockets by address
+	tcpMu         sync.Mutex
+	tcpAllocs     map[netip.AddrPort]*relayListener
+	logLimit      logLimiter
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // New validates cfg, opens every listener and starts serving.
@@ -160,7 +163,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay port range %s is empty or starts at 0", cfg.RelayPorts)
 	}
 	if l := cfg.Limits; l.UserQuota < 0 || l.TotalQuota < 0 || l.MaxBPS < 0 || l.MaxTCPConns < 0 || l.MaxLifetime < 0 ||
-		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 {
+		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 ||
+		l.MaxQueueDelay < 0 {
 		return nil, errors.New("limits must not be negative")
 	}
 	if t := cfg.CapacityThreshold; !(t >= 0 && t <= 1) {
@@ -196,6 +200,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allocation lifetime cap %s is below one minute", s.maxLifetime)
 	}
 	s.idleTimeout = s.maxLifetime + time.Minute
+	s.maxQueueDelay = cfg.Limits.MaxQueueDelay
+	if s.maxQueueDelay == 0 {
+		s.maxQueueDelay = DefaultMaxQueueDelay
+	}
 
 	relayIPs := cfg.RelayIPs
 	if len(relayIPs) == 0 {
@@ -248,7 +256,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if !cfg.NoDataplane {
-		dp, err := newDataplane(cfg.UDPSockets)
+		dp, err := newDataplane(cfg.UDPSockets, s.maxQueueDelay, s.metrics)
 		if err != nil {
 			s.closeSockets()
 			return nil, fmt.Errorf("data plane: %w", err)
@@ -329,7 +337,7 @@ func (s *Server) open(tlsConfig *tls.Config) error {
 		switch l.Transport {
 		case UDP:
 			addr := l.Addr
-			group := &socketGroup{}
+			group := &socketGroup{idx: len(s.groups)}
 			s.groups = append(s.groups, group)
 			for i := range s.cfg.UDPSockets {
 				pc, err := s.cfg.Net.ListenPacket(nw, addr, true)
@@ -342,6 +350,9 @@ func (s *Server) open(tlsConfig *tls.Config) error {
 					s.bound = append(s.bound, Listener{Transport: UDP, Addr: addr})
 					group.local = addr
 					group.fast, _ = pc.(udpConn)
+					if sc, ok := pc.(syscall.Conn); ok && group.fast != nil {
+						group.raw, _ = sc.SyscallConn()
+					}
 				}
 			}
 		case TCP, TLS:
