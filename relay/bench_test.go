@@ -95,6 +95,16 @@ type benchResult struct {
 	sent, received    uint64
 	p50, p99          time.Duration
 	relayCPU, loadCPU float64 // cores
+	wall              float64 // seconds measured
+}
+
+// cpuPerEcho is the relay's CPU time per echoed packet (each crossed the
+// relay twice), in µs: the cost of the traffic it actually relayed.
+func (r benchResult) cpuPerEcho() float64 {
+	if r.received == 0 {
+		return 0
+	}
+	return r.relayCPU * r.wall * 1e6 / float64(r.received)
 }
 
 func (r benchResult) loss() float64 {
@@ -437,7 +447,7 @@ func runStreams(b *testing.B, ns *netns.NS, server netip.AddrPort, echo netip.Ad
 	time.Sleep(benchDrain)
 	wall := t1.Sub(t0).Seconds()
 	return benchResult{streams: n, sent: sent.Load(), received: received.Load(), p50: hist.quantile(0.5), p99: hist.quantile(0.99),
-		relayCPU: (relay1 - relay0).Seconds() / wall, loadCPU: (self1 - self0).Seconds() / wall}
+		relayCPU: (relay1 - relay0).Seconds() / wall, loadCPU: (self1 - self0).Seconds() / wall, wall: wall}
 }
 
 // BenchmarkStreams: concurrent Opus-like streams (160-byte packets, 50 a
@@ -520,6 +530,7 @@ func BenchmarkStreams(b *testing.B) {
 					b.ReportMetric(r.relayCPU*100, "relay-cpu%")
 					b.ReportMetric(r.relayCPU*1e6/float64(n), "relay-cpu-µs/s/stream")
 					b.ReportMetric(r.loadCPU*100, "loadgen-cpu%")
+					b.ReportMetric(r.cpuPerEcho(), "relay-cpu-µs/echo")
 				})
 			}
 		}
@@ -528,8 +539,9 @@ func BenchmarkStreams(b *testing.B) {
 }
 
 // benchReport tabulates the results (medians over rounds) and, for every
-// relay but the first, its same-round ratios to the first: CPU per stream
-// and lossless-ness. Each ratio is the median of the rounds' own ratios.
+// relay but the first, its same-round ratios to the first: CPU per stream,
+// and CPU per echoed packet (which loss does not flatter). Each ratio is
+// the median of the rounds' own ratios.
 func benchReport(results []benchResult, counts []int, servers []string, rounds int) string {
 	type key struct {
 		server  string
@@ -558,38 +570,40 @@ func benchReport(results []benchResult, counts []int, servers []string, rounds i
 		return median(v)
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n| streams | relay | loss | RTT p50 | RTT p99 | relay CPU | CPU per stream | load generator CPU |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&sb, "\n| streams | relay | loss | RTT p50 | RTT p99 | relay CPU | CPU per stream | CPU per echoed packet | load generator CPU |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range counts {
 		for _, s := range servers {
 			rs := by[key{s, n}]
 			if len(rs) == 0 {
 				continue
 			}
-			fmt.Fprintf(&sb, "| %d | %s | %.3f%% | %.2f ms | %.2f ms | %.0f%% | %.0f µs/s | %.0f%% |\n", n, s,
+			fmt.Fprintf(&sb, "| %d | %s | %.3f%% | %.2f ms | %.2f ms | %.0f%% | %.0f µs/s | %.1f µs | %.0f%% |\n", n, s,
 				pick(rs, benchResult.loss),
 				pick(rs, func(r benchResult) float64 { return float64(r.p50.Microseconds()) / 1000 }),
 				pick(rs, func(r benchResult) float64 { return float64(r.p99.Microseconds()) / 1000 }),
 				pick(rs, func(r benchResult) float64 { return r.relayCPU * 100 }),
 				pick(rs, func(r benchResult) float64 { return r.relayCPU * 1e6 / float64(n) }),
+				pick(rs, benchResult.cpuPerEcho),
 				pick(rs, func(r benchResult) float64 { return r.loadCPU * 100 }))
 		}
 	}
 	if len(servers) > 1 {
-		fmt.Fprintf(&sb, "\n| streams | relay | CPU per stream vs %s (median of same-round ratios) | rounds |\n|---|---|---|---|\n", servers[0])
+		fmt.Fprintf(&sb, "\n| streams | relay | CPU per stream vs %s | CPU per echoed packet vs %s | rounds |\n|---|---|---|---|---|\n", servers[0], servers[0])
 		for _, n := range counts {
 			base := map[int]benchResult{}
 			for _, r := range by[key{servers[0], n}] {
 				base[r.round] = r
 			}
 			for _, s := range servers[1:] {
-				var v []float64
+				var v, e []float64
 				for _, r := range by[key{s, n}] {
-					if b, ok := base[r.round]; ok && b.relayCPU > 0 {
+					if b, ok := base[r.round]; ok && b.relayCPU > 0 && b.cpuPerEcho() > 0 {
 						v = append(v, r.relayCPU/b.relayCPU)
+						e = append(e, r.cpuPerEcho()/b.cpuPerEcho())
 					}
 				}
 				if len(v) > 0 {
-					fmt.Fprintf(&sb, "| %d | %s | %.2fx | %d |\n", n, s, median(v), len(v))
+					fmt.Fprintf(&sb, "| %d | %s | %.2fx | %.2fx | %d |\n", n, s, median(v), median(e), len(v))
 				}
 			}
 		}
