@@ -44,10 +44,10 @@ type dpWorker struct {
 	shed      shedder // of datagrams that waited too long in a socket's queue
 	now       time.Time
 	nowNS     int64
-	buf       []byte       // datagrams that are not for a send batch
-	rmsg      recvMsg      // recvmsg state
-	batches   []*sendBatch // by listener group
-	shedDelay uint64       // not yet published to m
+	own       [drainSize][]byte // datagrams that are not for a send batch
+	recv      recvBatch         // recvmmsg state
+	batches   []*sendBatch      // by listener group
+	shedDelay uint64            // not yet published to m
 	shedFull  uint64
 }
 
@@ -65,7 +65,10 @@ func newDataplane(n int, maxDelay time.Duration, m *metrics) (*dataplane, error)
 			return nil, err
 		}
 		w := &dpWorker{ep: ep, file: os.NewFile(uintptr(ep), "epoll"), socks: map[uint64]*relayConn{}, nextID: 1,
-			m: m, shed: newShedder(maxDelay), buf: make([]byte, 4+rtpMTU)}
+			m: m, shed: newShedder(maxDelay)}
+		for i := range w.own {
+			w.own[i] = make([]byte, 4+rtpMTU)
+		}
 		rc, err := w.file.SyscallConn()
 		if err != nil {
 			w.file.Close()
@@ -305,60 +308,120 @@ func (w *dpWorker) loop(rc syscall.RawConn) {
 	}
 }
 
-// maxShedPerRead bounds the stale datagrams one readable socket may shed
-// before the worker moves on (level-triggered: it comes back).
-const maxShedPerRead = 64
-
-// readable handles one datagram of a relayed socket (level-triggered: if
-// more are queued, epoll reports the socket again). Under overload,
-// datagrams that waited in the socket's queue longer than the queueing
-// delay bound are shed first (see shedder): the relay drops early rather
-// than relaying late.
-// ChannelData for the client is written straight into the worker's send
-// batch for the client's listener, and leaves with the batch.
+// readable handles what a relayed socket has queued: up to drainSize
+// datagrams with one recvmmsg (level-triggered: if more are queued, epoll
+// reports the socket again), so that a socket with a backlog is not served
+// one datagram per round of every socket. Under overload, datagrams that
+// waited in the socket's queue longer than the queueing delay bound are
+// shed (see shedder): the relay drops early rather than relaying late.
+// ChannelData for the client is read straight into the worker's send batch
+// for the client's listener, and leaves with the batch.
 func (rc *relayConn) readable(w *dpWorker) {
 	route := rc.client.Load()
 	var batch *sendBatch
-	buf := w.buf
 	if route != nil {
-		if batch = w.batchFor(route.group); batch != nil {
-			buf = batch.bufs[batch.n]
+		if batch = w.batchFor(route.group); batch != nil && len(batch.hdrs)-batch.n < drainSize {
+			w.flushBatch(batch)
 		}
 	}
-	for range maxShedPerRead {
-		n, from, at, err := rc.raw.recvStamped(buf[4:], &w.rmsg)
-		if err != nil {
-			return
-		}
-		if w.shed.late(w.nowNS, at) {
+	r := &w.recv
+	start := 0
+	bufs := w.own[:]
+	if batch != nil {
+		start = batch.n
+		bufs = batch.bufs[start : start+drainSize]
+	}
+	for i := range drainSize {
+		r.iovs[i].Base = &bufs[i][4]
+		r.iovs[i].SetLen(len(bufs[i]) - 4)
+	}
+	n, err := rc.raw.recvBatch(r)
+	if err != nil {
+		return
+	}
+	ch := rc.chans.Load()
+	for i := range n {
+		size := int(r.hdrs[i].len)
+		if w.shed.late(w.nowNS, stampOf(&r.cmsgs[i], int(r.hdrs[i].hdr.Controllen))) {
 			w.shedDelay++
 			continue
 		}
-		if !rc.in.allowAt(n, w.now) {
+		if !rc.in.allowAt(size, w.now) {
 			rc.stats.dropped.Add(1)
-			return
+			continue
 		}
-		rc.stats.fromPeerBytes.Add(uint64(n))
+		rc.stats.fromPeerBytes.Add(uint64(size))
 		rc.stats.fromPeerPackets.Add(1)
-		if ch := rc.chans.Load(); route != nil && ch != nil {
+		from := parseSockaddr(r.names[i][:])
+		buf := w.own[i]
+		if batch != nil {
+			buf = batch.bufs[start+i]
+		}
+		if route != nil && ch != nil {
 			if num, ok := ch.byPeer[from]; ok {
 				binary.BigEndian.PutUint16(buf[0:], num)
-				binary.BigEndian.PutUint16(buf[2:], uint16(n))
-				if batch != nil {
-					if batch.add(4+n, route.addr) {
-						w.flushBatch(batch)
-					}
-				} else {
-					route.group.send(buf[:4+n], route.addr)
+				binary.BigEndian.PutUint16(buf[2:], uint16(size))
+				if batch == nil {
+					route.group.send(buf[:4+size], route.addr)
+					continue
 				}
-				return
+				// Slots fill in order: the datagram's buffer moves to the
+				// next free slot (slots before it were skipped datagrams).
+				if j, k := batch.n, start+i; j != k {
+					batch.bufs[j], batch.bufs[k] = batch.bufs[k], batch.bufs[j]
+					batch.iovs[j].Base, batch.iovs[k].Base = &batch.bufs[j][0], &batch.bufs[k][0]
+				}
+				batch.add(4+size, route.addr) // room was made for drainSize: never overflows here
+				continue
 			}
 		}
 		select {
-		case rc.toEngine <- peerDatagram{b: append([]byte(nil), buf[4:4+n]...), from: from}:
+		case rc.toEngine <- peerDatagram{b: append([]byte(nil), buf[4:4+size]...), from: from}:
 		default: // the engine is behind: dropped, as the network may
 		}
-		return
+	}
+}
+
+// drainSize: datagrams one recvmmsg takes from a relayed socket.
+const drainSize = 8
+
+// recvBatch is the worker's recvmmsg state for relayed sockets; the
+// caller points iovs at the buffers.
+type recvBatch struct {
+	hdrs  [drainSize]mmsghdr
+	iovs  [drainSize]unix.Iovec
+	names [drainSize][sockaddrLen]byte
+	cmsgs [drainSize][stampSpace]uint64
+}
+
+// recvBatch reads what the socket has queued, up to drainSize datagrams,
+// without blocking (EAGAIN when there is none), each with the time the
+// kernel queued it.
+func (r *rawSock) recvBatch(m *recvBatch) (int, error) {
+	for i := range m.hdrs {
+		h := &m.hdrs[i].hdr
+		h.Iov = &m.iovs[i]
+		h.SetIovlen(1)
+		h.Name = &m.names[i][0]
+		h.Namelen = sockaddrLen
+		h.Control = (*byte)(unsafe.Pointer(&m.cmsgs[i][0]))
+		h.SetControllen(stampSpace * 8)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return 0, errRawClosed
+	}
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&m.hdrs[0])), drainSize, unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
 	}
 }
 
@@ -470,38 +533,6 @@ func (w *dpWorker) flushBatch(b *sendBatch) {
 			}
 		}
 	})
-}
-
-// recvStamped reads one datagram without blocking (EAGAIN when there is
-// none), with the time the kernel queued it (0 if unknown), in Unix
-// nanoseconds.
-func (r *rawSock) recvStamped(b []byte, m *recvMsg) (int, netip.AddrPort, int64, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
-		return 0, netip.AddrPort{}, 0, errRawClosed
-	}
-	m.iov.Base = &b[0]
-	m.iov.SetLen(len(b))
-	m.hdr.Iov = &m.iov
-	m.hdr.SetIovlen(1)
-	m.hdr.Name = &m.name[0]
-	m.hdr.Namelen = uint32(len(m.name))
-	m.hdr.Control = (*byte)(unsafe.Pointer(&m.cmsg[0]))
-	m.hdr.SetControllen(len(m.cmsg) * 8)
-	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT)
-	if errno != 0 {
-		return 0, netip.AddrPort{}, 0, errno
-	}
-	return int(n), parseSockaddr(m.name[:]), stampOf(&m.cmsg, int(m.hdr.Controllen)), nil
-}
-
-// recvMsg is the reusable state of recvmsg calls.
-type recvMsg struct {
-	hdr  unix.Msghdr
-	iov  unix.Iovec
-	name [sockaddrLen]byte
-	cmsg [stampSpace]uint64 // aligned for the control message header
 }
 
 // stampSpace (in words) holds one SCM_TIMESTAMPNS control message.

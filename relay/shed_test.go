@@ -233,12 +233,17 @@ func waitStamps(t testing.TB) {
 	}
 	defer b.Close()
 	buf := make([]byte, 64)
-	var m recvMsg
+	var m recvBatch
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		b.Write([]byte("stamp"))
 		time.Sleep(5 * time.Millisecond)
-		_, _, at, err := raw.recvStamped(buf, &m)
-		if err == nil && time.Now().UnixNano()-at >= int64(4*time.Millisecond) {
+		m.iovs[0].Base = &buf[0]
+		m.iovs[0].SetLen(len(buf))
+		for i := 1; i < drainSize; i++ {
+			m.iovs[i] = m.iovs[0]
+		}
+		n, err := raw.recvBatch(&m)
+		if err == nil && n == 1 && time.Now().UnixNano()-stampOf(&m.cmsgs[0], int(m.hdrs[0].hdr.Controllen)) >= int64(4*time.Millisecond) {
 			return
 		}
 	}
