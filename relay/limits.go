@@ -42,11 +42,12 @@ type Limits struct {
 	AuthFailRate  float64
 	AuthFailBurst int // 0: DefaultAuthFailBurst
 	// MaxQueueDelay bounds how long a relayed UDP datagram may wait in a
-	// socket's receive queue (the relay is behind: overloaded or
-	// descheduled); older ones are dropped unread rather than relayed late
+	// socket's receive queue once the relay is overloaded (every datagram
+	// read for 5 times this long waited longer): older ones are dropped
+	// rather than relayed late
 	// (turnwall_relay_shed_packets_total{reason="queue_delay"}). It applies
-	// to ChannelData and to peers' datagrams, on Linux. 0:
-	// DefaultMaxQueueDelay.
+	// to clients' ChannelData and to peers' datagrams, with the data plane
+	// (Linux). 0: DefaultMaxQueueDelay.
 	MaxQueueDelay time.Duration
 }
 
