@@ -106,37 +106,38 @@ type Server struct {
 	relayV4     netip.Addr
 	relayV6     netip.Addr
 	maxLifetime time.Duration
+	idleTimeout time.Duration
+	gen         *relayGen
+	turn        *turn.Server
+	packetConns []*guardedPacketConn
+	groups      []*socketGroup
+	listeners   []*guardedListener
+	bound       []Listener
+	tcpConns    atomic.Int64
+	connMu      sync.Mutex
+	tcpBySource map[netip.Addr]int
+	tcpByUser   map[string]int
+	tcpByTuple  map[string]*guardedConn
+	unallocated time.Duration
+	throttle    *authThrottle
+	draining    atomic.Bool
+	stopping    atomic.Bool // Shutdown or Close: draining for good
+	closed      atomic.Bool
+	capacity    float64 // CapacityThreshold, defaulted
+	allocSeq    atomic.Uint64
+	allocEvents allocEvents
+	self        []netip.Addr // the relay's own addresses, unmapped
+	dp          *dataplane   // nil: relayed sockets are read by goroutines
+	relayMu     sync.Mutex
+	relays      map[netip.AddrPort]*relayConn // UDP relayed sockets by address
+	tcpMu       sync.Mutex
+	tcpAllocs   map[netip.AddrPort]*relayListener
+	logLimit    logLimiter
+	closeOnce   sync.Once
+	closeErr    error
+
 	// maxQueueDelay: Limits.MaxQueueDelay, defaulted.
 	maxQueueDelay time.Duration
-	idleTimeout   time.Duration
-	gen           *relayGen
-	turn          *turn.Server
-	packetConns   []*guardedPacketConn
-	groups        []*socketGroup
-	listeners     []*guardedListener
-	bound         []Listener
-	tcpConns      atomic.Int64
-	connMu        sync.Mutex
-	tcpBySource   map[netip.Addr]int
-	tcpByUser     map[string]int
-	tcpByTuple    map[string]*guardedConn
-	unallocated   time.Duration
-	throttle      *authThrottle
-	draining      atomic.Bool
-	stopping      atomic.Bool // Shutdown or Close: draining for good
-	closed        atomic.Bool
-	capacity      float64 // CapacityThreshold, defaulted
-	allocSeq      atomic.Uint64
-	allocEvents   allocEvents
-	self          []netip.Addr // the relay's own addresses, unmapped
-	dp            *dataplane   // nil: relayed sockets are read by goroutines
-	relayMu       sync.Mutex
-	relays        map[netip.AddrPort]*relayConn // UDP relayed sockets by address
-	tcpMu         sync.Mutex
-	tcpAllocs     map[netip.AddrPort]*relayListener
-	logLimit      logLimiter
-	closeOnce     sync.Once
-	closeErr      error
 }
 
 // New validates cfg, opens every listener and starts serving.
