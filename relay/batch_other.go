@@ -5,6 +5,7 @@ package relay
 import (
 	"net"
 	"net/netip"
+	"time"
 )
 
 // batchReader batches reads with recvmmsg on Linux; elsewhere there is none.
@@ -13,3 +14,5 @@ type batchReader struct{}
 func newBatchReader(net.PacketConn, int) *batchReader { return nil }
 
 func (b *batchReader) next() ([]byte, netip.AddrPort, error) { panic("unreachable") }
+
+func (b *batchReader) shedAfter(time.Duration, *metrics) {}

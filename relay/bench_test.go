@@ -90,10 +90,21 @@ const (
 
 type benchResult struct {
 	server            string
+	round             int
 	streams           int
 	sent, received    uint64
 	p50, p99          time.Duration
 	relayCPU, loadCPU float64 // cores
+	wall              float64 // seconds measured
+}
+
+// cpuPerEcho is the relay's CPU time per echoed packet (each crossed the
+// relay twice), in µs: the cost of the traffic it actually relayed.
+func (r benchResult) cpuPerEcho() float64 {
+	if r.received == 0 {
+		return 0
+	}
+	return r.relayCPU * r.wall * 1e6 / float64(r.received)
 }
 
 func (r benchResult) loss() float64 {
@@ -148,20 +159,31 @@ func (h *rttHistogram) quantile(q float64) time.Duration {
 
 // benchServer starts a relay (turnwall or coturn) on the lab relay address
 // in ns and returns its process id.
-func benchServer(b *testing.B, ns *netns.NS, which string) int {
+func benchServer(b *testing.B, ns *netns.NS, which string, streams int) int {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var cmd *exec.Cmd
 	switch which {
-	case "turnwall", "turnwall-goroutines":
+	case "turnwall", "turnwall-goroutines", "turnwall-base":
 		exe, err := os.Executable()
 		if err != nil {
 			b.Fatal(err)
+		}
+		if which == "turnwall-base" {
+			// Another build of this test binary (an earlier commit's),
+			// run the same way.
+			if exe = os.Getenv("TURNWALL_BENCH_BASE"); exe == "" {
+				b.Fatal("turnwall-base needs TURNWALL_BENCH_BASE=path of a relay test binary (go test -c ./relay/)")
+			}
 		}
 		cmd = exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), "TURNWALL_BENCH_RELAY=dataplane")
 		if which == "turnwall-goroutines" {
 			cmd.Env = append(os.Environ(), "TURNWALL_BENCH_RELAY=goroutines")
+		}
+		if p := os.Getenv("TURNWALL_BENCH_CPUPROFILE"); p != "" {
+			// One profile per relay and stream count: FILE.turnwall.1000.
+			cmd.Env = append(cmd.Env, fmt.Sprintf("TURNWALL_BENCH_CPUPROFILE=%s.%s.%d", p, which, streams))
 		}
 	case "coturn":
 		res := compiler.Compile(labPolicy, compiler.Options{})
@@ -425,7 +447,7 @@ func runStreams(b *testing.B, ns *netns.NS, server netip.AddrPort, echo netip.Ad
 	time.Sleep(benchDrain)
 	wall := t1.Sub(t0).Seconds()
 	return benchResult{streams: n, sent: sent.Load(), received: received.Load(), p50: hist.quantile(0.5), p99: hist.quantile(0.99),
-		relayCPU: (relay1 - relay0).Seconds() / wall, loadCPU: (self1 - self0).Seconds() / wall}
+		relayCPU: (relay1 - relay0).Seconds() / wall, loadCPU: (self1 - self0).Seconds() / wall, wall: wall}
 }
 
 // BenchmarkStreams: concurrent Opus-like streams (160-byte packets, 50 a
@@ -436,9 +458,13 @@ func runStreams(b *testing.B, ns *netns.NS, server netip.AddrPort, echo netip.Ad
 //	go test -run '^$' -bench BenchmarkStreams -benchtime 1x ./relay/
 //
 // TURNWALL_BENCH_STREAMS overrides the stream counts (comma-separated);
-// TURNWALL_BENCH_CPUPROFILE=FILE writes the relay's CPU profile;
-// TURNWALL_BENCH_SERVERS=turnwall,coturn,turnwall-goroutines chooses the
-// relays (turnwall-goroutines: without the epoll data plane);
+// TURNWALL_BENCH_CPUPROFILE=FILE writes the relay's CPU profiles, one per
+// relay and stream count (FILE.turnwall.1000);
+// TURNWALL_BENCH_SERVERS=turnwall,coturn,turnwall-goroutines,turnwall-base
+// chooses the relays (turnwall-goroutines: without the epoll data plane;
+// turnwall-base: the relay test binary TURNWALL_BENCH_BASE, built from
+// another commit); TURNWALL_BENCH_ROUNDS=N repeats every measurement N
+// times, the relays interleaved, and reports medians;
 // TURNWALL_BENCH_PIN=1 gives the relay CPU 1 and the load generator CPU 0.
 func BenchmarkStreams(b *testing.B) {
 	err := netns.Available()
@@ -459,53 +485,143 @@ func BenchmarkStreams(b *testing.B) {
 			counts = append(counts, n)
 		}
 	}
+	rounds := 1
+	if v := os.Getenv("TURNWALL_BENCH_ROUNDS"); v != "" {
+		if r, err := strconv.Atoi(v); err == nil && r >= 1 && r <= 20 {
+			rounds = r
+		} else {
+			b.Fatalf("TURNWALL_BENCH_ROUNDS=%q: give 1 to 20", v)
+		}
+	}
 	if benchPin() {
 		pinSelf(b)
 	}
+	servers := benchServers()
 	var results []benchResult
-	for _, n := range counts {
-		for _, server := range benchServers() {
-			b.Run(fmt.Sprintf("%s/streams=%d", server, n), func(b *testing.B) {
-				ns, err := netns.New("bench")
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { ns.Close() })
-				for _, a := range []netip.Addr{labRelay4, labRelay6, labPeer4, labClient4} {
-					if err := ns.Addr("lo", netip.PrefixFrom(a, a.BitLen()).String()); err != nil {
+	for round := range rounds {
+		for _, n := range counts {
+			for _, server := range servers {
+				b.Run(fmt.Sprintf("%s/streams=%d", server, n), func(b *testing.B) {
+					ns, err := netns.New("bench")
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-				pid := benchServer(b, ns, server)
-				srv := netip.AddrPortFrom(labRelay4, 3478)
-				if err := waitRelay(ns, srv); err != nil {
-					b.Fatalf("%s does not answer: %v", server, err)
-				}
-				echo := benchEcho(b, ns)
-				var r benchResult
-				for range b.N {
-					r = runStreams(b, ns, srv, echo, n, pid)
-				}
-				r.server = server
-				results = append(results, r)
-				b.ReportMetric(r.loss(), "loss%")
-				b.ReportMetric(float64(r.p50.Microseconds())/1000, "rtt-p50-ms")
-				b.ReportMetric(float64(r.p99.Microseconds())/1000, "rtt-p99-ms")
-				b.ReportMetric(r.relayCPU*100, "relay-cpu%")
-				b.ReportMetric(r.relayCPU*1e6/float64(n), "relay-cpu-µs/s/stream")
-				b.ReportMetric(r.loadCPU*100, "loadgen-cpu%")
-			})
+					b.Cleanup(func() { ns.Close() })
+					for _, a := range []netip.Addr{labRelay4, labRelay6, labPeer4, labClient4} {
+						if err := ns.Addr("lo", netip.PrefixFrom(a, a.BitLen()).String()); err != nil {
+							b.Fatal(err)
+						}
+					}
+					pid := benchServer(b, ns, server, n)
+					srv := netip.AddrPortFrom(labRelay4, 3478)
+					if err := waitRelay(ns, srv); err != nil {
+						b.Fatalf("%s does not answer: %v", server, err)
+					}
+					echo := benchEcho(b, ns)
+					var r benchResult
+					for range b.N {
+						r = runStreams(b, ns, srv, echo, n, pid)
+					}
+					r.server, r.round = server, round
+					results = append(results, r)
+					b.ReportMetric(r.loss(), "loss%")
+					b.ReportMetric(float64(r.p50.Microseconds())/1000, "rtt-p50-ms")
+					b.ReportMetric(float64(r.p99.Microseconds())/1000, "rtt-p99-ms")
+					b.ReportMetric(r.relayCPU*100, "relay-cpu%")
+					b.ReportMetric(r.relayCPU*1e6/float64(n), "relay-cpu-µs/s/stream")
+					b.ReportMetric(r.loadCPU*100, "loadgen-cpu%")
+					b.ReportMetric(r.cpuPerEcho(), "relay-cpu-µs/echo")
+				})
+			}
 		}
 	}
-	sort.SliceStable(results, func(i, j int) bool { return results[i].streams < results[j].streams })
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n| streams | relay | loss | RTT p50 | RTT p99 | relay CPU | CPU per stream | load generator CPU |\n|---|---|---|---|---|---|---|---|\n")
-	for _, r := range results {
-		fmt.Fprintf(&sb, "| %d | %s | %.3f%% | %.2f ms | %.2f ms | %.0f%% | %.0f µs/s | %.0f%% |\n", r.streams, r.server, r.loss(),
-			float64(r.p50.Microseconds())/1000, float64(r.p99.Microseconds())/1000, r.relayCPU*100, r.relayCPU*1e6/float64(r.streams), r.loadCPU*100)
+	fmt.Print(benchReport(results, counts, servers, rounds))
+}
+
+// benchReport tabulates the results (medians over rounds) and, for every
+// relay but the first, its same-round ratios to the first: CPU per stream,
+// and CPU per echoed packet (which loss does not flatter). Each ratio is
+// the median of the rounds' own ratios.
+func benchReport(results []benchResult, counts []int, servers []string, rounds int) string {
+	type key struct {
+		server  string
+		streams int
 	}
-	fmt.Fprintf(&sb, "\n%d CPUs, pinned %v, %s, %s\n", runtime.NumCPU(), benchPin(), runtime.Version(), time.Now().UTC().Format(time.DateOnly))
-	fmt.Print(sb.String())
+	by := map[key][]benchResult{}
+	for _, r := range results {
+		k := key{r.server, r.streams}
+		by[k] = append(by[k], r)
+	}
+	median := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	pick := func(rs []benchResult, f func(benchResult) float64) float64 {
+		var v []float64
+		for _, r := range rs {
+			v = append(v, f(r))
+		}
+		return median(v)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n| streams | relay | loss | RTT p50 | RTT p99 | relay CPU | CPU per stream | CPU per echoed packet | load generator CPU |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, n := range counts {
+		for _, s := range servers {
+			rs := by[key{s, n}]
+			if len(rs) == 0 {
+				continue
+			}
+			fmt.Fprintf(&sb, "| %d | %s | %.3f%% | %.2f ms | %.2f ms | %.0f%% | %.0f µs/s | %.1f µs | %.0f%% |\n", n, s,
+				pick(rs, benchResult.loss),
+				pick(rs, func(r benchResult) float64 { return float64(r.p50.Microseconds()) / 1000 }),
+				pick(rs, func(r benchResult) float64 { return float64(r.p99.Microseconds()) / 1000 }),
+				pick(rs, func(r benchResult) float64 { return r.relayCPU * 100 }),
+				pick(rs, func(r benchResult) float64 { return r.relayCPU * 1e6 / float64(n) }),
+				pick(rs, benchResult.cpuPerEcho),
+				pick(rs, func(r benchResult) float64 { return r.loadCPU * 100 }))
+		}
+	}
+	if len(servers) > 1 {
+		fmt.Fprintf(&sb, "\n| streams | relay | CPU per stream vs %s | CPU per echoed packet vs %s | rounds |\n|---|---|---|---|---|\n", servers[0], servers[0])
+		for _, n := range counts {
+			base := map[int]benchResult{}
+			for _, r := range by[key{servers[0], n}] {
+				base[r.round] = r
+			}
+			for _, s := range servers[1:] {
+				var v, e []float64
+				for _, r := range by[key{s, n}] {
+					if b, ok := base[r.round]; ok && b.relayCPU > 0 && b.cpuPerEcho() > 0 {
+						v = append(v, r.relayCPU/b.relayCPU)
+						e = append(e, r.cpuPerEcho()/b.cpuPerEcho())
+					}
+				}
+				if len(v) > 0 {
+					fmt.Fprintf(&sb, "| %d | %s | %.2fx | %.2fx | %d |\n", n, s, median(v), median(e), len(v))
+				}
+			}
+		}
+	}
+	fmt.Fprintf(&sb, "\n%d CPUs, pinned %v, %d round(s), %s, %s, load average at the end %s\n", runtime.NumCPU(), benchPin(), rounds,
+		runtime.Version(), time.Now().UTC().Format(time.DateOnly), loadAverage())
+	return sb.String()
+}
+
+// loadAverage is /proc/loadavg's first three fields (the machine may be
+// shared).
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // waitRelay waits until the relay answers an Allocate.

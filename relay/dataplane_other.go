@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // The epoll data plane is Linux-only; elsewhere relayed sockets are read by
@@ -16,9 +17,12 @@ type dpWorker struct{}
 
 type rawSock struct{ closed bool }
 
-var errRawClosed = errors.New("relayed socket closed")
+var (
+	errRawClosed = errors.New("relayed socket closed")
+	errFull      = errors.New("socket buffer full: datagram dropped")
+)
 
-func newDataplane(int) (*dataplane, error)                          { return nil, nil }
+func newDataplane(int, time.Duration, *metrics) (*dataplane, error) { return nil, nil }
 func (d *dataplane) close()                                         {}
 func (d *dataplane) add(*relayConn) error                           { return errRawClosed }
 func (w *dpWorker) remove(*relayConn)                               {}

@@ -232,9 +232,13 @@ func (c *relayConn) send(p []byte, to netip.AddrPort) (int, error) {
 	default:
 		n, err = c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(to))
 	}
-	if err == nil {
+	switch err {
+	case nil:
 		c.stats.toPeerBytes.Add(uint64(n))
 		c.stats.toPeerPackets.Add(1)
+	case errFull: // shed: not waited for
+		c.s.metrics.shedFull.Add(1)
+		return len(p), nil
 	}
 	return n, err
 }

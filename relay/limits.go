@@ -41,6 +41,14 @@ type Limits struct {
 	// TCP and TLS, dropped over UDP). 0 is unlimited.
 	AuthFailRate  float64
 	AuthFailBurst int // 0: DefaultAuthFailBurst
+	// MaxQueueDelay bounds how long a relayed UDP datagram may wait in a
+	// socket's receive queue once the relay is overloaded (every datagram
+	// read for 5 times this long waited longer): older ones are dropped
+	// rather than relayed late
+	// (turnwall_relay_shed_packets_total{reason="queue_delay"}). It applies
+	// to clients' ChannelData and to peers' datagrams, with the data plane
+	// (Linux). 0: DefaultMaxQueueDelay.
+	MaxQueueDelay time.Duration
 }
 
 // Default limits, the same as the coturn backend's defaults.
@@ -57,6 +65,10 @@ const (
 	DefaultUnallocatedTimeout   = 5 * time.Second
 	DefaultAuthFailRate         = 2.0
 	DefaultAuthFailBurst        = 20
+	// Real-time media has no use for a datagram that waited longer in the
+	// relay: a jitter buffer holds some tens of milliseconds in all, and
+	// the datagram crosses the relay twice on a round trip.
+	DefaultMaxQueueDelay = 20 * time.Millisecond
 )
 
 // DefaultLimits are the limits `turnwall relay` runs with unless told
@@ -321,9 +333,20 @@ func (b *bucket) allow(n int) bool {
 	if b == nil {
 		return true
 	}
+	return b.allowAt(n, time.Now())
+}
+
+// allowAt is allow at a time the caller read (once for a batch of
+// datagrams).
+func (b *bucket) allowAt(n int, now time.Time) bool {
+	if b == nil {
+		return true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.refill(time.Now())
+	if now.After(b.last) {
+		b.refill(now)
+	}
 	if b.tokens < float64(n) {
 		return false
 	}
@@ -345,4 +368,52 @@ func (b *bucket) wait(n int) time.Duration {
 		return 0
 	}
 	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+}
+
+// shedder decides which datagrams a reader sheds for having waited too
+// long in a socket's queue. One late datagram is no overload (the reader
+// was descheduled a moment, say): the reader starts shedding only once
+// every datagram it read for a whole interval waited longer than the
+// target, as a queue that no longer drains does, and stops once none has
+// for an interval. While shedding it drops exactly the datagrams over the
+// target, so what it relays has waited at most that long. (CoDel's idea of
+// a standing queue, without its drop schedule: a relay sheds whole
+// backlogs.)
+type shedder struct {
+	target, interval      int64 // ns
+	firstAbove, lastAbove int64 // Unix ns; 0: none
+	dropping              bool
+}
+
+func newShedder(target time.Duration) shedder {
+	return shedder{target: int64(target), interval: int64(target) * shedIntervals}
+}
+
+// shedIntervals: the interval in targets (20 ms: 100 ms, as CoDel's).
+const shedIntervals = 5
+
+// late reports whether a datagram stamped at (Unix ns; 0: unknown) and
+// read at now must be shed.
+func (s *shedder) late(now, at int64) bool {
+	if at == 0 || s.target <= 0 {
+		return false
+	}
+	if now-at <= s.target {
+		if s.dropping && now-s.lastAbove >= s.interval {
+			s.dropping = false
+		}
+		s.firstAbove = 0
+		return false
+	}
+	s.lastAbove = now
+	if s.dropping {
+		return true
+	}
+	if s.firstAbove == 0 {
+		s.firstAbove = now
+	} else if now-s.firstAbove >= s.interval {
+		s.dropping = true
+		return true
+	}
+	return false
 }

@@ -39,6 +39,11 @@ type metrics struct {
 	mu     sync.Mutex
 	live   map[*trafficStats]struct{}
 	closed trafficTotals
+
+	// Datagrams shed by the data plane (its loops add their own counts
+	// once per batch): waited too long in a receive queue, or refused by a
+	// full send buffer.
+	shedDelay, shedFull atomic.Uint64
 }
 
 // trafficStats counts one allocation's relayed traffic.
@@ -95,6 +100,9 @@ var (
 	descBytes   = prometheus.NewDesc(metricPrefix+"relayed_bytes_total", "Payload bytes relayed, by direction (to_peer, from_peer).", []string{"direction"}, nil)
 	descPackets = prometheus.NewDesc(metricPrefix+"relayed_packets_total", "Packets (UDP) or reads (TCP) relayed, by direction.", []string{"direction"}, nil)
 	descDropped = prometheus.NewDesc(metricPrefix+"dropped_packets_total", "Relayed packets dropped over the per-allocation bandwidth cap.", nil, nil)
+	descShed    = prometheus.NewDesc(metricPrefix+"shed_packets_total",
+		"UDP datagrams the relay dropped to stay on time: queue_delay (waited in a receive queue longer than the bound), send_buffer_full (a socket's send buffer was full; never waited for).",
+		[]string{"reason"}, nil)
 )
 
 // initLabels makes the usual label values exist at zero, so that dashboards
@@ -191,6 +199,7 @@ func (c *trafficCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descBytes
 	ch <- descPackets
 	ch <- descDropped
+	ch <- descShed
 }
 
 func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
@@ -200,4 +209,6 @@ func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(t.toPeerPackets), "to_peer")
 	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(t.fromPeerPackets), "from_peer")
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(t.dropped))
+	ch <- prometheus.MustNewConstMetric(descShed, prometheus.CounterValue, float64(c.shedDelay.Load()), "queue_delay")
+	ch <- prometheus.MustNewConstMetric(descShed, prometheus.CounterValue, float64(c.shedFull.Load()), "send_buffer_full")
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/turn/v5"
@@ -134,6 +135,9 @@ type Server struct {
 	logLimit    logLimiter
 	closeOnce   sync.Once
 	closeErr    error
+
+	// maxQueueDelay: Limits.MaxQueueDelay, defaulted.
+	maxQueueDelay time.Duration
 }
 
 // New validates cfg, opens every listener and starts serving.
@@ -160,7 +164,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay port range %s is empty or starts at 0", cfg.RelayPorts)
 	}
 	if l := cfg.Limits; l.UserQuota < 0 || l.TotalQuota < 0 || l.MaxBPS < 0 || l.MaxTCPConns < 0 || l.MaxLifetime < 0 ||
-		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 {
+		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 ||
+		l.MaxQueueDelay < 0 {
 		return nil, errors.New("limits must not be negative")
 	}
 	if t := cfg.CapacityThreshold; !(t >= 0 && t <= 1) {
@@ -196,6 +201,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allocation lifetime cap %s is below one minute", s.maxLifetime)
 	}
 	s.idleTimeout = s.maxLifetime + time.Minute
+	s.maxQueueDelay = cfg.Limits.MaxQueueDelay
+	if s.maxQueueDelay == 0 {
+		s.maxQueueDelay = DefaultMaxQueueDelay
+	}
 
 	relayIPs := cfg.RelayIPs
 	if len(relayIPs) == 0 {
@@ -248,7 +257,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if !cfg.NoDataplane {
-		dp, err := newDataplane(cfg.UDPSockets)
+		dp, err := newDataplane(cfg.UDPSockets, s.maxQueueDelay, s.metrics)
 		if err != nil {
 			s.closeSockets()
 			return nil, fmt.Errorf("data plane: %w", err)
@@ -329,7 +338,7 @@ func (s *Server) open(tlsConfig *tls.Config) error {
 		switch l.Transport {
 		case UDP:
 			addr := l.Addr
-			group := &socketGroup{}
+			group := &socketGroup{idx: len(s.groups)}
 			s.groups = append(s.groups, group)
 			for i := range s.cfg.UDPSockets {
 				pc, err := s.cfg.Net.ListenPacket(nw, addr, true)
@@ -342,6 +351,9 @@ func (s *Server) open(tlsConfig *tls.Config) error {
 					s.bound = append(s.bound, Listener{Transport: UDP, Addr: addr})
 					group.local = addr
 					group.fast, _ = pc.(udpConn)
+					if sc, ok := pc.(syscall.Conn); ok && group.fast != nil {
+						group.raw, _ = sc.SyscallConn()
+					}
 				}
 			}
 		case TCP, TLS:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -25,8 +26,10 @@ import (
 type socketGroup struct {
 	sockets []*guardedPacketConn
 	local   netip.AddrPort
-	fast    udpConn  // the first socket, to write to clients
-	clients sync.Map // client netip.AddrPort -> *relayConn (fast path)
+	fast    udpConn         // the first socket, to write to clients
+	raw     syscall.RawConn // the same, for batched writes (nil: none)
+	idx     int             // in Server.groups
+	clients sync.Map        // client netip.AddrPort -> *relayConn (fast path)
 
 	active atomic.Int32 // number of steered clients
 	mu     sync.RWMutex
@@ -63,7 +66,9 @@ func newGuardedPacketConn(s *Server, pc net.PacketConn, group *socketGroup) *gua
 	g := &guardedPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr(), group: group, inject: make(chan memPacketIn, 64)}
 	g.udp, _ = pc.(udpConn)
 	if g.udp != nil {
-		g.batch = newBatchReader(pc, 2048)
+		if g.batch = newBatchReader(pc, 2048); g.batch != nil {
+			g.batch.shedAfter(s.maxQueueDelay, s.metrics)
+		}
 	}
 	group.sockets = append(group.sockets, g)
 	return g
