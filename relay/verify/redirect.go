@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/turnwall/turnwall/compiler/ir"
+	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/turnclient"
 	"github.com/turnwall/turnwall/relay/verify/call"
 )
@@ -98,7 +99,7 @@ func (p redirectProbe) resolve(ctx context.Context, srv ICEServer, src netip.Add
 	defer c.Close()
 	defer n.Close()
 	if err == nil {
-		rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		rctx, cancel := context.WithTimeout(ctx, redirectTimeout)
 		n.Refresh(rctx, 0) // release the probe allocation; errors do not matter
 		cancel()
 	}
@@ -154,6 +155,11 @@ func (s *Services) callServers(ctx context.Context, ah *Host, servers []ICEServe
 	p := redirectProbe{roots: s.RootCAs, dial: func(src netip.Addr) func(network, address string) (net.Conn, error) {
 		return dialFrom(ah.NS, src, redirectTimeout)
 	}}
+	// Probes given the lab's REST credentials use a user of their own from
+	// the same secret: whether a node redirects does not depend on the user,
+	// and a probe allocation (until its release lands) must not count
+	// against the quota of the user the calls allocate with.
+	probeUser, probePass := creds.Generate(s.Secret, agentUser+"-redirect-probe", time.Now().Add(time.Hour))
 	type slot struct {
 		srv  call.Server
 		r    *TURNRedirect
@@ -168,9 +174,19 @@ func (s *Services) callServers(ctx context.Context, ah *Host, servers []ICEServe
 			continue
 		}
 		wg.Add(1)
+		probe := srv
+		if srv.Username == s.restUser && srv.Credential == s.restPass {
+			probe.Username, probe.Credential = probeUser, probePass
+		}
 		go func() {
 			defer wg.Done()
-			out[i].srv, out[i].r, out[i].keep = p.resolve(ctx, srv, src)
+			var r *TURNRedirect
+			var keep bool
+			_, r, keep = p.resolve(ctx, probe, src)
+			if keep && r != nil && r.To != "" {
+				out[i].srv.URL, out[i].srv.TLSName = r.To, r.Domain
+			}
+			out[i].r, out[i].keep = r, keep
 		}()
 	}
 	wg.Wait()
