@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/turnwall/turnwall/backends"
 )
 
 // QoS in change scripts. turnwall owns its traffic shapers (named tw-...)
@@ -79,7 +81,7 @@ func shapingChanges(b *scriptBuilder, o, n boxState) {
 		}
 	}
 	stays := map[string]bool{}
-	for _, i := range increasing(keptPos) {
+	for _, i := range backends.LongestIncreasing(keptPos) {
 		stays[keptIDs[i]] = true
 	}
 	for i, id := range n.qosOrder {
@@ -123,39 +125,4 @@ func shapingChanges(b *scriptBuilder, o, n boxState) {
 			moveTo(id, pos(n.qosOrder[i-1])+1)
 		}
 	}
-}
-
-// increasing returns the indexes of a longest strictly increasing
-// subsequence of xs (patience sorting), in order.
-func increasing(xs []int) []int {
-	var tails []int
-	prev := make([]int, len(xs))
-	for i, x := range xs {
-		lo, hi := 0, len(tails)
-		for lo < hi {
-			mid := (lo + hi) / 2
-			if xs[tails[mid]] < x {
-				lo = mid + 1
-			} else {
-				hi = mid
-			}
-		}
-		prev[i] = -1
-		if lo > 0 {
-			prev[i] = tails[lo-1]
-		}
-		if lo == len(tails) {
-			tails = append(tails, i)
-		} else {
-			tails[lo] = i
-		}
-	}
-	if len(tails) == 0 {
-		return nil
-	}
-	out := make([]int, len(tails))
-	for i, k := len(tails)-1, tails[len(tails)-1]; i >= 0; i, k = i-1, prev[k] {
-		out[i] = k
-	}
-	return out
 }

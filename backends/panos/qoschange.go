@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/turnwall/turnwall/backends"
 )
 
 // QoS in change scripts. turnwall owns, of the box's QoS configuration:
@@ -168,7 +170,7 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 		}
 	}
 	stays := map[string]bool{}
-	for _, i := range increasing(keptPos) {
+	for _, i := range backends.LongestIncreasing(keptPos) {
 		stays[keptName[i]] = true
 	}
 	for i, r := range rules {
@@ -382,39 +384,4 @@ func (m *Model) qosCanonical(b *strings.Builder, owned bool) {
 			prev = r.name
 		}
 	}
-}
-
-// increasing returns the indexes of a longest strictly increasing
-// subsequence of xs (patience sorting), in order.
-func increasing(xs []int) []int {
-	var tails []int // index into xs of the smallest tail of a run of each length
-	prev := make([]int, len(xs))
-	for i, x := range xs {
-		lo, hi := 0, len(tails)
-		for lo < hi {
-			mid := (lo + hi) / 2
-			if xs[tails[mid]] < x {
-				lo = mid + 1
-			} else {
-				hi = mid
-			}
-		}
-		prev[i] = -1
-		if lo > 0 {
-			prev[i] = tails[lo-1]
-		}
-		if lo == len(tails) {
-			tails = append(tails, i)
-		} else {
-			tails[lo] = i
-		}
-	}
-	if len(tails) == 0 {
-		return nil
-	}
-	out := make([]int, len(tails))
-	for i, k := len(tails)-1, tails[len(tails)-1]; i >= 0; i, k = i-1, prev[k] {
-		out[i] = k
-	}
-	return out
 }
