@@ -219,25 +219,8 @@ func (s *AddressSet) SetIPSet(set *netipx.IPSet) {
 	for _, r := range ranges {
 		all = r.AppendPrefixes(all)
 	}
-	// IPv4 sorts before IPv6.
-	v4 := len(all)
-	for i, p := range all {
-		if !p.Addr().Is4() {
-			v4 = i
-			break
-		}
-	}
-	s.V4, s.V6 = nil, nil
-	if v4 > 0 {
-		s.V4 = all[:v4:v4]
-	}
-	if v4 < len(all) {
-		s.V6 = all[v4:]
-	}
+	s.setCover(all) // IPv4 sorts before IPv6 in the ranges too
 	s.set = set
-	s.lazy = nil
-	s.setOf = [2]prefixesID{idOf(s.V4), idOf(s.V6)}
-	s.cover = true
 }
 
 // Empty reports whether the set matches nothing at all.
