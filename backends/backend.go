@@ -19,6 +19,16 @@ type Options struct {
 	// Params holds target parameters given as --param TARGET.NAME=VALUE, keyed
 	// by NAME, already filtered to this target and checked against Params().
 	Params map[string]string
+	// Device records, for each parameter DeviceOptions took from the
+	// policy's device block (keyed by parameter name), the attribute that
+	// gave it, so a constraint about the value can point there (AtSetting).
+	Device map[string]DeviceSetting
+}
+
+// DeviceSetting is a device block attribute that gave a parameter.
+type DeviceSetting struct {
+	Attr string    // as written in the block (policy_ids)
+	At   ir.Source // the attribute
 }
 
 // Param documents one target parameter.

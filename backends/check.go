@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -61,7 +62,7 @@ func Check(bs []Backend, params map[string]map[string]string, p *ir.Program, roo
 			continue
 		}
 		for _, k := range c.Check(p, opts) {
-			k = AtSetting(p, b, params[b.Name()], k)
+			k = AtSetting(p, b, opts, k)
 			out = append(out, diag.Errorf(diag.TargetConstraint, k.At.Range(root), "Target "+b.Name()+": "+k.Summary, "%s", k.Detail))
 		}
 	}
@@ -103,6 +104,10 @@ func DeviceOptions(p *ir.Program, b Backend, opts Options) (Options, []Constrain
 		}
 		if _, set := merged[name]; !set {
 			merged[name] = d.Settings[k]
+			if opts.Device == nil {
+				opts.Device = map[string]DeviceSetting{}
+			}
+			opts.Device[name] = DeviceSetting{Attr: k, At: d.Origin.At(k)}
 		}
 	}
 	opts.Params = merged
@@ -126,11 +131,11 @@ func CheckDevices(names []string, p *ir.Program, root string) hcl.Diagnostics {
 // value was written. Targets word a bad parameter at the policy block, as
 // `--param TARGET.NAME=VALUE: ...` or starting with the parameter's name
 // (`NAME "VALUE": ...`); constraints with a place of their own, such as a
-// zone's declaration, stay where they are. When the value came from the
-// policy's device block (cli, the --param values, does not override it),
-// the constraint is placed at that attribute and names it as
+// zone's declaration, stay where they are. When opts took the value from
+// the policy's device block (DeviceOptions records it in opts.Device), the
+// constraint is placed at that attribute and names it as
 // `device "TARGET" NAME`; otherwise it names `--param TARGET.NAME`.
-func AtSetting(p *ir.Program, b Backend, cli map[string]string, c Constraint) Constraint {
+func AtSetting(p *ir.Program, b Backend, opts Options, c Constraint) Constraint {
 	if c.At != p.Policy.Source {
 		return c
 	}
@@ -180,23 +185,27 @@ func AtSetting(p *ir.Program, b Backend, cli map[string]string, c Constraint) Co
 		}
 	}
 	ref := "--param " + target + "." + name
-	if d := p.Device(target); d != nil {
-		if _, overridden := cli[name]; !overridden {
-			for k := range d.Settings {
-				if strings.ReplaceAll(k, "_", "-") == name {
-					c.At = d.Origin.At(k)
-					ref = "device " + strconv.Quote(target) + " " + k
-					if value != "" {
-						ref += " = "
-					}
-					break
-				}
-			}
-		}
-	}
-	if value != "" && !strings.HasSuffix(ref, " = ") {
+	if value != "" {
 		ref += "="
+	}
+	if d, ok := opts.Device[name]; ok {
+		c.At = d.At
+		ref = "device " + strconv.Quote(target) + " " + d.Attr
+		if value != "" {
+			ref += " = "
+		}
 	}
 	c.Detail = c.Detail[:at] + ref + value + rest
 	return c
+}
+
+// Placed is AtSetting for an error a target's Emit or Change returned: a
+// Constraint (the first one its checks found) is moved to its setting; any
+// other error is returned as it is.
+func Placed(err error, p *ir.Program, b Backend, opts Options) error {
+	var c Constraint
+	if p == nil || !errors.As(err, &c) {
+		return err
+	}
+	return AtSetting(p, b, opts, c)
 }

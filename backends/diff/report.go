@@ -75,13 +75,13 @@ func Build(oldSide, newSide Side, targets []backends.Backend, opts func(backends
 			oo, _ := backends.DeviceOptions(oldSide.Program, b, opts(b))
 			of, err := b.Emit(oldSide.Program, oo)
 			if err != nil {
-				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), oldSide.Label, err)
+				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), oldSide.Label, backends.Placed(err, oldSide.Program, b, oo))
 				return
 			}
 			no, _ := backends.DeviceOptions(newSide.Program, b, opts(b))
 			nf, err := b.Emit(newSide.Program, no)
 			if err != nil {
-				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), newSide.Label, err)
+				results[i].err = fmt.Errorf("target %s, %s: %w", b.Name(), newSide.Label, backends.Placed(err, newSide.Program, b, no))
 				return
 			}
 			results[i].files = fileDiffs(b.Name(), of, nf)

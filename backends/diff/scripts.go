@@ -42,6 +42,8 @@ func BuildScripts(oldSide, newSide Side, targets []backends.Backend, opts func(b
 		s := Scripts{Target: b.Name(), Lines: map[string]int{}}
 		var err error
 		if s.Implement, err = c.Change(oldSide.Program, newSide.Program, n); err != nil {
+			// A bad setting of either side, where it was written.
+			err = backends.Placed(backends.Placed(err, newSide.Program, b, n), oldSide.Program, b, o)
 			if !strict {
 				s.Skipped = err.Error()
 				out = append(out, s)
@@ -50,7 +52,7 @@ func BuildScripts(oldSide, newSide Side, targets []backends.Backend, opts func(b
 			return nil, fmt.Errorf("target %s, implementation: %w", b.Name(), err)
 		}
 		if s.Backout, err = c.Change(newSide.Program, oldSide.Program, o); err != nil {
-			return nil, fmt.Errorf("target %s, backout: %w", b.Name(), err)
+			return nil, fmt.Errorf("target %s, backout: %w", b.Name(), backends.Placed(err, oldSide.Program, b, o))
 		}
 		if s.Install, err = c.Change(nil, newSide.Program, n); err != nil {
 			return nil, fmt.Errorf("target %s, install: %w", b.Name(), err)
