@@ -2,6 +2,7 @@ package panos
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/turnwall/turnwall/backends"
 	"github.com/turnwall/turnwall/compiler/ir"
@@ -279,39 +280,24 @@ func inPlaceSteps(old, new *plan) []step {
 
 	// 3. rules top to bottom.
 	oldRules := map[string]securityRule{}
-	var box []string // turnwall's rules in the box's order, as the script leaves them
+	box := &ruleOrder{} // turnwall's rules in the box's order, as the script leaves them
 	for _, r := range old.rules {
 		oldRules[r.name] = r
-		box = append(box, r.name)
+		box.names = append(box.names, r.name)
 	}
-	index := func(name string) int {
-		for i, n := range box {
-			if n == name {
-				return i
-			}
-		}
-		return -1
-	}
-	moveTo := func(name string, at int) {
-		i := index(name)
-		box = append(box[:i:i], box[i+1:]...)
-		if at > i {
-			at--
-		}
-		box = append(box[:at], append([]string{name}, box[at:]...)...)
-	}
+	index, moveTo := box.index, box.moveTo
 	rulePath := func(name string) []string { return []string{rb, "security", "rules", name} }
 	for i, r := range new.rules {
 		o, existed := oldRules[r.name]
 		if !existed {
 			add("set", rulePath(r.name), ruleArgs(r)...)
-			box = append(box, r.name)
+			box.names = append(box.names, r.name)
 			switch {
 			case i > 0:
 				add("move", rulePath(r.name), "after", new.rules[i-1].name)
 				moveTo(r.name, index(new.rules[i-1].name)+1)
-			case len(box) > 1:
-				add("move", rulePath(r.name), "before", box[0])
+			case len(box.names) > 1:
+				add("move", rulePath(r.name), "before", box.names[0])
 				moveTo(r.name, 0)
 			case where.where == "before" || where.where == "after":
 				add("move", rulePath(r.name), where.where, where.ref)
@@ -517,4 +503,22 @@ func setOf(list []string) map[string]bool {
 		m[x] = true
 	}
 	return m
+}
+
+// ruleOrder is turnwall's rules (or QoS rules) in the box's order, as a
+// change script leaves them step by step.
+type ruleOrder struct{ names []string }
+
+// index is name's position, or -1.
+func (o *ruleOrder) index(name string) int { return slices.Index(o.names, name) }
+
+// moveTo moves name to position at (counted before the move), as `move`
+// does on the box.
+func (o *ruleOrder) moveTo(name string, at int) {
+	i := o.index(name)
+	o.names = append(o.names[:i:i], o.names[i+1:]...)
+	if at > i {
+		at--
+	}
+	o.names = slices.Insert(o.names, at, name)
 }

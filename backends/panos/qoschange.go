@@ -102,7 +102,7 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 	for _, r := range qosRulesOf(new.qos) {
 		newRules[r.name] = r
 	}
-	var box []string // turnwall's QoS rules in the box's order
+	box := &ruleOrder{} // turnwall's QoS rules in the box's order
 	for _, o := range qosRulesOf(old.qos) {
 		r, kept := newRules[o.name]
 		if !kept || r.from != o.from || r.to != o.to || r.source != o.source || r.destination != o.destination ||
@@ -110,11 +110,11 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 			pre = append(pre, step{verb: "delete", path: qosPath(o.name)})
 			continue
 		}
-		box = append(box, o.name)
+		box.names = append(box.names, o.name)
 	}
 	oldKept := map[string]qosRule{}
 	for _, o := range qosRulesOf(old.qos) {
-		if contains(box, o.name) {
+		if contains(box.names, o.name) {
 			oldKept[o.name] = o
 		}
 	}
@@ -142,22 +142,7 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 				args: []string{"enabled", "yes", "regular-traffic", "default-group", "qos-profile", qosProfile}})
 		}
 	}
-	index := func(name string) int {
-		for i, n := range box {
-			if n == name {
-				return i
-			}
-		}
-		return -1
-	}
-	moveTo := func(name string, at int) {
-		i := index(name)
-		box = append(box[:i:i], box[i+1:]...)
-		if at > i {
-			at--
-		}
-		box = append(box[:at], append([]string{name}, box[at:]...)...)
-	}
+	index, moveTo := box.index, box.moveTo
 	rules := qosRulesOf(new.qos)
 	// The kept rules that stay where they are: the longest run of them
 	// in the new order that is in the box's order too; the others move.
@@ -177,13 +162,13 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 		o, kept := oldKept[r.name]
 		if !kept {
 			post = append(post, step{verb: "set", path: qosPath(r.name), args: qosRuleArgs(r)})
-			box = append(box, r.name)
+			box.names = append(box.names, r.name)
 			switch {
 			case i > 0:
 				post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"after", rules[i-1].name}})
 				moveTo(r.name, index(rules[i-1].name)+1)
-			case len(box) > 1:
-				post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"before", box[0]}})
+			case len(box.names) > 1:
+				post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"before", box.names[0]}})
 				moveTo(r.name, 0)
 			default:
 				post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"bottom"}})
@@ -197,8 +182,8 @@ func withQoS(old, new *plan, main []step, swapped bool) []step {
 			post = append(post, step{verb: "set", path: qosPath(r.name), args: []string{"description", quote(r.description)}})
 		}
 		switch {
-		case i == 0 && !stays[r.name] && box[0] != r.name:
-			post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"before", box[0]}})
+		case i == 0 && !stays[r.name] && box.names[0] != r.name:
+			post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"before", box.names[0]}})
 			moveTo(r.name, 0)
 		case i > 0 && (!stays[r.name] || index(r.name) < index(rules[i-1].name)) && index(r.name) != index(rules[i-1].name)+1:
 			post = append(post, step{verb: "move", path: qosPath(r.name), args: []string{"after", rules[i-1].name}})

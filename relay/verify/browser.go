@@ -129,6 +129,7 @@ func (l *Lab) Browsers(ctx context.Context, svc *Services, calls []CallResult, l
 	return out, nil
 }
 
+// transportOf is how srv is reached: udp, tcp or tls.
 func transportOf(srv ICEServer) string {
 	switch {
 	case srv.Kind == "turns":

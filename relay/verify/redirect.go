@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay/creds"
 	"github.com/turnwall/turnwall/relay/turnclient"
 	"github.com/turnwall/turnwall/relay/verify/call"
@@ -55,17 +54,6 @@ func (r TURNRedirect) String() string {
 // allocation on its alternate).
 const redirectTimeout = 1500 * time.Millisecond
 
-// turnTransport is how srv is reached: udp, tcp or tls.
-func turnTransport(srv ICEServer) string {
-	switch {
-	case srv.Kind == "turns":
-		return "tls"
-	case srv.Proto == ir.TCP:
-		return "tcp"
-	}
-	return "udp"
-}
-
 // redirectProbe follows srv's redirect, if any, as the agent whose
 // connections dial opens (nil: the process's network).
 type redirectProbe struct {
@@ -80,7 +68,7 @@ type redirectProbe struct {
 // carries the error and keep is false: the call gets neither.
 func (p redirectProbe) resolve(ctx context.Context, srv ICEServer, src netip.Addr) (out call.Server, r *TURNRedirect, keep bool) {
 	out = call.Server{URL: srv.URL, Username: srv.Username, Credential: srv.Credential}
-	transport := turnTransport(srv)
+	transport := transportOf(srv)
 	cfg := turnclient.Config{
 		Transport: transport, Server: srv.Addr, Username: srv.Username, Password: srv.Credential,
 		TLS: &tls.Config{RootCAs: p.roots, ServerName: srv.Addr.Addr().String(), MinVersion: tls.VersionTLS12},
@@ -131,7 +119,7 @@ func (p redirectProbe) resolve(ctx context.Context, srv ICEServer, src netip.Add
 // alternateURL is srv's URL with the alternate's address.
 func alternateURL(srv ICEServer, to netip.AddrPort) string {
 	scheme, transport := "turn", "udp"
-	switch turnTransport(srv) {
+	switch transportOf(srv) {
 	case "tcp":
 		transport = "tcp"
 	case "tls":

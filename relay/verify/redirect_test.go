@@ -110,7 +110,7 @@ func TestRedirectProbe(t *testing.T) {
 	defer cancel()
 	bURL := map[string]string{}
 	for _, s := range serversOf(b, user, pass) {
-		bURL[turnTransport(s)] = s.URL
+		bURL[transportOf(s)] = s.URL
 	}
 	run := func(t *testing.T, check func(srv ICEServer, got string, tlsName string, r *TURNRedirect, keep bool)) {
 		for _, srv := range serversOf(a, user, pass) {
@@ -136,7 +136,7 @@ func TestRedirectProbe(t *testing.T) {
 	a.Drain()
 	t.Run("redirect", func(t *testing.T) {
 		run(t, func(srv ICEServer, got, name string, r *TURNRedirect, keep bool) {
-			tr := turnTransport(srv)
+			tr := transportOf(srv)
 			want := TURNRedirect{From: srv.URL, To: bURL[tr], Transport: tr}
 			wantName := ""
 			if tr == "tls" {
