@@ -167,25 +167,48 @@ func (e *encoder) addSet(s nftables.Set, ranges []netipx.IPRange) error {
 
 // addrElements turns a set's ranges into elements, with nft's zero end
 // marker first when the first range does not start at the zero address.
+// The keys share one buffer, sized up front so that none moves.
 func addrElements(s nftables.Set, ranges []netipx.IPRange) ([]element, error) {
 	if len(ranges) == 0 {
 		return nil, nil
 	}
-	elems := make([]element, 0, 2*len(ranges)+1)
-	zero := netip.IPv4Unspecified()
+	n := 2*len(ranges) + 1
+	elems := make([]element, 0, n)
+	zero, keyLen := netip.IPv4Unspecified(), 4
 	if s.V6 {
-		zero = netip.IPv6Unspecified()
+		zero, keyLen = netip.IPv6Unspecified(), 16
+	}
+	keys := make([]byte, 0, n*keyLen)
+	key := func(a netip.Addr) []byte {
+		start := len(keys)
+		keys = appendKey(keys, a)
+		return keys[start:len(keys):len(keys)]
 	}
 	if ranges[0].From() != zero {
-		elems = append(elems, element{key: zero.AsSlice(), end: true})
+		elems = append(elems, element{key: key(zero), end: true})
 	}
 	for _, r := range ranges {
 		if !r.IsValid() || r.From().Is6() != s.V6 || r.From().Is4In6() {
 			return nil, fmt.Errorf("set %s: range %v is not of the set's family", s.Name, r)
 		}
-		elems = append(elems, rangeElements(r)...)
+		next := r.To().Next()
+		if !next.IsValid() {
+			elems = append(elems, element{key: key(r.From()), open: true})
+			continue
+		}
+		elems = append(elems, element{key: key(r.From())}, element{key: key(next), end: true})
 	}
 	return elems, nil
+}
+
+// appendKey appends an address's bytes in network order (4 or 16).
+func appendKey(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		return append(b, v[:]...)
+	}
+	v := a.As16()
+	return append(b, v[:]...)
 }
 
 // rangeElements is one range's start element and, unless it runs to the top
@@ -205,8 +228,9 @@ func (e *encoder) elements(op int, flags uint16, set string, setID uint32, elems
 	if op == unix.NFT_MSG_DELSETELEM {
 		verb = "delete"
 	}
+	var a attrs // one buffer for every message: add copies it into the batch
 	for start, part := 0, 1; start < len(elems); part++ {
-		var a attrs
+		a.b = a.b[:0]
 		a.str(unix.NFTA_SET_ELEM_LIST_TABLE, e.table)
 		a.str(unix.NFTA_SET_ELEM_LIST_SET, set)
 		if setID != 0 {

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"go4.org/netipx"
 	"golang.org/x/sys/unix"
@@ -122,41 +125,113 @@ func lookupElements(s *sock, table, set string, elems []element) error {
 	return lookupPart(s, table, set, elems)
 }
 
+// lookupWorkers bounds how many sockets look up one set's elements at
+// once. The kernel answers a lookup in the sending thread, one message per
+// element, under RCU (no lock shared with other readers), so lookups on
+// several sockets run on several CPUs; the read-back of a huge set is most
+// of a fresh load's time.
+const lookupWorkers = 4
+
+// lookupPart looks up elems, spread over up to lookupWorkers sockets (s and
+// others opened in s's network namespace, checked by its cookie) when there
+// is more than one CPU and enough work for each. The first failing chunk in
+// the elements' order decides the error, whichever socket ran it.
 func lookupPart(s *sock, table, set string, elems []element) error {
-	if err := s.setBuffers(0, 32<<20); err != nil {
-		return err
-	}
-	for start := 0; start < len(elems); start += lookupChunk {
-		part := elems[start:min(start+lookupChunk, len(elems))]
-		body := lookupRequest(table, set, part)
-		n := 0
-		var bad error
-		err := s.each(msgType(unix.NFT_MSG_GETSETELEM), 0, unix.NFPROTO_INET, body, func(m message) error {
-			if n >= len(part) {
-				bad = fmt.Errorf("set %s: more answers than elements asked for", set)
-				return nil
-			}
-			want := part[n]
-			n++
-			if len(m.data) < nfgenHeaderLen {
-				bad = fmt.Errorf("set %s: a short answer", set)
-				return nil
-			}
-			found := answers(m.data[nfgenHeaderLen:], want)
-			if !found && bad == nil {
-				bad = fmt.Errorf("set %s: the kernel answers for %s with another element", set, elemString(want))
-			}
-			return nil
-		})
+	chunks := (len(elems) + lookupChunk - 1) / lookupChunk
+	workers := min(runtime.GOMAXPROCS(0), lookupWorkers, chunks/4)
+	socks := []*sock{s}
+	if workers > 1 {
+		cookie, err := netnsCookie(s)
 		if err != nil {
-			return fmt.Errorf("set %s: looking up %d elements from %s: %w", set, len(part), elemString(part[0]), err)
+			return err
 		}
-		if bad != nil {
-			return bad
+		for len(socks) < workers {
+			o, err := openSock(s.nsPath, s.timeout)
+			if err != nil {
+				break // fewer workers; s alone always works
+			}
+			defer o.close()
+			if c, err := netnsCookie(o); err != nil || c != cookie {
+				break // the path names another namespace now
+			}
+			socks = append(socks, o)
 		}
-		if n != len(part) {
-			return fmt.Errorf("set %s: %d answers for %d elements", set, n, len(part))
+	}
+	errs := make([]error, chunks)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, ws := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ws.setBuffers(0, 32<<20); err != nil {
+				errs[0] = errors.Join(errs[0], err)
+				return
+			}
+			for {
+				c := int(next.Add(1)) - 1
+				if c >= chunks {
+					return
+				}
+				part := elems[c*lookupChunk : min((c+1)*lookupChunk, len(elems))]
+				if errs[c] = lookupChunkOn(ws, table, set, part); errs[c] != nil {
+					next.Store(int64(chunks)) // no more chunks for anyone
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// lookupChunkOn looks up one chunk of elements on one socket.
+func lookupChunkOn(s *sock, table, set string, part []element) error {
+	body := lookupRequest(table, set, part)
+	n := 0
+	var bad error
+	err := s.each(msgType(unix.NFT_MSG_GETSETELEM), 0, unix.NFPROTO_INET, body, func(m message) error {
+		if n >= len(part) {
+			bad = fmt.Errorf("set %s: more answers than elements asked for", set)
+			return nil
+		}
+		want := part[n]
+		n++
+		if len(m.data) < nfgenHeaderLen {
+			bad = fmt.Errorf("set %s: a short answer", set)
+			return nil
+		}
+		found := answers(m.data[nfgenHeaderLen:], want)
+		if !found && bad == nil {
+			bad = fmt.Errorf("set %s: the kernel answers for %s with another element", set, elemString(want))
+		}
+		return nil
+	})
+	if errors.Is(err, unix.ENOENT) && len(part) > 1 {
+		// The kernel refuses the whole request for one element it does
+		// not hold: name that element.
+		for i := range part {
+			if e := lookupChunkOn(s, table, set, part[i:i+1]); e != nil {
+				return e
+			}
+		}
+	}
+	if errors.Is(err, unix.ENOENT) && len(part) == 1 {
+		return fmt.Errorf("set %s: the kernel does not hold %s", set, elemString(part[0]))
+	}
+	if err != nil {
+		return fmt.Errorf("set %s: looking up %d elements from %s: %w", set, len(part), elemString(part[0]), err)
+	}
+	if bad != nil {
+		return bad
+	}
+	if n != len(part) {
+		return fmt.Errorf("set %s: %d answers for %d elements", set, n, len(part))
 	}
 	return nil
 }

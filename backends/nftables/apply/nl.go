@@ -191,7 +191,9 @@ func (a *attrs) str(typ uint16, s string) {
 }
 
 func (a *attrs) u32(typ uint16, v uint32) {
-	a.put(typ, binary.BigEndian.AppendUint32(nil, v))
+	a.b = binary.NativeEndian.AppendUint16(a.b, 8)
+	a.b = binary.NativeEndian.AppendUint16(a.b, typ)
+	a.b = binary.BigEndian.AppendUint32(a.b, v)
 }
 
 // nest starts a nested attribute; end closes it.
