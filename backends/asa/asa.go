@@ -143,6 +143,7 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 		return nil, err
 	}
 	var buf bytes.Buffer
+	buf.Grow(e.sizeHint())
 	if err := e.write(&buf, replaces); err != nil {
 		return nil, err
 	}
@@ -350,8 +351,20 @@ func (e *emitter) planObjects() error {
 	e.svcGroups = map[string]*groupPlan{}
 	e.fqdnObjs = map[string]*groupPlan{}
 	for _, s := range e.p.AddressSets {
-		g := &groupPlan{lines: make([]string, 0, len(s.V4)+len(s.V6)+len(s.FQDNs))}
+		// The group's lines are written into one text, each ended by a
+		// newline, and cut out of it (one allocation for the lot); the
+		// hash of the text is version's hash of the lines.
+		var text strings.Builder
+		text.Grow(48*len(s.V4) + 64*len(s.V6) + 96*len(s.FQDNs))
+		ends := make([]int, 0, len(s.V4)+len(s.V6)+2*len(s.FQDNs))
+		sum := sha256.New()
 		var line []byte
+		add := func() {
+			line = append(line, '\n')
+			text.Write(line)
+			sum.Write(line)
+			ends = append(ends, text.Len()-1)
+		}
 		for _, pf := range s.V4 {
 			if pf.IsSingleIP() {
 				line = pf.Addr().AppendTo(append(line[:0], "network-object host "...))
@@ -359,15 +372,17 @@ func (e *emitter) planObjects() error {
 				line = pf.Masked().Addr().AppendTo(append(line[:0], "network-object "...))
 				line = append(append(line, ' '), mask4(pf.Bits())...)
 			}
-			g.lines = append(g.lines, string(line))
+			add()
 		}
 		for _, pf := range s.V6 {
 			if pf.IsSingleIP() {
-				g.lines = append(g.lines, "network-object host "+pf.Addr().String())
+				line = pf.Addr().AppendTo(append(line[:0], "network-object host "...))
 			} else {
-				g.lines = append(g.lines, "network-object "+pf.Masked().String())
+				line = pf.Masked().AppendTo(append(line[:0], "network-object "...))
 			}
+			add()
 		}
+		g := &groupPlan{}
 		for _, f := range s.FQDNs {
 			if !validFQDN(f) {
 				return fmt.Errorf("address set %q: %q is not a host name the ASA fqdn command takes", s.Name, f)
@@ -382,11 +397,23 @@ func (e *emitter) planObjects() error {
 					o = &groupPlan{name: e.prefix + e.objNames.Name("fqdn"+fam[1:]+"-"+f), lines: []string{"fqdn " + key}}
 					e.fqdnObjs[key] = o
 				}
-				g.lines = append(g.lines, "network-object object "+o.name)
+				line = append(append(line[:0], "network-object object "...), o.name...)
+				add()
 				g.fqdns = append(g.fqdns, key)
 			}
 		}
-		g.name = e.prefix + e.objNames.Name("net-"+s.Name) + e.version(g.lines)
+		all := text.String()
+		g.lines = make([]string, len(ends))
+		start := 0
+		for i, end := range ends {
+			g.lines[i] = all[start:end]
+			start = end + 1
+		}
+		version := ""
+		if !e.stable {
+			version = "-" + hex.EncodeToString(sum.Sum(nil))[:hashLen]
+		}
+		g.name = e.prefix + e.objNames.Name("net-"+s.Name) + version
 		e.netGroups[s.Name] = g
 	}
 	for _, s := range e.p.Services {
@@ -407,11 +434,39 @@ func (e *emitter) planObjects() error {
 	return nil
 }
 
+// sizeHint is about the size of the snapshot: its groups' lines, each
+// indented and ended, and room for the rest.
+func (e *emitter) sizeHint() int {
+	n := 64 << 10
+	for _, m := range []map[string]*groupPlan{e.netGroups, e.svcGroups, e.fqdnObjs} {
+		for _, g := range m {
+			for _, l := range g.lines {
+				n += len(l) + 2
+			}
+		}
+	}
+	for _, a := range e.acls {
+		for _, it := range a.items {
+			n += len(a.name) + len(it) + 14
+		}
+	}
+	return n
+}
+
 // version is a group name's suffix: a hash of its lines in a snapshot, none
 // in placement mode.
 // writeIndented writes each line after one space, as an object's lines go.
 func writeIndented(w *backends.Writer, lines []string) {
 	if w.Err != nil || len(lines) == 0 {
+		return
+	}
+	if b, ok := w.W.(*bytes.Buffer); ok {
+		// Straight into the output: no copy of the lines in between.
+		for _, l := range lines {
+			b.WriteByte(' ')
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
 		return
 	}
 	n := 0

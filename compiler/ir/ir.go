@@ -8,6 +8,7 @@ package ir
 
 import (
 	"fmt"
+	"iter"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -221,6 +222,20 @@ func (s *AddressSet) SetIPSet(set *netipx.IPSet) {
 	}
 	s.setCover(all) // IPv4 sorts before IPv6 in the ranges too
 	s.set = set
+}
+
+// Prefixes yields the set's IPv4 prefixes, then its IPv6 ones, without
+// copying them into one slice.
+func (s *AddressSet) Prefixes() iter.Seq[netip.Prefix] {
+	return func(yield func(netip.Prefix) bool) {
+		for _, list := range [2][]netip.Prefix{s.V4, s.V6} {
+			for _, pf := range list {
+				if !yield(pf) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Empty reports whether the set matches nothing at all.
@@ -437,7 +452,7 @@ func (p *Program) RelayAddrs(r *Relay) ([]netip.Addr, error) {
 		return nil, err
 	}
 	var out []netip.Addr
-	for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
+	for pf := range set.Prefixes() {
 		if !pf.IsSingleIP() {
 			return nil, fmt.Errorf("address %s is a network; give the relay's own addresses", pf)
 		}

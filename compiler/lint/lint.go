@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -312,7 +311,7 @@ func (c *checker) wideRanges() {
 		if s.Origin.Kind != "provider" {
 			continue
 		}
-		for _, pf := range append(append([]netip.Prefix(nil), s.V4...), s.V6...) {
+		for pf := range s.Prefixes() {
 			limit := 8
 			if !pf.Addr().Is4() {
 				limit = 16
@@ -346,7 +345,7 @@ func (c *checker) broadPeers() {
 			continue
 		}
 		at := r.Origin.At("peers")
-		for _, pf := range append(append([]netip.Prefix(nil), set.V4...), set.V6...) {
+		for pf := range set.Prefixes() {
 			limit := 8
 			if !pf.Addr().Is4() {
 				limit = 16
