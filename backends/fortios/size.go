@@ -21,12 +21,17 @@ const minNested = 2
 // nested (one level), and a group is never nested in itself or in a group
 // with the same members that comes first, so there is no cycle.
 func nestGroups(groups []group) {
+	// Member sets are built when a pair is first compared: most pairs differ
+	// in size the wrong way, and a provider's group is large.
 	sets := make([]map[string]bool, len(groups))
-	for i, g := range groups {
-		sets[i] = make(map[string]bool, len(g.members))
-		for _, m := range g.members {
-			sets[i][m] = true
+	set := func(i int) map[string]bool {
+		if sets[i] == nil {
+			sets[i] = make(map[string]bool, len(groups[i].members))
+			for _, m := range groups[i].members {
+				sets[i][m] = true
+			}
 		}
+		return sets[i]
 	}
 	// Candidates: the largest first, so a group holds the biggest group it
 	// contains.
@@ -42,13 +47,14 @@ func nestGroups(groups []group) {
 			continue
 		}
 		for _, j := range order {
-			if j == i || holds[j] || len(sets[j]) < minNested || len(sets[j]) > len(sets[i]) {
+			nj, ni := len(groups[j].members), len(groups[i].members)
+			if j == i || holds[j] || nj < minNested || nj > ni {
 				continue
 			}
-			if len(sets[j]) == len(sets[i]) && j > i {
+			if nj == ni && j > i {
 				continue // equal sets: the later one holds the earlier
 			}
-			if !subset(sets[j], sets[i]) {
+			if !subset(set(j), set(i)) {
 				continue
 			}
 			members := []string{groups[j].name}

@@ -1,7 +1,7 @@
 package fortios
 
 import (
-	"io"
+	"bytes"
 	"strings"
 
 	"github.com/turnwall/turnwall/backends"
@@ -10,7 +10,7 @@ import (
 // write renders the plan as FortiOS CLI, indented as `show` prints it. Every
 // name is double-quoted; every value from the policy has been checked or made
 // safe by then.
-func (pl *plan) write(out io.Writer) error {
+func (pl *plan) write(out *bytes.Buffer) error {
 	w := &backends.Writer{W: out}
 	if pl.s.workspace {
 		// Workspace mode: nothing applies until the commit; an error or a
@@ -116,21 +116,29 @@ func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
 	if len(addrs) == 0 || w.Err != nil {
 		return
 	}
-	// Appended, not formatted: these are most of a large policy's output.
-	buf := make([]byte, 0, len(header)+5+len(addrs)*(len(field)+40))
-	buf = append(append(buf, header...), '\n')
-	for _, a := range addrs {
-		buf = append(append(append(buf, "edit "...), a.name...), '\n')
-		if a.fqdn != "" {
-			buf = append(append(append(buf, "set type fqdn\nset fqdn "...), quote(a.fqdn)...), '\n')
-		} else {
-			buf = append(append(append(buf, "set "...), field...), ' ')
-			buf = append(a.prefix.AppendTo(buf), '\n')
-		}
-		buf = append(buf, "next\n"...)
+	// Appended, not formatted, straight into the output buffer when it is
+	// one: these are most of a large policy's output.
+	buf, direct := w.W.(*bytes.Buffer)
+	if !direct {
+		buf = bytes.NewBuffer(make([]byte, 0, len(header)+5+len(addrs)*(len(field)+40)))
 	}
-	buf = append(buf, "end\n"...)
-	_, w.Err = w.W.Write(buf)
+	buf.WriteString(header)
+	buf.WriteByte('\n')
+	var line []byte
+	for _, a := range addrs {
+		line = append(append(append(line[:0], "edit "...), a.name...), '\n')
+		if a.fqdn != "" {
+			line = append(append(append(line, "set type fqdn\nset fqdn "...), quote(a.fqdn)...), '\n')
+		} else {
+			line = append(append(append(line, "set "...), field...), ' ')
+			line = append(a.prefix.AppendTo(line), '\n')
+		}
+		buf.Write(append(line, "next\n"...))
+	}
+	buf.WriteString("end\n")
+	if !direct {
+		_, w.Err = w.W.Write(buf.Bytes())
+	}
 }
 
 // writeGroups writes address or service groups. `set member` replaces the
@@ -148,8 +156,22 @@ func writeGroups(w *backends.Writer, header string, groups []group, bare bool) {
 	for _, g := range groups {
 		w.Line("    edit %s", quote(g.name))
 		verb := "set"
+		buf, direct := w.W.(*bytes.Buffer)
 		for _, line := range memberLines(g.members) {
-			w.Line("        %s member %s", verb, names(line))
+			if bare && direct {
+				// A member line of a large group is long: written
+				// straight, not joined and formatted first.
+				buf.WriteString("        ")
+				buf.WriteString(verb)
+				buf.WriteString(" member")
+				for _, m := range line {
+					buf.WriteByte(' ')
+					buf.WriteString(m)
+				}
+				buf.WriteByte('\n')
+			} else {
+				w.Line("        %s member %s", verb, names(line))
+			}
 			verb = "append"
 		}
 		if g.comment != "" {
