@@ -263,11 +263,14 @@ func inPlaceSteps(old, new *plan) []step {
 		}
 		for _, g := range newGs {
 			o, ok := olds[g.name]
-			in := setOf(o)
-			var added []string
-			for _, m := range g.members {
-				if !ok || !in[m] {
-					added = append(added, m)
+			added := g.members // a new group: all of them
+			if ok {
+				in := setOf(o)
+				added = nil
+				for _, m := range g.members {
+					if !in[m] {
+						added = append(added, m)
+					}
 				}
 			}
 			if len(added) > 0 {
