@@ -61,13 +61,17 @@ func BenchmarkCompileTargets(b *testing.B) {
 
 // floorProgram is the floor of BenchmarkRangesFile50k as a process of its
 // own: start, read the ranges file, netip.ParsePrefix each line, write the
-// prefixes' text out. Nothing a compiler does can take less.
+// prefixes' text out. Nothing a compiler does can take less. With a third
+// argument N it writes N bytes instead, the prefixes' lines over and over
+// (the same formatting work per byte): the floor of a target whose output
+// is N bytes.
 const floorProgram = `package main
 
 import (
 	"bytes"
 	"net/netip"
 	"os"
+	"strconv"
 )
 
 func main() {
@@ -83,10 +87,21 @@ func main() {
 		}
 		prefixes = append(prefixes, p)
 	}
-	out := make([]byte, 0, len(data))
-	for _, p := range prefixes {
-		out = p.AppendTo(out)
-		out = append(out, '\n')
+	size := len(data)
+	if len(os.Args) > 3 {
+		if size, err = strconv.Atoi(os.Args[3]); err != nil {
+			panic(err)
+		}
+	}
+	out := make([]byte, 0, size+64)
+	for len(out) < size {
+		for _, p := range prefixes {
+			out = p.AppendTo(out)
+			out = append(out, '\n')
+			if len(out) >= size {
+				break
+			}
+		}
 	}
 	if err := os.WriteFile(os.Args[2], out, 0o644); err != nil {
 		panic(err)
@@ -126,7 +141,10 @@ rule "https" {
 // 50,000-prefix policy, and reports for each the median wall time and CPU
 // time (user and system, all threads), the medians of its ratios to the
 // floor of the same round (x-floor, cpu-x-floor) and its peak resident
-// memory. On a loaded machine the CPU ratio is the steadier figure.
+// memory. On a loaded machine the CPU ratio is the steadier figure. Each
+// vendor target is also compared with a floor that writes as many bytes as
+// that target's output (x-floor-out): the floor the issue defines as read,
+// parse and write the output bytes.
 // TURNWALL_BENCH_BASE=/path/to/turnwall adds the same runs of another build
 // (base-*), to compare two versions on one machine state; a list (as in
 // PATH) adds several (base-*, base2-*, ...).
@@ -172,6 +190,19 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 		return runs
 	}
 	runs := []run{{"floor", []string{floorBin, ranges, filepath.Join(dir, "floor.out")}}}
+	// The floor of each vendor target writes as many bytes as the target's
+	// output (measured by a first run): floor-T, and T-x-floor-out.
+	for _, t := range []string{"asa", "panos", "fortios"} {
+		out := filepath.Join(dir, "size."+t)
+		if msg, err := exec.Command(bin, "compile", "-t", t, "-o", out, policy).CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v\n%s", t, err, msg)
+		}
+		info, err := os.Stat(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runs = append(runs, run{"floor-" + t, []string{floorBin, ranges, filepath.Join(dir, "floor.out."+t), fmt.Sprint(info.Size())}})
+	}
 	runs = append(runs, commands("", bin)...)
 	if bases := os.Getenv("TURNWALL_BENCH_BASE"); bases != "" {
 		for i, base := range filepath.SplitList(bases) {
@@ -188,9 +219,11 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 	cpus := map[string][]float64{}
 	cpuRatios := map[string][]float64{}
 	peak := map[string]int64{}
+	outRatios := map[string][]float64{}
 	for b.Loop() {
 		for range rounds {
 			var floor, floorCPU float64
+			took1 := map[string]float64{}
 			for _, r := range runs {
 				cmd := exec.Command(r.args[0], r.args[1:]...)
 				start := time.Now()
@@ -206,6 +239,10 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 				if r.name == "floor" {
 					floor, floorCPU = took, cpu
 				}
+				took1[r.name] = took
+				if f, ok := took1["floor-"+strings.TrimPrefix(strings.TrimPrefix(r.name, "base-"), "base2-")]; ok {
+					outRatios[r.name] = append(outRatios[r.name], took/f)
+				}
 				times[r.name] = append(times[r.name], took)
 				ratios[r.name] = append(ratios[r.name], took/floor)
 				cpus[r.name] = append(cpus[r.name], cpu)
@@ -219,9 +256,12 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 		b.ReportMetric(median(times[r.name])*1000, r.name+"-ms")
 		b.ReportMetric(median(cpus[r.name])*1000, r.name+"-cpu-ms")
 		b.ReportMetric(float64(peak[r.name])/1024, r.name+"-peak-RSS-MiB")
-		if r.name != "floor" {
+		if r.name != "floor" && !strings.HasPrefix(r.name, "floor-") {
 			b.ReportMetric(median(ratios[r.name]), r.name+"-x-floor")
 			b.ReportMetric(median(cpuRatios[r.name]), r.name+"-cpu-x-floor")
+		}
+		if rs := outRatios[r.name]; len(rs) > 0 {
+			b.ReportMetric(median(rs), r.name+"-x-floor-out")
 		}
 	}
 }
