@@ -95,6 +95,9 @@ func newBatchReader(pc net.PacketConn, bufSize int) *batchReader {
 // shedAfter makes the reader shed ChannelData that waited longer than d in
 // the socket's queue, counted in m (the socket is stamped for this).
 func (b *batchReader) shedAfter(d time.Duration, m *metrics) {
+	if d <= 0 {
+		return // shedding is off: no stamps either
+	}
 	var serr error
 	if err := b.rc.Control(func(fd uintptr) { serr = stampSocket(int(fd)) }); err != nil || serr != nil {
 		return

@@ -235,7 +235,10 @@ func (d *dataplane) add(rc *relayConn) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	binary.NativeEndian.PutUint64((*[8]byte)(unsafe.Pointer(&ev.Fd))[:], id)
 	rc.raw.mu.RLock()
-	err := stampSocket(rc.raw.fd)
+	var err error
+	if w.shed.target > 0 {
+		err = stampSocket(rc.raw.fd)
+	}
 	if err == nil {
 		err = unix.EpollCtl(w.ep, unix.EPOLL_CTL_ADD, rc.raw.fd, &ev)
 	}

@@ -47,7 +47,8 @@ type Limits struct {
 	// rather than relayed late
 	// (turnwall_relay_shed_packets_total{reason="queue_delay"}). It applies
 	// to clients' ChannelData and to peers' datagrams, with the data plane
-	// (Linux). 0: DefaultMaxQueueDelay.
+	// (Linux). 0: DefaultMaxQueueDelay; NoQueueDelayBound: nothing is
+	// shed, however long it waited.
 	MaxQueueDelay time.Duration
 }
 
@@ -69,6 +70,8 @@ const (
 	// relay: a jitter buffer holds some tens of milliseconds in all, and
 	// the datagram crosses the relay twice on a round trip.
 	DefaultMaxQueueDelay = 20 * time.Millisecond
+	// NoQueueDelayBound as Limits.MaxQueueDelay turns shedding off.
+	NoQueueDelayBound time.Duration = -1
 )
 
 // DefaultLimits are the limits `turnwall relay` runs with unless told

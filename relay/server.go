@@ -136,7 +136,7 @@ type Server struct {
 	closeOnce   sync.Once
 	closeErr    error
 
-	// maxQueueDelay: Limits.MaxQueueDelay, defaulted.
+	// maxQueueDelay: Limits.MaxQueueDelay, defaulted; 0: no shedding.
 	maxQueueDelay time.Duration
 }
 
@@ -165,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if l := cfg.Limits; l.UserQuota < 0 || l.TotalQuota < 0 || l.MaxBPS < 0 || l.MaxTCPConns < 0 || l.MaxLifetime < 0 ||
 		l.MaxTCPConnsPerSource < 0 || l.MaxTCPConnsPerUser < 0 || l.UnallocatedTimeout < 0 || l.AuthFailRate < 0 || l.AuthFailBurst < 0 ||
-		l.MaxQueueDelay < 0 {
+		(l.MaxQueueDelay < 0 && l.MaxQueueDelay != NoQueueDelayBound) {
 		return nil, errors.New("limits must not be negative")
 	}
 	if t := cfg.CapacityThreshold; !(t >= 0 && t <= 1) {
@@ -201,9 +201,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("allocation lifetime cap %s is below one minute", s.maxLifetime)
 	}
 	s.idleTimeout = s.maxLifetime + time.Minute
-	s.maxQueueDelay = cfg.Limits.MaxQueueDelay
-	if s.maxQueueDelay == 0 {
+	switch s.maxQueueDelay = cfg.Limits.MaxQueueDelay; s.maxQueueDelay {
+	case 0:
 		s.maxQueueDelay = DefaultMaxQueueDelay
+	case NoQueueDelayBound:
+		s.maxQueueDelay = 0 // no shedding, no stamps
 	}
 
 	relayIPs := cfg.RelayIPs
@@ -307,7 +309,7 @@ func New(cfg Config) (*Server, error) {
 		"max_lifetime", s.maxLifetime.String(), "max_bps", cfg.Limits.MaxBPS, "max_tcp_connections", cfg.Limits.MaxTCPConns,
 		"max_tcp_connections_per_source", cfg.Limits.MaxTCPConnsPerSource, "max_tcp_connections_per_user", cfg.Limits.MaxTCPConnsPerUser,
 		"unallocated_timeout", s.unallocated.String(), "auth_fail_rate", cfg.Limits.AuthFailRate,
-		"capacity_threshold", s.threshold(), "alternates", cfg.Alternates != nil, "fleet_quota", cfg.Quota != nil, "peer_bound", cfg.PeerBound != nil)
+		"max_queue_delay", s.maxQueueDelay.String(), "capacity_threshold", s.threshold(), "alternates", cfg.Alternates != nil, "fleet_quota", cfg.Quota != nil, "peer_bound", cfg.PeerBound != nil)
 	return s, nil
 }
 

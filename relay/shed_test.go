@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,6 +91,59 @@ func TestShedQueueDelay(t *testing.T) {
 	// Fresh datagrams are relayed as before.
 	if err := exchange(t, c, echo, 0x4000, 3); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShedOff: with MaxQueueDelay NoQueueDelayBound the relay drops nothing
+// that waited, however long and however overloaded: the datagrams held in
+// the relayed socket's queue are all relayed, late, and none is counted.
+func TestShedOff(t *testing.T) {
+	l := newLab(t)
+	ts := l.start(t, func(c *Config) { c.Limits.MaxQueueDelay = NoQueueDelayBound })
+	if ts.dp == nil {
+		t.Fatal("no data plane")
+	}
+	echo := l.udpEcho(t, labPeer4)
+	c := l.client(t, netip.AddrPortFrom(labRelay4, 3478), UDP, time.Hour)
+	if _, _, err := c.Allocate(ctx(t), turnclient.AllocateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ChannelBind(ctx(t), 0x4000, echo); err != nil {
+		t.Fatal(err)
+	}
+	if err := exchange(t, c, echo, 0x4000, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ts.dp.workers {
+		w.mu.Lock()
+		if w.shed.target != 0 {
+			t.Errorf("a worker sheds after %v", time.Duration(w.shed.target))
+		}
+		w.shed.dropping, w.shed.lastAbove = true, time.Now().UnixNano() // as overloaded
+	}
+	const late = 5
+	for i := range late {
+		if err := c.SendChannel(0x4000, fmt.Appendf(nil, "late %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(150 * time.Millisecond) // far past the default bound
+	for _, w := range ts.dp.workers {
+		w.mu.Unlock()
+	}
+	for i := range late {
+		d, err := c.ReadData(time.Now().Add(2 * time.Second))
+		if err != nil || string(d.Payload) != fmt.Sprintf("late %d", i) {
+			t.Fatalf("late datagram %d: %q, %v", i, d.Payload, err)
+		}
+	}
+	if got := ts.metric(t, "turnwall_relay_shed_packets_total", "reason", "queue_delay"); got != 0 {
+		t.Errorf("shed_packets_total{queue_delay} = %v with shedding off", got)
+	}
+	bad := l.cfg
+	bad.Limits.MaxQueueDelay = -2 * time.Millisecond
+	if _, err := New(bad); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Errorf("a negative bound other than NoQueueDelayBound: %v", err)
 	}
 }
 

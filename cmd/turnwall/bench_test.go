@@ -240,7 +240,11 @@ func BenchmarkRangesFile50kProcess(b *testing.B) {
 					floor, floorCPU = took, cpu
 				}
 				took1[r.name] = took
-				if f, ok := took1["floor-"+strings.TrimPrefix(strings.TrimPrefix(r.name, "base-"), "base2-")]; ok {
+				target := r.name
+				if strings.HasPrefix(target, "base") {
+					_, target, _ = strings.Cut(target, "-") // base-T, base2-T, ...
+				}
+				if f, ok := took1["floor-"+target]; ok {
 					outRatios[r.name] = append(outRatios[r.name], took/f)
 				}
 				times[r.name] = append(times[r.name], took)

@@ -167,6 +167,7 @@ func (a *app) relayCmd() *cobra.Command {
 	var name, metricsAddr, logFormat, logLevel string
 	var listenIPs []string
 	limits := relay.DefaultLimits()
+	queueDelay := relay.DefaultMaxQueueDelay
 	var udpSockets int
 	var drain time.Duration
 	var alternates []string
@@ -207,6 +208,13 @@ Failed authentications are throttled per source address and per user
 (--auth-fail-rate): over it, requests with credentials are refused without
 being checked (429 over TCP and TLS, no answer over UDP).
 
+Under overload (a relayed UDP datagram read late for five times
+--max-queue-delay on end) the relay drops the datagrams that waited longer
+than --max-queue-delay in a socket's queue instead of relaying them late:
+real-time media has no use for them, and the queue stays short
+(turnwall_relay_shed_packets_total{reason="queue_delay"}). --max-queue-delay 0
+never drops.
+
 Logs are structured (slog) on stderr; --metrics serves Prometheus metrics
 (/metrics) and health for load balancers on the same address: /healthz (200
 while the relay serves) and /readyz (503 while draining, or with allocations
@@ -242,6 +250,14 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 				}
 				cfg.RelayIPs = ips
 				cfg.Listeners = relay.Listen(ips, listenPorts(cfg.Listeners))
+			}
+			switch {
+			case queueDelay < 0:
+				return usageError{fmt.Errorf("--max-queue-delay %s: give a duration, or 0 to never drop late datagrams", queueDelay)}
+			case queueDelay == 0:
+				limits.MaxQueueDelay = relay.NoQueueDelayBound
+			default:
+				limits.MaxQueueDelay = queueDelay
 			}
 			if limits.MaxTCPConnsPerSource < 0 || limits.MaxTCPConnsPerUser < 0 || limits.UnallocatedTimeout <= 0 || limits.AuthFailRate < 0 || limits.AuthFailBurst < 1 {
 				return usageError{errors.New("--max-tcp-connections-per-source, --max-tcp-connections-per-user and --auth-fail-rate must not be negative, --unallocated-timeout must be positive and --auth-fail-burst at least 1")}
@@ -398,6 +414,7 @@ Exit status: 0 stopped by a signal, 1 policy errors or the relay failed,
 	cmd.Flags().DurationVar(&limits.UnallocatedTimeout, "unallocated-timeout", limits.UnallocatedTimeout, "close a TCP or TLS connection that holds no allocation after this long")
 	cmd.Flags().Float64Var(&limits.AuthFailRate, "auth-fail-rate", limits.AuthFailRate, "failed authentications a second allowed per source address and per user, after --auth-fail-burst (0: no throttling)")
 	cmd.Flags().IntVar(&limits.AuthFailBurst, "auth-fail-burst", limits.AuthFailBurst, "failed authentications allowed at once per source address and per user")
+	cmd.Flags().DurationVar(&queueDelay, "max-queue-delay", queueDelay, "once overloaded, drop relayed UDP datagrams that waited longer than this in a socket's queue instead of relaying them late (0: never drop)")
 	cmd.Flags().IntVar(&udpSockets, "udp-sockets", runtime.NumCPU(), "SO_REUSEPORT sockets per UDP listener, each with its own reader")
 	cmd.Flags().StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address, e.g. 127.0.0.1:9641")
 	cmd.Flags().StringArrayVar(&alternates, "alternate", nil, "another relay to redirect new allocations to while draining or above --capacity-threshold (300 Try Alternate): ADDR:PORT, TRANSPORT://ADDR:PORT (udp, tcp, tls), tls://ADDR:PORT?domain=NAME (repeatable)")

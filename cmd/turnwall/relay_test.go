@@ -111,6 +111,7 @@ func TestRelayCmdUsage(t *testing.T) {
 		{[]string{"relay", labPolicy, "--listen-ip", "nope", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--listen-ip"},
 		{[]string{"relay", labPolicy, "--max-tcp-connections-per-source", "-1", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "must not be negative"},
 		{[]string{"relay", labPolicy, "--unallocated-timeout", "0s", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--unallocated-timeout must be positive"},
+		{[]string{"relay", labPolicy, "--max-queue-delay", "-5ms", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--max-queue-delay -5ms: give a duration, or 0"},
 		{[]string{"relay", labPolicy, "--auth-fail-rate", "x", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--auth-fail-rate"},
 		{[]string{"relay", labPolicy, "--alternate", "turn.example.com:3478", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "--alternate: alternate \"turn.example.com:3478\": give ADDR:PORT"},
 		{[]string{"relay", labPolicy, "--alternate", "udp://192.0.2.11:3478?domain=x.example", "--secret-file", writeSecrets(t, "a-secret-0123456789")}, 2, "tls:// alternates only"},
@@ -154,7 +155,7 @@ func TestRelayCmd(t *testing.T) {
 	defer cancel()
 	var log nstest.SyncBuffer
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, "turnwall", "relay", labPolicy, "--secret-file", secrets,
-		"--metrics", "127.0.0.1:9641", "--udp-sockets", "2", "--user-quota", "3", "--log-format", "json",
+		"--metrics", "127.0.0.1:9641", "--udp-sockets", "2", "--user-quota", "3", "--log-format", "json", "--max-queue-delay", "50ms",
 		"--alternate", "udp://192.0.2.11:3478", "--alternate", "tls://192.0.2.11:5349?domain=turn-b.lab.example.com")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -287,7 +288,7 @@ func TestRelayCmd(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`"msg":"relay started"`, `"max_tcp_connections_per_source":256`, `"max_tcp_connections_per_user":64`,
-		`"unallocated_timeout":"5s"`, `"auth_fail_rate":2`, `"msg":"allocation created"`, `"msg":"stopping"`, `"msg":"relay stopped"`} {
+		`"unallocated_timeout":"5s"`, `"auth_fail_rate":2`, `"max_queue_delay":"50ms"`, `"msg":"allocation created"`, `"msg":"stopping"`, `"msg":"relay stopped"`} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, log.String())
 		}
