@@ -453,8 +453,6 @@ func (e *emitter) sizeHint() int {
 	return n
 }
 
-// version is a group name's suffix: a hash of its lines in a snapshot, none
-// in placement mode.
 // writeIndented writes each line after one space, as an object's lines go.
 func writeIndented(w *backends.Writer, lines []string) {
 	if w.Err != nil || len(lines) == 0 {
@@ -480,6 +478,9 @@ func writeIndented(w *backends.Writer, lines []string) {
 	_, w.Err = w.W.Write(buf)
 }
 
+// version is a group name's suffix: a hash of its lines in a snapshot, none
+// in placement mode (planObjects hashes network groups' lines as it writes
+// them, to the same hash).
 func (e *emitter) version(lines []string) string {
 	if e.stable {
 		return ""
