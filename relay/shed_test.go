@@ -18,19 +18,20 @@ import (
 	"github.com/turnwall/turnwall/relay/turnclient"
 )
 
-// TestShedQueueDelay: one stall of the data plane sheds nothing (its
-// datagrams arrive late); under overload (the workers shedding), a peer's
-// datagrams that waited in the relayed socket's queue longer than
-// MaxQueueDelay are dropped, never relayed late, and counted; fresh ones go
-// on.
-func TestShedQueueDelay(t *testing.T) {
+// shedLab starts a relay with the data plane and a queue delay bound, and a
+// client with an allocation and a channel (0x4000) to a UDP echo peer that
+// answered three exchanges.
+func shedLab(t *testing.T, bound time.Duration) (*testServer, *turnclient.Client, netip.AddrPort) {
+	t.Helper()
 	l := newLab(t)
-	ts := l.start(t, func(c *Config) { c.Limits.MaxQueueDelay = 20 * time.Millisecond })
+	ts := l.start(t, func(c *Config) { c.Limits.MaxQueueDelay = bound })
 	if ts.dp == nil {
 		t.Fatal("no data plane")
 	}
 	echo := l.udpEcho(t, labPeer4)
-	waitStamps(t)
+	if bound > 0 {
+		waitStamps(t)
+	}
 	c := l.client(t, netip.AddrPortFrom(labRelay4, 3478), UDP, time.Hour)
 	if _, _, err := c.Allocate(ctx(t), turnclient.AllocateOptions{}); err != nil {
 		t.Fatal(err)
@@ -41,6 +42,16 @@ func TestShedQueueDelay(t *testing.T) {
 	if err := exchange(t, c, echo, 0x4000, 3); err != nil {
 		t.Fatal(err)
 	}
+	return ts, c, echo
+}
+
+// TestShedQueueDelay: one stall of the data plane sheds nothing (its
+// datagrams arrive late); under overload (the workers shedding), a peer's
+// datagrams that waited in the relayed socket's queue longer than
+// MaxQueueDelay are dropped, never relayed late, and counted; fresh ones go
+// on.
+func TestShedQueueDelay(t *testing.T) {
+	ts, c, echo := shedLab(t, 20*time.Millisecond)
 	stall := func(overloaded bool) {
 		// Hold every worker: the echoes queue in the relayed socket.
 		for _, w := range ts.dp.workers {
@@ -98,22 +109,7 @@ func TestShedQueueDelay(t *testing.T) {
 // that waited, however long and however overloaded: the datagrams held in
 // the relayed socket's queue are all relayed, late, and none is counted.
 func TestShedOff(t *testing.T) {
-	l := newLab(t)
-	ts := l.start(t, func(c *Config) { c.Limits.MaxQueueDelay = NoQueueDelayBound })
-	if ts.dp == nil {
-		t.Fatal("no data plane")
-	}
-	echo := l.udpEcho(t, labPeer4)
-	c := l.client(t, netip.AddrPortFrom(labRelay4, 3478), UDP, time.Hour)
-	if _, _, err := c.Allocate(ctx(t), turnclient.AllocateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ChannelBind(ctx(t), 0x4000, echo); err != nil {
-		t.Fatal(err)
-	}
-	if err := exchange(t, c, echo, 0x4000, 3); err != nil {
-		t.Fatal(err)
-	}
+	ts, c, _ := shedLab(t, NoQueueDelayBound)
 	for _, w := range ts.dp.workers {
 		w.mu.Lock()
 		if w.shed.target != 0 {
@@ -140,7 +136,7 @@ func TestShedOff(t *testing.T) {
 	if got := ts.metric(t, "turnwall_relay_shed_packets_total", "reason", "queue_delay"); got != 0 {
 		t.Errorf("shed_packets_total{queue_delay} = %v with shedding off", got)
 	}
-	bad := l.cfg
+	bad := ts.cfg
 	bad.Limits.MaxQueueDelay = -2 * time.Millisecond
 	if _, err := New(bad); err == nil || !strings.Contains(err.Error(), "must not be negative") {
 		t.Errorf("a negative bound other than NoQueueDelayBound: %v", err)
