@@ -139,6 +139,9 @@ const lookupWorkers = 4
 func lookupPart(s *sock, table, set string, elems []element) error {
 	chunks := (len(elems) + lookupChunk - 1) / lookupChunk
 	workers := min(runtime.GOMAXPROCS(0), lookupWorkers, chunks/4)
+	if err := s.setBuffers(0, 32<<20); err != nil {
+		return err
+	}
 	socks := []*sock{s}
 	if workers > 1 {
 		cookie, err := netnsCookie(s)
@@ -154,6 +157,9 @@ func lookupPart(s *sock, table, set string, elems []element) error {
 			if c, err := netnsCookie(o); err != nil || c != cookie {
 				break // the path names another namespace now
 			}
+			if o.setBuffers(0, 32<<20) != nil {
+				break
+			}
 			socks = append(socks, o)
 		}
 	}
@@ -164,10 +170,6 @@ func lookupPart(s *sock, table, set string, elems []element) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := ws.setBuffers(0, 32<<20); err != nil {
-				errs[0] = errors.Join(errs[0], err)
-				return
-			}
 			for {
 				c := int(next.Add(1)) - 1
 				if c >= chunks {
