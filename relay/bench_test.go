@@ -59,6 +59,16 @@ func benchRelayMain() int {
 	cfg.Limits = Limits{TotalQuota: 10000, MaxLifetime: time.Hour, MaxBPS: DefaultMaxBPS}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.NoDataplane = os.Getenv("TURNWALL_BENCH_RELAY") == "goroutines"
+	if v := os.Getenv("TURNWALL_BENCH_QUEUE_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			fmt.Fprintf(os.Stderr, "TURNWALL_BENCH_QUEUE_DELAY=%q: give a duration (0: no shedding)\n", v)
+			return 2
+		}
+		if cfg.Limits.MaxQueueDelay = d; d == 0 {
+			cfg.Limits.MaxQueueDelay = NoQueueDelayBound
+		}
+	}
 	s, err := New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -164,7 +174,7 @@ func benchServer(b *testing.B, ns *netns.NS, which string, streams int) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	var cmd *exec.Cmd
 	switch which {
-	case "turnwall", "turnwall-goroutines", "turnwall-base":
+	case "turnwall", "turnwall-goroutines", "turnwall-base", "turnwall-noshed":
 		exe, err := os.Executable()
 		if err != nil {
 			b.Fatal(err)
@@ -180,6 +190,9 @@ func benchServer(b *testing.B, ns *netns.NS, which string, streams int) int {
 		cmd.Env = append(os.Environ(), "TURNWALL_BENCH_RELAY=dataplane")
 		if which == "turnwall-goroutines" {
 			cmd.Env = append(os.Environ(), "TURNWALL_BENCH_RELAY=goroutines")
+		}
+		if which == "turnwall-noshed" {
+			cmd.Env = append(cmd.Env, "TURNWALL_BENCH_QUEUE_DELAY=0")
 		}
 		if p := os.Getenv("TURNWALL_BENCH_CPUPROFILE"); p != "" {
 			// One profile per relay and stream count: FILE.turnwall.1000.
@@ -293,22 +306,31 @@ func runStreams(b *testing.B, ns *netns.NS, server netip.AddrPort, echo netip.Ad
 			defer wg.Done()
 			for i := range jobs {
 				u, p := restCreds(testSecret, fmt.Sprintf("s%d", i), time.Hour)
-				c, err := turnclient.Dial(turnclient.Config{Server: server, Username: u, Password: p,
-					Dial: nsDialFrom(ns, labClient4), RTO: 500 * time.Millisecond, Timeout: 10 * time.Second})
-				if err == nil {
-					_, _, err = c.Allocate(ctx, turnclient.AllocateOptions{})
-				}
-				if err == nil {
-					err = c.ChannelBind(ctx, 0x4000, echo)
-				}
-				if err != nil {
-					setupErr.Store(fmt.Errorf("stream %d: %w", i, err))
+				// A relay slow to answer while hundreds of streams start may
+				// confuse one setup (a retransmitted Allocate answered 437):
+				// such a stream gets one more try, from a new port.
+				var err error
+				for try := 0; try < 2; try++ {
+					var c *turnclient.Client
+					c, err = turnclient.Dial(turnclient.Config{Server: server, Username: u, Password: p,
+						Dial: nsDialFrom(ns, labClient4), RTO: 500 * time.Millisecond, Timeout: 10 * time.Second})
+					if err == nil {
+						_, _, err = c.Allocate(ctx, turnclient.AllocateOptions{})
+					}
+					if err == nil {
+						err = c.ChannelBind(ctx, 0x4000, echo)
+					}
+					if err == nil {
+						streams[i] = &stream{conn: c.Conn()}
+						break
+					}
 					if c != nil {
 						c.Close()
 					}
-					continue
 				}
-				streams[i] = &stream{conn: c.Conn()}
+				if err != nil {
+					setupErr.Store(fmt.Errorf("stream %d: %w", i, err))
+				}
 			}
 		}()
 	}
@@ -460,10 +482,11 @@ func runStreams(b *testing.B, ns *netns.NS, server netip.AddrPort, echo netip.Ad
 // TURNWALL_BENCH_STREAMS overrides the stream counts (comma-separated);
 // TURNWALL_BENCH_CPUPROFILE=FILE writes the relay's CPU profiles, one per
 // relay and stream count (FILE.turnwall.1000);
-// TURNWALL_BENCH_SERVERS=turnwall,coturn,turnwall-goroutines,turnwall-base
-// chooses the relays (turnwall-goroutines: without the epoll data plane;
-// turnwall-base: the relay test binary TURNWALL_BENCH_BASE, built from
-// another commit); TURNWALL_BENCH_ROUNDS=N repeats every measurement N
+// TURNWALL_BENCH_SERVERS=turnwall,coturn,turnwall-goroutines,turnwall-base,
+// turnwall-noshed chooses the relays (turnwall-goroutines: without the epoll
+// data plane; turnwall-base: the relay test binary TURNWALL_BENCH_BASE, built
+// from another commit; turnwall-noshed: no shedding, as --max-queue-delay 0);
+// TURNWALL_BENCH_QUEUE_DELAY=D gives turnwall relays that bound; TURNWALL_BENCH_ROUNDS=N repeats every measurement N
 // times, the relays interleaved, and reports medians;
 // TURNWALL_BENCH_PIN=1 gives the relay CPU 1 and the load generator CPU 0.
 func BenchmarkStreams(b *testing.B) {
