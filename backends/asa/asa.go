@@ -142,9 +142,10 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err := e.plan(); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	buf.Grow(e.sizeHint())
-	if err := e.write(&buf, replaces); err != nil {
+	// Sized up front by make, not Grow: a new large buffer needs no clearing,
+	// its pages are touched as the output is written.
+	buf := bytes.NewBuffer(make([]byte, 0, e.sizeHint()))
+	if err := e.write(buf, replaces); err != nil {
 		return nil, err
 	}
 	return []backends.File{{Name: FileName, Data: buf.Bytes()}}, nil

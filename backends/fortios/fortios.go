@@ -89,8 +89,10 @@ func (Backend) Emit(p *ir.Program, opts backends.Options) ([]backends.File, erro
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := plan.write(&buf); err != nil {
+	// Sized up front by make, not Grow (which clears the whole buffer at
+	// once): measured faster.
+	buf := bytes.NewBuffer(make([]byte, 0, plan.sizeHint()))
+	if err := plan.write(buf); err != nil {
 		return nil, err
 	}
 	return append([]backends.File{{Name: fileName, Data: buf.Bytes()}}, feedFiles(plan.feeds)...), nil

@@ -141,6 +141,25 @@ func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
 	}
 }
 
+// sizeHint is about the size of the output: its address objects (three
+// lines each) and group members, and room for the rest.
+func (pl *plan) sizeHint() int {
+	n := 16 << 10
+	for _, list := range [2][]address{pl.addr4, pl.addr6} {
+		for _, a := range list {
+			n += len(a.name) + len(a.fqdn) + 64
+		}
+	}
+	for _, list := range [2][]group{pl.groups4, pl.groups6} {
+		for _, g := range list {
+			for _, m := range g.members {
+				n += len(m) + 1
+			}
+		}
+	}
+	return n
+}
+
 // writeGroups writes address or service groups. `set member` replaces the
 // whole member list, so members dropped from the policy leave the group;
 // `append member` adds the rest of a long list.
