@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -353,8 +355,27 @@ func BenchmarkForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// TURNWALL_BENCH_FORWARD=NAME[,NAME...] keeps only those rulesets (and
+	// conntrack-only, the baseline) and TURNWALL_BENCH_FORWARD_KIND one kind
+	// of traffic: to profile one ruleset's forwarding (perf record -a).
+	if only := os.Getenv("TURNWALL_BENCH_FORWARD"); only != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(only, ",") {
+			keep[n] = true
+		}
+		kept := entries[:0]
+		for _, e := range entries {
+			if keep[e.name] {
+				kept = append(kept, e)
+			}
+		}
+		entries = kept
+	}
 	var labs []*fwdLab
 	for _, name := range []string{"none", "conntrack-only"} {
+		if os.Getenv("TURNWALL_BENCH_FORWARD") != "" && name == "none" {
+			continue
+		}
 		l := newFwdLab(b, name, base)
 		if name == "conntrack-only" {
 			nftFile(b, l.gw, []byte(conntrackOnly))
@@ -387,6 +408,12 @@ func BenchmarkForward(b *testing.B) {
 		}
 	}
 	kinds := []string{oneWayAllowed, oneWayDropped, twoWayMedia}
+	if k := os.Getenv("TURNWALL_BENCH_FORWARD_KIND"); k != "" {
+		if !slices.Contains(kinds, k) {
+			b.Fatalf("TURNWALL_BENCH_FORWARD_KIND=%q: one of %v", k, kinds)
+		}
+		kinds = []string{k}
+	}
 	ratios := map[string]map[string][]float64{}
 	ports := map[*fwdLab]*uint16{}
 	for _, l := range labs {
