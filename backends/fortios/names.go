@@ -47,59 +47,18 @@ func objectRules(prefix string, max int) naming.Rules {
 	}
 }
 
-// namespace hands out names in one FortiOS namespace (v4 addresses and
-// groups share one, v6 addresses and groups another, custom services and
-// service groups a third). Objects of different kinds are named from keys
-// that could, in odd policies, be the same string (an address set called
-// "stun.example.com" and an FQDN object for stun.example.com); the second
-// kind then gets a key the namer must change, which gives it a hashed name.
-type namespace struct {
-	namer *naming.Namer
-	block *naming.Block    // the objects named after their prefixes (nameValues)
-	owner map[string]owned // key -> the kind that claimed it, its name
-}
-
-// owned is the kind that claimed a key and the name the key was given.
-type owned struct{ kind, name string }
+// namespace is one FortiOS namespace (v4 addresses and groups share one, v6
+// addresses and groups another, custom services and service groups a
+// third). A kind whose key another kind claimed is named from "KIND KEY",
+// which the namer must change (a space is never allowed): it gets a hashed
+// name.
+type namespace = naming.Namespace
 
 func newNamespace(prefix string, max int) *namespace {
-	ns := &namespace{owner: map[string]owned{}}
-	rules := objectRules(prefix, max)
-	rules.Taken = func(lower string) bool { return ns.block != nil && ns.block.Taken(lower) }
-	ns.namer = naming.New(rules)
-	return ns
-}
-
-func (ns *namespace) name(kind, key string) string {
-	for {
-		o, taken := ns.owner[key]
-		if !taken && ns.block != nil {
-			o.kind, o.name, taken = ns.block.Lookup(key)
-		}
-		if !taken {
-			break
-		}
-		if o.kind == kind {
-			return o.name
-		}
-		key = kind + " " + key // a space is never allowed: the namer hashes it
-	}
-	// Each key is named once, here; the owner table keeps its name.
-	name := ns.namer.Fresh(key)
-	ns.owner[key] = owned{kind, name}
-	return name
-}
-
-// nameValues names objects after the prefixes they hold (sorted, distinct)
-// as name(kind, key) of each in turn would, with no table entry for the
-// names that need no change (naming.Block). Once per namespace.
-func (ns *namespace) nameValues(kind string, prefixes []netip.Prefix) []string {
-	if ns.block != nil {
-		panic("nameValues: the namespace has its block")
-	}
-	ns.block = naming.NewBlock(ns.namer, kind, prefixes, appendPrefixKey, parsePrefixKey)
-	ns.block.Name(func(key string) string { return ns.name(kind, key) })
-	return ns.block.Names()
+	return naming.NewNamespace(objectRules(prefix, max), naming.Spelling{
+		Other: func(kind, key string) string { return kind + " " + key },
+		Key:   appendPrefixKey, Parse: parsePrefixKey,
+	})
 }
 
 // prefixKey spells a prefix with name-safe characters: "10.20.0.0/16" ->

@@ -26,16 +26,16 @@ func TestNameValuesAsOneByOne(t *testing.T) {
 		bulk := newNamespace("tw6-", max)
 		var want, got []string
 		for _, n := range before {
-			want = append(want, one.name(n[0], n[1]))
-			got = append(got, bulk.name(n[0], n[1]))
+			want = append(want, one.Name(n[0], n[1]))
+			got = append(got, bulk.Name(n[0], n[1]))
 		}
 		for i := range prefixes {
-			want = append(want, one.name("subnet", key(i)))
+			want = append(want, one.Name("subnet", key(i)))
 		}
-		got = append(got, bulk.nameValues("subnet", prefixes)...)
+		got = append(got, bulk.NameValues("subnet", prefixes)...)
 		for _, n := range after {
-			want = append(want, one.name(n[0], n[1]))
-			got = append(got, bulk.name(n[0], n[1]))
+			want = append(want, one.Name(n[0], n[1]))
+			got = append(got, bulk.Name(n[0], n[1]))
 		}
 		for i := range want {
 			if got[i] != want[i] {

@@ -112,7 +112,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 				if len(prs) == 0 {
 					continue
 				}
-				name := fam.ns.name("feed", set.Name)
+				name := fam.ns.Name("feed", set.Name)
 				out.feeds = append(out.feeds, feed{name: name, set: set.Name, file: name + ".txt", url: s.feeds.url + name + ".txt", prefixes: prs})
 				fam.grp[set.Name] = name
 			}
@@ -128,21 +128,21 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		prefixes6 = appendMasked(prefixes6, set.V6)
 		comment := cliText(fmt.Sprintf("turnwall %s %s (%s)", set.Origin.Kind, set.Origin.Name, set.Origin.Source), groupCommentMax)
 		if len(set.V4) > 0 || len(set.FQDNs) > 0 {
-			grp4[set.Name] = v4.name("group", set.Name)
+			grp4[set.Name] = v4.Name("group", set.Name)
 			out.groups4 = append(out.groups4, group{name: grp4[set.Name], comment: comment, set: set.Name})
 		}
 		if len(set.V6) > 0 || len(set.FQDNs) > 0 {
-			grp6[set.Name] = v6.name("group", set.Name)
+			grp6[set.Name] = v6.Name("group", set.Name)
 			out.groups6 = append(out.groups6, group{name: grp6[set.Name], comment: comment, set: set.Name})
 		}
 	}
 	prefixes4, prefixes6 = sortedPrefixes(prefixes4), sortedPrefixes(prefixes6)
 	out.addr4 = make([]address, 0, len(prefixes4)+len(fqdns))
 	out.addr6 = make([]address, 0, len(prefixes6)+len(fqdns))
-	for i, name := range v4.nameValues("subnet", prefixes4) {
+	for i, name := range v4.NameValues("subnet", prefixes4) {
 		out.addr4 = append(out.addr4, address{name: name, prefix: prefixes4[i]})
 	}
-	for i, name := range v6.nameValues("subnet", prefixes6) {
+	for i, name := range v6.NameValues("subnet", prefixes6) {
 		out.addr6 = append(out.addr6, address{name: name, prefix: prefixes6[i]})
 	}
 	// The object of a member prefix: out.addrN[i] is prefixesN[i]; a set's
@@ -161,7 +161,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 	for _, f := range sortedKeys(fqdns) {
 		// An FQDN member matches a name in either family, so it is an object
 		// in both tables (address6 has type fqdn since FortiOS 6.0).
-		fqdn4[f], fqdn6[f] = v4.name("fqdn", f), v6.name("fqdn", f)
+		fqdn4[f], fqdn6[f] = v4.Name("fqdn", f), v6.Name("fqdn", f)
 		out.addr4 = append(out.addr4, address{name: fqdn4[f], fqdn: f})
 		out.addr6 = append(out.addr6, address{name: fqdn6[f], fqdn: f})
 	}
@@ -213,7 +213,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 		if len(byProto) == 0 {
 			continue
 		}
-		g := group{name: svc.name("group", set.Name)}
+		g := group{name: svc.Name("group", set.Name)}
 		svcGroup[set.Name] = g.name
 		for _, proto := range []ir.Proto{ir.TCP, ir.UDP} {
 			entries := byProto[proto]
@@ -224,7 +224,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			if err != nil {
 				return nil, fmt.Errorf("service %q: %v", set.Name, err)
 			}
-			c := custom{name: svc.name("custom", set.Name+"-"+string(proto)), proto: proto, items: items}
+			c := custom{name: svc.Name("custom", set.Name+"-"+string(proto)), proto: proto, items: items}
 			out.customs = append(out.customs, c)
 			g.members = append(g.members, c.name)
 		}
@@ -246,7 +246,7 @@ func buildPlan(p *ir.Program, s settings) (*plan, error) {
 			key = fmt.Sprintf("%s#%d", r.Name, n)
 		}
 		usedKeys[key] = true
-		names[i] = pol.name("rule", key)
+		names[i] = pol.Name("rule", key)
 	}
 	ids := allocateIDs(names, s.firstID, s.lastID)
 	for i := range p.Rules {

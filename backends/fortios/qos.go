@@ -77,7 +77,7 @@ func buildQoS(p *ir.Program, pl *plan) (*qosPlan, error) {
 	// edits only the shaping policies that change.
 	for ci := range p.QoS {
 		c := &p.QoS[ci]
-		sh := shaper{name: shNS.name("shaper", c.Name), priority: shaperPriority(c.DSCP)}
+		sh := shaper{name: shNS.Name("shaper", c.Name), priority: shaperPriority(c.DSCP)}
 		q.shapers = append(q.shapers, sh)
 		for _, name := range c.Rules {
 			fp := byRule[name]
@@ -86,7 +86,7 @@ func buildQoS(p *ir.Program, pl *plan) (*qosPlan, error) {
 			}
 			head := "turnwall qos " + encodeToken(c.Origin.Source.String(), sourceSafe) + " " + encodeToken(c.Name, zoneSafe) + ":"
 			sp := shapingPolicy{
-				name:    polNS.name("qos", c.Name+"-"+name),
+				name:    polNS.Name("qos", c.Name+"-"+name),
 				srcintf: fp.srcintf, dstintf: fp.dstintf,
 				srcaddr: fp.srcaddr, dstaddr: fp.dstaddr, srcaddr6: fp.srcaddr6, dstaddr6: fp.dstaddr6,
 				service: fp.service, shaper: sh.name, reverse: c.Replies, dscp: c.DSCP,

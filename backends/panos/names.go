@@ -1,8 +1,6 @@
 package panos
 
 import (
-	"net/netip"
-
 	"github.com/turnwall/turnwall/backends/naming"
 )
 
@@ -52,55 +50,16 @@ func ZoneName(irZone string) string {
 	return naming.New(zoneRules).Name(irZone)
 }
 
-// namespace hands out names in one PAN-OS namespace that holds more than one
-// kind of thing (addresses and address groups; services and service groups;
-// security and decryption rules). The kind keeps an IR name that happens to
-// equal another kind's key from being handed the same target name.
-type namespace struct {
-	namer *naming.Namer
-	block *naming.Block    // the objects named after their prefixes (nameValues)
-	owner map[string]owned // namer key -> the kind that claimed it, its name
-}
-
-// owned is the kind that claimed a key and the name the key was given.
-type owned struct{ kind, name string }
+// namespace is one PAN-OS namespace that holds more than one kind of thing
+// (addresses and address groups; services and service groups; security and
+// decryption rules). A kind whose key another kind claimed is named from
+// "KEY#KIND", which the namer must change (no name holds '#'): it gets a
+// hashed name.
+type namespace = naming.Namespace
 
 func newNamespace(r naming.Rules) *namespace {
-	ns := &namespace{owner: map[string]owned{}}
-	rules := r
-	rules.Taken = func(lower string) bool { return ns.block != nil && ns.block.Taken(lower) }
-	ns.namer = naming.New(rules)
-	return ns
-}
-
-func (ns *namespace) name(kind, key string) string {
-	for {
-		o, taken := ns.owner[key]
-		if !taken && ns.block != nil {
-			o.kind, o.name, taken = ns.block.Lookup(key)
-		}
-		if !taken {
-			break
-		}
-		if o.kind == kind {
-			return o.name
-		}
-		key += "#" + kind
-	}
-	// Each key is named once, here; the owner table keeps its name.
-	name := ns.namer.Fresh(key)
-	ns.owner[key] = owned{kind, name}
-	return name
-}
-
-// nameValues names objects after the prefixes they hold (sorted, distinct)
-// as name(kind, key) of each in turn would, with no table entry for the
-// names that need no change (naming.Block). Once per namespace.
-func (ns *namespace) nameValues(kind string, prefixes []netip.Prefix) []string {
-	if ns.block != nil {
-		panic("nameValues: the namespace has its block")
-	}
-	ns.block = naming.NewBlock(ns.namer, kind, prefixes, appendPrefixObjectKey, parsePrefixObjectKey)
-	ns.block.Name(func(key string) string { return ns.name(kind, key) })
-	return ns.block.Names()
+	return naming.NewNamespace(r, naming.Spelling{
+		Other: func(kind, key string) string { return key + "#" + kind },
+		Key:   appendPrefixObjectKey, Parse: parsePrefixObjectKey,
+	})
 }

@@ -27,16 +27,16 @@ func TestNameValuesAsOneByOne(t *testing.T) {
 		bulk := newNamespace(prefixed(objectRules(), objectPrefix))
 		var want, got []string
 		for _, n := range before {
-			want = append(want, one.name(n[0], n[1]))
-			got = append(got, bulk.name(n[0], n[1]))
+			want = append(want, one.Name(n[0], n[1]))
+			got = append(got, bulk.Name(n[0], n[1]))
 		}
 		for i := range prefixes {
-			want = append(want, one.name("object", key(i)))
+			want = append(want, one.Name("object", key(i)))
 		}
-		got = append(got, bulk.nameValues("object", prefixes)...)
+		got = append(got, bulk.NameValues("object", prefixes)...)
 		for _, n := range after {
-			want = append(want, one.name(n[0], n[1]))
-			got = append(got, bulk.name(n[0], n[1]))
+			want = append(want, one.Name(n[0], n[1]))
+			got = append(got, bulk.Name(n[0], n[1]))
 		}
 		if !slices.Equal(got, want) {
 			for i := range want {

@@ -175,7 +175,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	all = slices.Compact(all)
 	sort.Strings(fqdns)
 	pl.addresses = make([]address, 0, len(all)+len(fqdns))
-	prefixNames := addrNS.nameValues("object", all) // the object of all[i]
+	prefixNames := addrNS.NameValues("object", all) // the object of all[i]
 	for i, pf := range all {
 		// ip-netmask takes IPv4 and IPv6 prefixes alike (Objects > Addresses:
 		// "IP Netmask: the IPv4 or IPv6 address ... ip_address/mask").
@@ -183,7 +183,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	}
 	fqdnName := map[string]string{}
 	for _, f := range fqdns {
-		name := addrNS.name("object", "fqdn-"+f)
+		name := addrNS.Name("object", "fqdn-"+f)
 		fqdnName[f] = name
 		pl.addresses = append(pl.addresses, address{name: name, kind: "fqdn", value: f})
 	}
@@ -197,7 +197,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			continue
 		}
 		if fed[s.Name] {
-			f, err := newFeed(s, addrNS.name("feed", "feed-"+s.Name), where)
+			f, err := newFeed(s, addrNS.Name("feed", "feed-"+s.Name), where)
 			if err != nil {
 				return nil, err
 			}
@@ -205,7 +205,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 			pl.feeds = append(pl.feeds, f)
 			continue
 		}
-		g := memberList{name: addrNS.name("group", s.Name), set: s.Name}
+		g := memberList{name: addrNS.Name("group", s.Name), set: s.Name}
 		g.members = make([]string, 0, len(s.V4)+len(s.V6)+len(s.FQDNs))
 		// Members are distinct by construction (IR prefixes are a minimal
 		// cover; FQDNs are deduplicated); the marks and the map only guard
@@ -272,12 +272,12 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 				if n := count[e.Proto]; n > 1 {
 					key += "-" + strconv.Itoa(n)
 				}
-				svc := service{name: svcNS.name("service", key), proto: string(e.Proto), port: port, sourcePort: sourcePort}
+				svc := service{name: svcNS.Name("service", key), proto: string(e.Proto), port: port, sourcePort: sourcePort}
 				pl.services = append(pl.services, svc)
 				g.members = append(g.members, svc.name)
 			}
 		}
-		g.name = svcNS.name("group", s.Name)
+		g.name = svcNS.Name("group", s.Name)
 		svcGroupName[s.Name] = g.name
 		pl.svcGroups = append(pl.svcGroups, g)
 	}
@@ -292,7 +292,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	for _, k := range kept {
 		r := k.r
 		pl.rules = append(pl.rules, securityRule{
-			name:        ruleNS.name("rule", r.Name),
+			name:        ruleNS.Name("rule", r.Name),
 			from:        k.from,
 			to:          k.to,
 			source:      groupName[r.Src],
@@ -321,7 +321,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	}
 	if where.defaultRule {
 		pl.rules = append(pl.rules, securityRule{
-			name: ruleNS.name("default", "default-"+string(action)),
+			name: ruleNS.Name("default", "default-"+string(action)),
 			from: "any", to: "any", source: "any", destination: "any", service: "any",
 			action: string(action),
 			logEnd: p.Policy.LogDefault,
@@ -346,7 +346,7 @@ func buildPlan(p *ir.Program, where place) (*plan, error) {
 	}
 	if len(exempt) > 0 {
 		pl.decrypt = &decryptionRule{
-			name:         ruleNS.name("default", "no-decrypt-turn-tls"),
+			name:         ruleNS.Name("default", "no-decrypt-turn-tls"),
 			destinations: exempt,
 			description: fmt.Sprintf("turnwall policy %s: never decrypt TURN/TLS and WebRTC signalling; TLS inspection breaks TURN/TLS, which also falls back to TCP 443 (%s)",
 				cleanText(p.Policy.Name, 200), sourceTag(p.Policy.Source)),

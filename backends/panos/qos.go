@@ -113,7 +113,7 @@ func buildQoS(p *ir.Program, pl *plan, prefix string) error {
 			}
 			tag := "[" + sourceTag(c.Origin.Source) + "] "
 			q.rules = append(q.rules, qosRule{
-				name: ns.name("qos", "qos-"+c.Name+"-"+name),
+				name: ns.Name("qos", "qos-"+c.Name+"-"+name),
 				from: sr.from, to: sr.to, source: sr.source, destination: sr.destination, service: sr.service,
 				class:       qc.number,
 				description: strings.TrimSpace(tag + cleanText("qos class "+c.Name+": "+name, maxDescription-len(tag))),
