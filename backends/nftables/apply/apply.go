@@ -368,7 +368,7 @@ func verifyReplaced(s *sock, live *Snapshot, p *Plan, b *batch) (gen uint32, ok 
 		if err := sameElements(set.Name, got, want); err != nil {
 			return 0, true, err
 		}
-		if err := lookupElements(s, live.Table, set.Name, want); err != nil {
+		if err := lookupIntervals(s, live.Table, set.Name, want); err != nil {
 			return 0, true, err
 		}
 		after.Ranges[set.Name] = p.wantRanges[set.Name]

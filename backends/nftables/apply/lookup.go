@@ -122,7 +122,44 @@ func lookupElements(s *sock, table, set string, elems []element) error {
 	if len(elems) > 0 && elems[0].end && isZero(elems[0].key) {
 		elems = elems[1:]
 	}
-	return lookupPart(s, table, set, elems)
+	return lookupPart(s, table, set, elems, elems)
+}
+
+// lookupIntervals proves that a set the kernel holds a subset of elems of
+// (a set created by the batch that carried elems, in the transaction that
+// was the only one since: nothing else can be in it) holds all of them,
+// with one lookup an interval instead of one an element. Looked up with
+// the end flag, a key inside an interval is answered with the end of that
+// interval, and a key in no interval is not answered. So each interval's
+// start is looked up with the end flag and must be answered with that
+// interval's own end: were its start missing, the start is in a gap (no
+// answer) or in an earlier interval whose own end is missing, and that
+// interval's lookup is answered with a later end; were its end missing,
+// it is answered with a later end. An interval running to the top of the
+// address space (no end element) is looked up by its start, as
+// lookupElements does. nft's end marker at the zero key is not answered
+// for and not looked up.
+func lookupIntervals(s *sock, table, set string, elems []element) error {
+	if len(elems) > 0 && elems[0].end && isZero(elems[0].key) {
+		elems = elems[1:]
+	}
+	queries := make([]element, 0, len(elems)/2+1)
+	expects := make([]element, 0, len(elems)/2+1)
+	for i := 0; i < len(elems); i++ {
+		el := elems[i]
+		switch {
+		case el.end:
+			return fmt.Errorf("set %s: %s follows no interval start", set, elemString(el))
+		case i+1 < len(elems) && elems[i+1].end:
+			queries = append(queries, element{key: el.key, end: true})
+			expects = append(expects, elems[i+1])
+			i++
+		default:
+			queries = append(queries, el)
+			expects = append(expects, el)
+		}
+	}
+	return lookupPart(s, table, set, queries, expects)
 }
 
 // lookupWorkers bounds how many sockets look up one set's elements at
@@ -132,12 +169,14 @@ func lookupElements(s *sock, table, set string, elems []element) error {
 // of a fresh load's time.
 const lookupWorkers = 4
 
-// lookupPart looks up elems, spread over up to lookupWorkers sockets (s and
-// others opened in s's network namespace, checked by its cookie) when there
-// is more than one CPU and enough work for each. The first failing chunk in
-// the elements' order decides the error, whichever socket ran it.
-func lookupPart(s *sock, table, set string, elems []element) error {
-	chunks := (len(elems) + lookupChunk - 1) / lookupChunk
+// lookupPart looks up queries, each of which the kernel must answer with
+// the element in expects at the same index, spread over up to
+// lookupWorkers sockets (s and others opened in s's network namespace,
+// checked by its cookie) when there is more than one CPU and enough work
+// for each. The first failing chunk in the queries' order decides the
+// error, whichever socket ran it.
+func lookupPart(s *sock, table, set string, queries, expects []element) error {
+	chunks := (len(queries) + lookupChunk - 1) / lookupChunk
 	workers := min(runtime.GOMAXPROCS(0), lookupWorkers, chunks/4)
 	if err := s.setBuffers(0, 32<<20); err != nil {
 		return err
@@ -175,8 +214,8 @@ func lookupPart(s *sock, table, set string, elems []element) error {
 				if c >= chunks {
 					return
 				}
-				part := elems[c*lookupChunk : min((c+1)*lookupChunk, len(elems))]
-				if errs[c] = lookupChunkOn(ws, table, set, part); errs[c] != nil {
+				from, to := c*lookupChunk, min((c+1)*lookupChunk, len(queries))
+				if errs[c] = lookupChunkOn(ws, table, set, queries[from:to], expects[from:to]); errs[c] != nil {
 					next.Store(int64(chunks)) // no more chunks for anyone
 					return
 				}
@@ -192,8 +231,8 @@ func lookupPart(s *sock, table, set string, elems []element) error {
 	return nil
 }
 
-// lookupChunkOn looks up one chunk of elements on one socket.
-func lookupChunkOn(s *sock, table, set string, part []element) error {
+// lookupChunkOn looks up one chunk of queries on one socket.
+func lookupChunkOn(s *sock, table, set string, part, expect []element) error {
 	body := lookupRequest(table, set, part)
 	n := 0
 	var bad error
@@ -202,15 +241,14 @@ func lookupChunkOn(s *sock, table, set string, part []element) error {
 			bad = fmt.Errorf("set %s: more answers than elements asked for", set)
 			return nil
 		}
-		want := part[n]
+		q, want := part[n], expect[n]
 		n++
 		if len(m.data) < nfgenHeaderLen {
 			bad = fmt.Errorf("set %s: a short answer", set)
 			return nil
 		}
-		found := answers(m.data[nfgenHeaderLen:], want)
-		if !found && bad == nil {
-			bad = fmt.Errorf("set %s: the kernel answers for %s with another element", set, elemString(want))
+		if !answers(m.data[nfgenHeaderLen:], want) && bad == nil {
+			bad = fmt.Errorf("set %s: %s", set, wrongAnswer(q, want))
 		}
 		return nil
 	})
@@ -218,13 +256,13 @@ func lookupChunkOn(s *sock, table, set string, part []element) error {
 		// The kernel refuses the whole request for one element it does
 		// not hold: name that element.
 		for i := range part {
-			if e := lookupChunkOn(s, table, set, part[i:i+1]); e != nil {
+			if e := lookupChunkOn(s, table, set, part[i:i+1], expect[i:i+1]); e != nil {
 				return e
 			}
 		}
 	}
 	if errors.Is(err, unix.ENOENT) && len(part) == 1 {
-		return fmt.Errorf("set %s: the kernel does not hold %s", set, elemString(part[0]))
+		return fmt.Errorf("set %s: %s", set, notHeld(part[0], expect[0]))
 	}
 	if err != nil {
 		return fmt.Errorf("set %s: looking up %d elements from %s: %w", set, len(part), elemString(part[0]), err)
@@ -236,6 +274,32 @@ func lookupChunkOn(s *sock, table, set string, part []element) error {
 		return fmt.Errorf("set %s: %d answers for %d elements", set, n, len(part))
 	}
 	return nil
+}
+
+// interval reports whether a query stands for an interval (its start,
+// looked up with the end flag, answered with its end).
+func interval(q, want element) bool { return q.end && !bytes.Equal(q.key, want.key) }
+
+// notHeld says what the kernel lacks when it does not answer a query.
+func notHeld(q, want element) string {
+	if interval(q, want) {
+		return "the kernel holds no interval from " + addrString(q.key) + " (to " + addrString(want.key) + ")"
+	}
+	return "the kernel does not hold " + elemString(q)
+}
+
+// wrongAnswer says what is wrong when the kernel answers a query with
+// another element than want.
+func wrongAnswer(q, want element) string {
+	if interval(q, want) {
+		return "the interval from " + addrString(q.key) + " does not end at " + addrString(want.key) + " in the kernel"
+	}
+	return "the kernel answers for " + elemString(q) + " with another element"
+}
+
+func addrString(key []byte) string {
+	a, _ := netip.AddrFromSlice(key)
+	return a.String()
 }
 
 func elemString(e element) string {

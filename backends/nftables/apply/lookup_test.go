@@ -96,6 +96,70 @@ func TestLookupElements(t *testing.T) {
 	}
 }
 
+// TestLookupIntervals: one lookup an interval proves a large set the kernel
+// holds, and finds an interval deleted behind turnwall's back (its start and
+// end gone), an interval that ends elsewhere, one that is not there at all
+// and two that the kernel holds apart where one was meant.
+func TestLookupIntervals(t *testing.T) {
+	needKernel(t)
+	ns := newNS(t, "intervals")
+	rs := synthetic("turnwall", 10_000, 10_000, 0)
+	mustApply(t, ns, rs)
+	s, err := Target{Table: rs.Table, NetNS: ns.Name}.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	for _, set := range rs.Sets[2:] {
+		ranges := setRanges(t, set)
+		elems, err := addrElements(set, ranges)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lookupIntervals(s, rs.Table, set.Name, elems); err != nil {
+			t.Fatalf("%s: %v", set.Name, err)
+		}
+		claim := func(rs []netipx.IPRange) []element {
+			e, err := addrElements(set, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		longer := append([]netipx.IPRange(nil), ranges...)
+		longer[700] = netipx.IPRangeFrom(longer[700].From(), longer[700].To().Next().Next().Prev())
+		if longer[700].To() == ranges[700].To() {
+			t.Fatal("the claimed interval is not longer")
+		}
+		// The prefixes are single addresses two apart: the only gap that is
+		// not an interval's end is after the last one.
+		after := ranges[len(ranges)-1].To()
+		for range 10 {
+			after = after.Next()
+		}
+		extra := append(append([]netipx.IPRange(nil), ranges...), netipx.IPRangeFrom(after, after))
+		merged := append(append([]netipx.IPRange(nil), ranges[:1200]...), netipx.IPRangeFrom(ranges[1200].From(), ranges[1201].To()))
+		merged = append(merged, ranges[1202:]...)
+		for name, c := range map[string]struct {
+			elems []element
+			want  string
+		}{
+			"an interval that ends elsewhere": {claim(longer), "does not end at"},
+			"an interval in a gap":             {claim(extra), "holds no interval from"},
+			"two intervals as one":             {claim(merged), "does not end at"},
+		} {
+			if err := lookupIntervals(s, rs.Table, set.Name, c.elems); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s, %s: %v", set.Name, name, err)
+			}
+		}
+		gone := set.Prefixes[2500]
+		nft(t, ns, "delete", "element", "inet", rs.Table, set.Name, fmt.Sprintf("{ %s }", gone))
+		if err := lookupIntervals(s, rs.Table, set.Name, elems); err == nil || !strings.Contains(err.Error(), "holds no interval from "+gone.Addr().String()) {
+			t.Fatalf("%s: deleting %v: %v", set.Name, gone, err)
+		}
+	}
+}
+
 // TestAdjacent: elements whose key an interval of the other kind shares
 // (an end and the next start) are not checked by lookups.
 func TestAdjacent(t *testing.T) {
