@@ -145,8 +145,8 @@ func TestLookupIntervals(t *testing.T) {
 			want  string
 		}{
 			"an interval that ends elsewhere": {claim(longer), "does not end at"},
-			"an interval in a gap":             {claim(extra), "holds no interval from"},
-			"two intervals as one":             {claim(merged), "does not end at"},
+			"an interval in a gap":            {claim(extra), "holds no interval from"},
+			"two intervals as one":            {claim(merged), "does not end at"},
 		} {
 			if err := lookupIntervals(s, rs.Table, set.Name, c.elems); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s, %s: %v", set.Name, name, err)
