@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/turnwall/turnwall/backends/nftables"
+	"github.com/turnwall/turnwall/relay/netns"
 )
 
 func setRanges(t testing.TB, s nftables.Set) []netipx.IPRange {
@@ -58,19 +59,27 @@ func TestBatchElements(t *testing.T) {
 	}
 }
 
-// TestLookupElements: lookups find every element of a large set the kernel
-// holds, and notice one element taken away (or left in) behind turnwall's
-// back.
-func TestLookupElements(t *testing.T) {
+// lookupLab applies two sets of 10,000 single addresses (IPv4 and IPv6) in
+// a new namespace and opens a socket there, closed when the test ends.
+func lookupLab(t *testing.T, name string) (*netns.NS, *nftables.Ruleset, *sock) {
+	t.Helper()
 	needKernel(t)
-	ns := newNS(t, "lookup")
+	ns := newNS(t, name)
 	rs := synthetic("turnwall", 10_000, 10_000, 0)
 	mustApply(t, ns, rs)
 	s, err := Target{Table: rs.Table, NetNS: ns.Name}.open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.close()
+	t.Cleanup(s.close)
+	return ns, rs, s
+}
+
+// TestLookupElements: lookups find every element of a large set the kernel
+// holds, and notice one element taken away (or left in) behind turnwall's
+// back.
+func TestLookupElements(t *testing.T) {
+	ns, rs, s := lookupLab(t, "lookup")
 	for _, set := range rs.Sets[2:] {
 		elems, err := addrElements(set, setRanges(t, set))
 		if err != nil {
@@ -101,15 +110,7 @@ func TestLookupElements(t *testing.T) {
 // end gone), an interval that ends elsewhere, one that is not there at all
 // and two that the kernel holds apart where one was meant.
 func TestLookupIntervals(t *testing.T) {
-	needKernel(t)
-	ns := newNS(t, "intervals")
-	rs := synthetic("turnwall", 10_000, 10_000, 0)
-	mustApply(t, ns, rs)
-	s, err := Target{Table: rs.Table, NetNS: ns.Name}.open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+	ns, rs, s := lookupLab(t, "intervals")
 	for _, set := range rs.Sets[2:] {
 		ranges := setRanges(t, set)
 		elems, err := addrElements(set, ranges)
