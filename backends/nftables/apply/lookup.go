@@ -140,7 +140,8 @@ func lookupElements(s *sock, table, set string, elems []element) error {
 // it is answered with a later end. An interval running to the top of the
 // address space (no end element) is looked up by its start, as
 // lookupElements does. nft's end marker at the zero key is not answered
-// for and not looked up.
+// for and not looked up. Intervals must not be adjacent (an end key that is
+// the next start's key answers for either): the caller reads such sets.
 func lookupIntervals(s *sock, table, set string, elems []element) error {
 	if len(elems) > 0 && elems[0].end && isZero(elems[0].key) {
 		elems = elems[1:]
@@ -152,6 +153,8 @@ func lookupIntervals(s *sock, table, set string, elems []element) error {
 		switch {
 		case el.end:
 			return fmt.Errorf("set %s: %s follows no interval start", set, elemString(el))
+		case i > 0 && bytes.Equal(elems[i-1].key, el.key):
+			return fmt.Errorf("set %s: %s is adjacent to the interval before; lookups cannot tell the two apart", set, elemString(el))
 		case i+1 < len(elems) && elems[i+1].end:
 			queries = append(queries, element{key: el.key, end: true})
 			expects = append(expects, elems[i+1])

@@ -127,11 +127,10 @@ func TestLookupIntervals(t *testing.T) {
 			}
 			return e
 		}
-		longer := append([]netipx.IPRange(nil), ranges...)
-		longer[700] = netipx.IPRangeFrom(longer[700].From(), longer[700].To().Next().Next().Prev())
-		if longer[700].To() == ranges[700].To() {
-			t.Fatal("the claimed interval is not longer")
-		}
+		// Interval 700 one address longer (the next interval, which would
+		// then touch it, left out of the claim).
+		longer := append(append([]netipx.IPRange(nil), ranges[:700]...), netipx.IPRangeFrom(ranges[700].From(), ranges[700].To().Next()))
+		longer = append(longer, ranges[702:]...)
 		// The prefixes are single addresses two apart: the only gap that is
 		// not an interval's end is after the last one.
 		after := ranges[len(ranges)-1].To()
@@ -141,6 +140,8 @@ func TestLookupIntervals(t *testing.T) {
 		extra := append(append([]netipx.IPRange(nil), ranges...), netipx.IPRangeFrom(after, after))
 		merged := append(append([]netipx.IPRange(nil), ranges[:1200]...), netipx.IPRangeFrom(ranges[1200].From(), ranges[1201].To()))
 		merged = append(merged, ranges[1202:]...)
+		touching := append([]netipx.IPRange(nil), ranges...)
+		touching[700] = netipx.IPRangeFrom(ranges[700].From(), ranges[700].To().Next())
 		for name, c := range map[string]struct {
 			elems []element
 			want  string
@@ -148,6 +149,7 @@ func TestLookupIntervals(t *testing.T) {
 			"an interval that ends elsewhere": {claim(longer), "does not end at"},
 			"an interval in a gap":            {claim(extra), "holds no interval from"},
 			"two intervals as one":            {claim(merged), "does not end at"},
+			"adjacent intervals":              {claim(touching), "is adjacent to the interval before"},
 		} {
 			if err := lookupIntervals(s, rs.Table, set.Name, c.elems); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s, %s: %v", set.Name, name, err)
