@@ -37,6 +37,10 @@ type heldPort struct {
 
 var errNoFamily = errors.New("the relay has no address of the requested family")
 
+// errOddPort: a port that cannot start an even pair (odd, the range's last,
+// or its next port taken).
+var errOddPort = errors.New("not an even port with a free next port")
+
 // connectTimeout bounds an RFC 6062 Connect to a peer (at least 30 s).
 const connectTimeout = 30 * time.Second
 
@@ -103,9 +107,34 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		}
 	}
 	if p := conf.RequestedPort; p != 0 && p%2 == 0 && uint16(p) < g.s.cfg.RelayPorts.Last {
-		// An EVEN-PORT allocation: pion reserves the next port for the
-		// RTCP allocation; hold it.
-		g.hold(conf.Network, netip.AddrPortFrom(ip, uint16(p+1)))
+		// An EVEN-PORT allocation: pion reserves the next port (of the port
+		// this returns) for the RTCP allocation; hold it. pion chose p
+		// without asking whether p+1 is free; when another socket on the
+		// host has it, another even port whose next port is free is taken
+		// instead, so the reservation can be honoured (RFC 8656 section
+		// 7.2: the server reserves the next higher port).
+		if !g.hold(conf.Network, netip.AddrPortFrom(ip, uint16(p+1))) {
+			pc.Close()
+			pc = nil
+			err = g.ports(0, func(port uint16) error {
+				if port%2 != 0 || port >= g.s.cfg.RelayPorts.Last {
+					return errOddPort
+				}
+				c, err := g.s.cfg.Net.ListenPacket(conf.Network, netip.AddrPortFrom(ip, port), false)
+				if err != nil {
+					return err
+				}
+				if !g.hold(conf.Network, netip.AddrPortFrom(ip, port+1)) {
+					c.Close()
+					return errOddPort
+				}
+				pc = c
+				return nil
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("no even port with a free next port: %w", err)
+			}
+		}
 	}
 	rc := g.s.newRelayConn(pc)
 	return rc, net.UDPAddrFromAddrPort(rc.local), nil
@@ -151,12 +180,12 @@ func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Liste
 	return rl, net.TCPAddrFromAddrPort(ap), nil
 }
 
-// hold binds ap for a reservation; a port some other socket has is left
-// alone (the reserving allocation then gets 508, as before).
-func (g *relayGen) hold(network string, ap netip.AddrPort) {
+// hold binds ap for a reservation and reports whether it could: a port
+// some other socket has is left alone.
+func (g *relayGen) hold(network string, ap netip.AddrPort) bool {
 	pc, err := g.s.cfg.Net.ListenPacket(network, ap, false)
 	if err != nil {
-		return
+		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -168,6 +197,7 @@ func (g *relayGen) hold(network string, ap netip.AddrPort) {
 		old.pc.Close()
 	}
 	g.held[ap] = heldPort{pc: pc, until: time.Now().Add(reservationLifetime)}
+	return true
 }
 
 // takeHeld hands over the socket held for ap, or nil.

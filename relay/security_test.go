@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/stun/v4"
 
+	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/relay/peerfilter"
 	"github.com/turnwall/turnwall/relay/turnclient"
 )
@@ -361,6 +362,55 @@ func TestReservationAcrossSockets(t *testing.T) {
 	for _, g := range ts.groups {
 		if n := g.active.Load(); n != 0 {
 			t.Errorf("%d clients still steered", n)
+		}
+	}
+}
+
+// TestEvenPortNextTaken: when another socket on the host has the port after
+// the even port pion picked, the EVEN-PORT allocation gets an even port
+// whose next port is free and held, and the reservation gets that next port
+// (before, the RTCP allocation got 508 Insufficient Capacity).
+func TestEvenPortNextTaken(t *testing.T) {
+	// Four free ports B..B+3 (B even), of which another socket takes B+1.
+	var base uint16
+	var other *net.UDPConn
+	for b := uint16(50000); b < 60000 && other == nil; b += 4 {
+		free := true
+		for p := b; p < b+4; p++ {
+			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, p)))
+			if err != nil {
+				free = false
+				break
+			}
+			c.Close()
+		}
+		if free {
+			if c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, b+1))); err == nil {
+				base, other = b, c
+			}
+		}
+	}
+	if other == nil {
+		t.Fatal("no four free ports on loopback between 50000 and 60000")
+	}
+	defer other.Close()
+	cfg := testConfig(t)
+	cfg.RelayPorts = ir.PortRange{First: base, Last: base + 3}
+	ts := startServer(t, cfg)
+	for i := range 8 { // pion picks the even port at random: B or B+2
+		rtp, rtcp := ts.dial(t, UDP, "alice", "alice-password"), ts.dial(t, UDP, "alice", "alice-password")
+		p1, _, err := rtp.Allocate(ctx(t), turnclient.AllocateOptions{EvenPort: true})
+		if err != nil || p1.Port() != base+2 {
+			t.Fatalf("round %d: even port %s, %v; want %d (%d is taken)", i, p1, err, base+2, base+1)
+		}
+		p2, _, err := rtcp.Allocate(ctx(t), turnclient.AllocateOptions{ReservationToken: rtp.ReservationToken()})
+		if err != nil || p2.Port() != base+3 {
+			t.Fatalf("round %d: reserved port %s, %v; want %d", i, p2, err, base+3)
+		}
+		for _, c := range []*turnclient.Client{rtcp, rtp} {
+			if _, err := c.Refresh(ctx(t), 0); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
 		}
 	}
 }
