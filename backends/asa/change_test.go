@@ -445,15 +445,7 @@ func TestQoSChangeMinimal(t *testing.T) {
 	old := backendtest.CaseProgram(t, "case-qos")
 	s := newSite(t, old.Zones)
 	params := s.params("none")
-	video := -1
-	for i, c := range old.QoS {
-		if c.Name == "video" {
-			video = i
-		}
-	}
-	if video < 0 {
-		t.Fatal("case-qos has no class video")
-	}
+	video := backendtest.QoSClass(t, old, "video")
 	var st pairStats
 	af31 := clone(t, old)
 	af31.QoS[video].DSCP = 26

@@ -6,6 +6,7 @@ package backendtest
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/turnwall/turnwall/backends"
+	"github.com/turnwall/turnwall/backends/naming"
 	"github.com/turnwall/turnwall/compiler"
 	"github.com/turnwall/turnwall/compiler/ir"
 	"github.com/turnwall/turnwall/compiler/testkit"
@@ -103,4 +105,36 @@ func Emit(t testing.TB, b backends.Backend, p *ir.Program, opts backends.Options
 		}
 	}
 	return files
+}
+
+// NameValuesAsOneByOne asserts that a namespace's NameValues gives the
+// prefixes' objects the names Name of each prefix's key in turn gives, with
+// the names in before asked for first and those in after last (kind, key
+// pairs: keys and names that collide with the prefixes'). It returns the
+// names, in that order, for the caller's own checks.
+func NameValuesAsOneByOne(t *testing.T, newNS func() *naming.Namespace, kind string, prefixes []netip.Prefix, key func(netip.Prefix) string, before, after [][2]string) []string {
+	t.Helper()
+	one, bulk := newNS(), newNS()
+	var want, got []string
+	for _, n := range before {
+		want = append(want, one.Name(n[0], n[1]))
+		got = append(got, bulk.Name(n[0], n[1]))
+	}
+	for _, p := range prefixes {
+		want = append(want, one.Name(kind, key(p)))
+	}
+	got = append(got, bulk.NameValues(kind, prefixes)...)
+	for _, n := range after {
+		want = append(want, one.Name(n[0], n[1]))
+		got = append(got, bulk.Name(n[0], n[1]))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d names in one go, %d one by one", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("name %d: %q in one go, %q one by one", i, got[i], want[i])
+		}
+	}
+	return want
 }

@@ -9,6 +9,19 @@ import (
 	"github.com/turnwall/turnwall/compiler/ir"
 )
 
+// QoSClass is the index of p's QoS class of that name; the test fails when
+// there is none.
+func QoSClass(t testing.TB, p *ir.Program, name string) int {
+	t.Helper()
+	for i, c := range p.QoS {
+		if c.Name == name {
+			return i
+		}
+	}
+	t.Fatalf("the program has no QoS class %q", name)
+	return -1
+}
+
 // CheckQoS asserts that cfg marks (or classes) every generated packet as
 // p.QoSFor says: each packet of the property test, and its reverse, both as
 // the first direction of a connection and as a reply. className: compare the

@@ -437,13 +437,9 @@ func largeProgram(t testing.TB, n int) *ir.Program {
 	return res.Program
 }
 
-// TestOnePrefixChange: one range added to (and removed from) a provider of
-// 10,000 ranges is a script of two commands (the address object's subnet and
-// the group's append member; unselect member and delete), with no
-// transaction, proved on the box model.
-func TestOnePrefixChange(t *testing.T) {
-	old := largeProgram(t, 10_000)
-	new := clone(old)
+// onePrefixMore is a copy of p whose largest address set has one more /24.
+func onePrefixMore(p *ir.Program) *ir.Program {
+	new := clone(p)
 	big := 0
 	for i := range new.AddressSets {
 		if len(new.AddressSets[i].V4) > len(new.AddressSets[big].V4) {
@@ -452,6 +448,16 @@ func TestOnePrefixChange(t *testing.T) {
 	}
 	new.AddressSets[big].V4 = append(new.AddressSets[big].V4, netip.MustParsePrefix("100.100.100.0/24"))
 	new.Index()
+	return new
+}
+
+// TestOnePrefixChange: one range added to (and removed from) a provider of
+// 10,000 ranges is a script of two commands (the address object's subnet and
+// the group's append member; unselect member and delete), with no
+// transaction, proved on the box model.
+func TestOnePrefixChange(t *testing.T) {
+	old := largeProgram(t, 10_000)
+	new := onePrefixMore(old)
 	for _, pair := range [][2]*ir.Program{{old, new}, {new, old}} {
 		script := change(t, pair[0], pair[1], backends.Options{})
 		var commands []string
@@ -668,13 +674,8 @@ func TestChangeGolden(t *testing.T) {
 // fields of the class's shaping policies; each script is proved.
 func TestQoSChangeMinimal(t *testing.T) {
 	old := backendtest.CaseProgram(t, "case-qos")
-	video := -1
-	for i, c := range old.QoS {
-		if c.Name == "video" {
-			video = i
-		}
-	}
-	if video < 0 || len(old.QoS[video].Rules) != 1 || !old.QoS[video].Replies {
+	video := backendtest.QoSClass(t, old, "video")
+	if len(old.QoS[video].Rules) != 1 || !old.QoS[video].Replies {
 		t.Fatal("case-qos has no class video of one rule marking replies")
 	}
 	var st proofStats
@@ -732,15 +733,7 @@ func TestOnePrefixChangeFeed(t *testing.T) {
 	if cs := (Backend{}).Check(old, backends.Options{Params: map[string]string{"model": "FG-1000F"}}); len(cs) == 0 {
 		t.Fatal("a 10,000-range group fits the largest model's table; the premise of this test is gone")
 	}
-	new := clone(old)
-	big := 0
-	for i := range new.AddressSets {
-		if len(new.AddressSets[i].V4) > len(new.AddressSets[big].V4) {
-			big = i
-		}
-	}
-	new.AddressSets[big].V4 = append(new.AddressSets[big].V4, netip.MustParsePrefix("100.100.100.0/24"))
-	new.Index()
+	new := onePrefixMore(old)
 	const base = "https://feeds.example.com/turnwall/"
 	opts := backends.Options{Params: map[string]string{"model": "FG-1000F", "feed-above": "1000", "feed-url": base}}
 	for _, pair := range [][2]*ir.Program{{old, new}, {new, old}} {

@@ -1,11 +1,14 @@
 package fortios
 
 import (
+	"fmt"
 	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/turnwall/turnwall/backends/backendtest"
 )
 
 // nameValues gives the names that naming each prefix's object in turn gives,
@@ -22,29 +25,13 @@ func TestNameValuesAsOneByOne(t *testing.T) {
 	before := [][2]string{{"group", key(3)}, {"group", strings.ToUpper(key(5))}, {"feed", "agents.x"}}
 	after := [][2]string{{"group", key(7)}, {"subnet", key(9)}, {"fqdn", "stun.example.net"}, {"group", strings.ToUpper(key(13))}}
 	for _, max := range []int{objectNameMax, 40} {
-		one := newNamespace("tw6-", max)
-		bulk := newNamespace("tw6-", max)
-		var want, got []string
-		for _, n := range before {
-			want = append(want, one.Name(n[0], n[1]))
-			got = append(got, bulk.Name(n[0], n[1]))
-		}
-		for i := range prefixes {
-			want = append(want, one.Name("subnet", key(i)))
-		}
-		got = append(got, bulk.NameValues("subnet", prefixes)...)
-		for _, n := range after {
-			want = append(want, one.Name(n[0], n[1]))
-			got = append(got, bulk.Name(n[0], n[1]))
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Errorf("max %d: name %d: %q, want %q", max, i, got[i], want[i])
+		t.Run(fmt.Sprintf("max=%d", max), func(t *testing.T) {
+			want := backendtest.NameValuesAsOneByOne(t, func() *namespace { return newNamespace("tw6-", max) },
+				"subnet", prefixes, prefixKey, before, after)
+			if max == 40 && !slices.ContainsFunc(want, func(n string) bool { return len(n) == 40 }) {
+				t.Errorf("no key was too long: the test does not reach the namer's own path")
 			}
-		}
-		if max == 40 && !slices.ContainsFunc(want, func(n string) bool { return len(n) == 40 }) {
-			t.Errorf("no key was too long: the test does not reach the namer's own path")
-		}
+		})
 	}
 	for i := range prefixes {
 		if p, ok := parsePrefixKey(key(i)); !ok || p != prefixes[i] {

@@ -400,15 +400,7 @@ func TestChangeHostile(t *testing.T) {
 func TestQoSChangeMinimal(t *testing.T) {
 	old := backendtest.CaseProgram(t, "case-qos")
 	opts := backends.Options{Params: placed}
-	video := -1
-	for i, c := range old.QoS {
-		if c.Name == "video" {
-			video = i
-		}
-	}
-	if video < 0 {
-		t.Fatal("case-qos has no class video")
-	}
+	video := backendtest.QoSClass(t, old, "video")
 	af31 := clone(old)
 	af31.QoS[video].DSCP = 26
 	got := string(script(t, old, af31, opts))

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/turnwall/turnwall/backends/backendtest"
 )
 
 // nameValues gives the names that naming each prefix's object in turn gives,
@@ -23,37 +25,19 @@ func TestNameValuesAsOneByOne(t *testing.T) {
 	before := [][2]string{{"group", key(3)}, {"object", "x"}, {"group", "NET-" + key(5)[4:]}}
 	after := [][2]string{{"group", key(7)}, {"object", key(9)}, {"feed", "feed-a"}, {"group", key(11)}, {"group", "provider.big"}, {"group", "NET-" + key(13)[4:]}}
 	for _, objectPrefix := range []string{"", "tw-", "Long-Prefix-16ch"} {
-		one := newNamespace(prefixed(objectRules(), objectPrefix))
-		bulk := newNamespace(prefixed(objectRules(), objectPrefix))
-		var want, got []string
-		for _, n := range before {
-			want = append(want, one.Name(n[0], n[1]))
-			got = append(got, bulk.Name(n[0], n[1]))
-		}
-		for i := range prefixes {
-			want = append(want, one.Name("object", key(i)))
-		}
-		got = append(got, bulk.NameValues("object", prefixes)...)
-		for _, n := range after {
-			want = append(want, one.Name(n[0], n[1]))
-			got = append(got, bulk.Name(n[0], n[1]))
-		}
-		if !slices.Equal(got, want) {
-			for i := range want {
-				if got[i] != want[i] {
-					t.Errorf("prefix %q: name %d: %q, want %q", objectPrefix, i, got[i], want[i])
+		t.Run("prefix="+objectPrefix, func(t *testing.T) {
+			want := backendtest.NameValuesAsOneByOne(t, func() *namespace { return newNamespace(prefixed(objectRules(), objectPrefix)) },
+				"object", prefixes, prefixObjectKey, before, after)
+			hashed := 0
+			for _, n := range want {
+				if len(n) == maxObjectName {
+					hashed++
 				}
 			}
-		}
-		hashed := 0
-		for _, n := range want {
-			if len(n) == maxObjectName {
-				hashed++
+			if objectPrefix == "Long-Prefix-16ch" && hashed == 0 {
+				t.Errorf("no key was too long: the test does not reach the namer's own path")
 			}
-		}
-		if objectPrefix == "Long-Prefix-16ch" && hashed == 0 {
-			t.Errorf("no key was too long: the test does not reach the namer's own path")
-		}
+		})
 	}
 	for i := range prefixes {
 		if p, ok := parsePrefixObjectKey(key(i)); !ok || p != prefixes[i] {
