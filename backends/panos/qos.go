@@ -245,15 +245,11 @@ func (p *setParser) setNetworkQoS() error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.keyword("class"); err != nil {
-		return err
-	}
-	cls, err := p.word("class")
+	n, cls, err := p.qosClass()
 	if err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(cls, "class"))
-	if err != nil || n < 1 || n > 8 || !strings.HasPrefix(cls, "class") {
+	if n < 1 || n > 8 {
 		return fmt.Errorf("unknown QoS class %q", cls)
 	}
 	if _, err := p.keyword("priority"); err != nil {
@@ -636,4 +632,21 @@ func (x *xmlReader) marking(e *node, name string) (*node, error) {
 		}
 	}
 	return &rest, nil
+}
+
+// qosClass reads "class classN" in a QoS profile path: N, the word as
+// written, and N -1 when the word is not "class" and a number.
+func (p *setParser) qosClass() (int, string, error) {
+	if _, err := p.keyword("class"); err != nil {
+		return 0, "", err
+	}
+	cls, err := p.word("class")
+	if err != nil {
+		return 0, "", err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(cls, "class"))
+	if err != nil || !strings.HasPrefix(cls, "class") {
+		n = -1
+	}
+	return n, cls, nil
 }

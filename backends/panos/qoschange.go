@@ -276,15 +276,11 @@ func (p *setParser) deleteNetworkQoS() error {
 		delete(q.profiles, prof)
 		return q.classesUsed()
 	}
-	if _, err := p.keyword("class"); err != nil {
-		return err
-	}
-	cls, err := p.word("class")
+	n, cls, err := p.qosClass()
 	if err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(cls, "class"))
-	if _, ok := cs[n]; err != nil || !ok || !strings.HasPrefix(cls, "class") {
+	if _, ok := cs[n]; n < 0 || !ok {
 		return fmt.Errorf("delete of QoS profile %q class %q, which does not exist", prof, cls)
 	}
 	delete(cs, n)
