@@ -70,19 +70,7 @@ func startStoreNode(t testing.TB, url, name string, ip netip.Addr, o storeNodeOp
 	}
 	n.testServer = startServer(t, cfg)
 	if n.registry != nil {
-		var ls []store.NodeListener
-		for _, l := range n.Listeners() {
-			nl := store.NodeListener{Transport: l.Transport, Addr: l.Addr}
-			if l.Transport == TLS {
-				nl.Domain = name
-			}
-			ls = append(ls, nl)
-		}
-		n.registry.SetListeners(ls)
-		n.registry.SetLoad(func() store.NodeLoad {
-			h := n.Health()
-			return store.NodeLoad{Allocations: h.Allocations, Threshold: h.Threshold, Draining: h.Draining || !h.Serving}
-		})
+		n.Advertise(n.registry, name)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel

@@ -798,19 +798,7 @@ func (fl *fleet) start(srv *relay.Server, fqdn string) {
 		run(fl.quota.Refresh)
 	}
 	if fl.registry != nil {
-		var ls []store.NodeListener
-		for _, l := range srv.Listeners() {
-			nl := store.NodeListener{Transport: l.Transport, Addr: l.Addr}
-			if l.Transport == relay.TLS {
-				nl.Domain = fqdn
-			}
-			ls = append(ls, nl)
-		}
-		fl.registry.SetListeners(ls)
-		fl.registry.SetLoad(func() store.NodeLoad {
-			h := srv.Health()
-			return store.NodeLoad{Allocations: h.Allocations, Threshold: h.Threshold, Draining: h.Draining || !h.Serving}
-		})
+		srv.Advertise(fl.registry, fqdn)
 		run(fl.registry.Run)
 	}
 }
