@@ -455,28 +455,12 @@ func (e *emitter) sizeHint() int {
 }
 
 // writeIndented writes each line after one space, as an object's lines go.
-func writeIndented(w *backends.Writer, lines []string) {
-	if w.Err != nil || len(lines) == 0 {
-		return
-	}
-	if b, ok := w.W.(*bytes.Buffer); ok {
-		// Straight into the output: no copy of the lines in between.
-		for _, l := range lines {
-			b.WriteByte(' ')
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
-		return
-	}
-	n := 0
+func writeIndented(b *bytes.Buffer, lines []string) {
 	for _, l := range lines {
-		n += len(l) + 2
+		b.WriteByte(' ')
+		b.WriteString(l)
+		b.WriteByte('\n')
 	}
-	buf := make([]byte, 0, n)
-	for _, l := range lines {
-		buf = append(append(append(buf, ' '), l...), '\n')
-	}
-	_, w.Err = w.W.Write(buf)
 }
 
 // version is a group name's suffix: a hash of its lines in a snapshot, none
@@ -688,7 +672,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 		for _, k := range fqdns {
 			o := e.fqdnObjs[k]
 			w.Line("object network %s", o.name)
-			writeIndented(w, o.lines)
+			writeIndented(buf, o.lines)
 		}
 	}
 	if len(usedNet) > 0 {
@@ -701,7 +685,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 			g := e.netGroups[s.Name]
 			w.Line(": %s (%s)", text(s.Name, 80), sourceToken(s.Origin.Source))
 			w.Line("object-group network %s", g.name)
-			writeIndented(w, g.lines)
+			writeIndented(buf, g.lines)
 		}
 	}
 	if len(usedSvc) > 0 {
@@ -716,7 +700,7 @@ func (e *emitter) write(buf *bytes.Buffer, replaces []string) error {
 			g := e.svcGroups[s.Name]
 			w.Line(": %s", text(s.Name, 80))
 			w.Line("object-group service %s", g.name)
-			writeIndented(w, g.lines)
+			writeIndented(buf, g.lines)
 		}
 	}
 	for _, a := range e.acls {

@@ -22,10 +22,10 @@ func (pl *plan) write(out *bytes.Buffer) error {
 	// Address objects are most of a large policy's output: each is written
 	// as an administrator would, on three short lines without indentation,
 	// its name bare (names are letters, digits and . _ - only; see size.go).
-	writeAddresses(w, "config firewall address", "subnet", pl.addr4)
-	writeAddresses(w, "config firewall address6", "ip6", pl.addr6)
-	writeGroups(w, "config firewall addrgrp", pl.groups4, true)
-	writeGroups(w, "config firewall addrgrp6", pl.groups6, true)
+	writeAddresses(out, "config firewall address", "subnet", pl.addr4)
+	writeAddresses(out, "config firewall address6", "ip6", pl.addr6)
+	writeGroups(out, "config firewall addrgrp", pl.groups4, true)
+	writeGroups(out, "config firewall addrgrp6", pl.groups6, true)
 	if len(pl.customs) > 0 {
 		w.Line("config firewall service custom")
 		for _, c := range pl.customs {
@@ -36,7 +36,7 @@ func (pl *plan) write(out *bytes.Buffer) error {
 		}
 		w.Line("end")
 	}
-	writeGroups(w, "config firewall service group", pl.svcGroups, false)
+	writeGroups(out, "config firewall service group", pl.svcGroups, false)
 	if len(pl.feeds) > 0 {
 		w.Line("config system external-resource")
 		for _, f := range pl.feeds {
@@ -112,16 +112,11 @@ func fnv32a(s string) uint32 {
 // writeAddresses writes an address table: `set subnet A.B.C.D/N` (type
 // ipmask is the default) or `set ip6 PREFIX` (ipprefix is address6's), or
 // an FQDN object.
-func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
-	if len(addrs) == 0 || w.Err != nil {
+func writeAddresses(buf *bytes.Buffer, header, field string, addrs []address) {
+	if len(addrs) == 0 {
 		return
 	}
-	// Appended, not formatted, straight into the output buffer when it is
-	// one: these are most of a large policy's output.
-	buf, direct := w.W.(*bytes.Buffer)
-	if !direct {
-		buf = bytes.NewBuffer(make([]byte, 0, len(header)+5+len(addrs)*(len(field)+40)))
-	}
+	// Appended, not formatted: these are most of a large policy's output.
 	buf.WriteString(header)
 	buf.WriteByte('\n')
 	var line []byte
@@ -136,9 +131,6 @@ func writeAddresses(w *backends.Writer, header, field string, addrs []address) {
 		buf.Write(append(line, "next\n"...))
 	}
 	buf.WriteString("end\n")
-	if !direct {
-		_, w.Err = w.W.Write(buf.Bytes())
-	}
 }
 
 // sizeHint is about the size of the output: its address objects (three
@@ -163,42 +155,35 @@ func (pl *plan) sizeHint() int {
 // writeGroups writes address or service groups. `set member` replaces the
 // whole member list, so members dropped from the policy leave the group;
 // `append member` adds the rest of a long list.
-func writeGroups(w *backends.Writer, header string, groups []group, bare bool) {
-	names := quoteAll
-	if bare {
-		names = func(n []string) string { return strings.Join(n, " ") }
-	}
+func writeGroups(buf *bytes.Buffer, header string, groups []group, bare bool) {
 	if len(groups) == 0 {
 		return
 	}
-	w.Line("%s", header)
+	buf.WriteString(header + "\n")
 	for _, g := range groups {
-		w.Line("    edit %s", quote(g.name))
+		buf.WriteString("    edit " + quote(g.name) + "\n")
 		verb := "set"
-		buf, direct := w.W.(*bytes.Buffer)
 		for _, line := range memberLines(g.members) {
-			if bare && direct {
-				// A member line of a large group is long: written
-				// straight, not joined and formatted first.
-				buf.WriteString("        ")
-				buf.WriteString(verb)
-				buf.WriteString(" member")
-				for _, m := range line {
-					buf.WriteByte(' ')
+			// A member line of a large group is long: written straight,
+			// not joined and formatted first.
+			buf.WriteString("        " + verb + " member")
+			for _, m := range line {
+				buf.WriteByte(' ')
+				if bare {
 					buf.WriteString(m)
+				} else {
+					buf.WriteString(quote(m))
 				}
-				buf.WriteByte('\n')
-			} else {
-				w.Line("        %s member %s", verb, names(line))
 			}
+			buf.WriteByte('\n')
 			verb = "append"
 		}
 		if g.comment != "" {
-			w.Line("        set comment %s", quote(g.comment))
+			buf.WriteString("        set comment " + quote(g.comment) + "\n")
 		}
-		w.Line("    next")
+		buf.WriteString("    next\n")
 	}
-	w.Line("end")
+	buf.WriteString("end\n")
 }
 
 // writePolicy sets, or unsets, every field turnwall owns, so that applying
