@@ -414,27 +414,11 @@ func inPlaceSteps(old, new *plan) []step {
 	}
 	shrink("address-group", "static", groupOrder(old, old.groups, addrFields), new.groups)
 	shrink("service-group", "members", groupOrder(old, old.svcGroups, svcFields), new.svcGroups)
-	if len(old.services) > 0 {
-		newSvc := make(map[string]bool, len(new.services))
-		for _, s := range new.services {
-			newSvc[s.name] = true
-		}
-		for _, s := range old.services {
-			if !newSvc[s.name] {
-				add("delete", []string{"service", s.name})
-			}
-		}
+	for _, name := range gone(old.services, new.services, func(s service) string { return s.name }) {
+		add("delete", []string{"service", name})
 	}
-	if len(old.addresses) > 0 {
-		newAddr := make(map[string]bool, len(new.addresses))
-		for _, a := range new.addresses {
-			newAddr[a.name] = true
-		}
-		for _, a := range old.addresses {
-			if !newAddr[a.name] {
-				add("delete", []string{"address", a.name})
-			}
-		}
+	for _, name := range gone(old.addresses, new.addresses, func(a address) string { return a.name }) {
+		add("delete", []string{"address", name})
 	}
 	feedDeletes(old, new, add)
 	return out
@@ -524,4 +508,22 @@ func (o *ruleOrder) moveTo(name string, at int) {
 		at--
 	}
 	o.names = slices.Insert(o.names, at, name)
+}
+
+// gone is the names of old's items that new has not, in old's order.
+func gone[T any](old, new []T, name func(T) string) []string {
+	if len(old) == 0 {
+		return nil
+	}
+	kept := make(map[string]bool, len(new))
+	for _, x := range new {
+		kept[name(x)] = true
+	}
+	var out []string
+	for _, x := range old {
+		if !kept[name(x)] {
+			out = append(out, name(x))
+		}
+	}
+	return out
 }
