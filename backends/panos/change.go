@@ -439,14 +439,8 @@ func feedSteps(old, new *plan, add func(verb string, path []string, args ...stri
 
 // feedDeletes deletes the External Dynamic Lists new no longer has.
 func feedDeletes(old, new *plan, add func(verb string, path []string, args ...string)) {
-	news := map[string]bool{}
-	for _, f := range new.feeds {
-		news[f.name] = true
-	}
-	for _, f := range old.feeds {
-		if !news[f.name] {
-			add("delete", []string{"external-list", f.name})
-		}
+	for _, name := range gone(old.feeds, new.feeds, func(f feed) string { return f.name }) {
+		add("delete", []string{"external-list", name})
 	}
 }
 

@@ -331,14 +331,8 @@ func swapSteps(old, new *plan) []step {
 			add("rename", []string{"service", t}, "to", s.name)
 		}
 	}
-	newAddr := map[string]bool{}
-	for _, a := range new.addresses {
-		newAddr[a.name] = true
-	}
-	for _, a := range old.addresses {
-		if !newAddr[a.name] {
-			add("delete", []string{"address", a.name})
-		}
+	for _, name := range gone(old.addresses, new.addresses, func(a address) string { return a.name }) {
+		add("delete", []string{"address", name})
 	}
 	feedDeletes(old, new, add)
 	return out
